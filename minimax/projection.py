@@ -1,0 +1,48 @@
+"""Euclidean projections onto the players' strategy sets (spec section 2).
+
+* Defender: ``X = {x >= 0, sum cost * x <= P_D}`` with disabled levers fixed at 0. The
+  projection of y is ``max(y - tau cost, 0)`` with tau >= 0 the smallest value meeting the
+  budget; tau solves a monotone piecewise-linear equation (``minimax.rootfind``).
+* Attacker: ``A = {0 <= a <= cap, sum a <= P_A}``; projection ``clip(y - tau, 0, cap)``.
+
+Both are exact, branch-free, jit/vmap-able. ``optax.projections.projection_simplex`` covers
+only the unweighted, uncapped equality case, hence these.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from minimax.rootfind import clipped_linear_root
+
+
+def project_budget(y, cost, budget, mask=None) -> jax.Array:
+    """Project ``y`` (any shape) onto ``{x >= 0, sum(cost * x) <= budget, x = 0 off mask}``.
+
+    ``cost`` > 0 has the shape of ``y``; ``budget`` is a scalar; ``mask`` (broadcastable, 0/1)
+    marks the coordinates that may be non-zero.
+    """
+    shape = y.shape
+    if mask is not None:
+        y = jnp.where(mask > 0, y, 0.0)
+    flat_y = y.reshape(-1)
+    flat_c = jnp.broadcast_to(cost, shape).reshape(-1)
+    plus = jnp.maximum(flat_y, 0.0)
+    inside = jnp.sum(flat_c * plus) <= budget
+    # c x_i(t) = clip(c^2 t + c y, 0, inf) with t = -tau <= 0
+    t = clipped_linear_root(flat_c**2, -flat_c * flat_y, jnp.full_like(flat_y, jnp.inf), budget)
+    t = jnp.where(jnp.isfinite(t), t, 0.0)
+    projected = jnp.maximum(flat_y + jnp.minimum(t, 0.0) * flat_c, 0.0)
+    return jnp.where(inside, plus, projected).reshape(shape)
+
+
+def project_attack(y, cap, budget) -> jax.Array:
+    """Project ``y`` (K,) onto ``{0 <= a <= cap, sum a <= budget}``."""
+    box = jnp.clip(y, 0.0, cap)
+    inside = jnp.sum(box) <= budget
+    # a_i(t) = clip(t + y_i, 0, cap_i) with t = -tau <= 0
+    t = clipped_linear_root(jnp.ones_like(y), -y, cap, budget)
+    t = jnp.where(jnp.isfinite(t), t, 0.0)
+    projected = jnp.clip(y + jnp.minimum(t, 0.0), 0.0, cap)
+    return jnp.where(inside, box, projected)

@@ -1,0 +1,173 @@
+"""``solve`` and ``solve_batch``: the public entry points of the channel-game solvers.
+
+Every method returns a :class:`~minimax.solution.Solution` whose ``upper``/``lower``/``gap`` are
+computed by :func:`minimax.certificate.certify` from the returned defence, whatever produced it.
+
+Methods:
+
+* ``gradient`` -- multi-start projected descent on phi with exact inner best responses
+  (:mod:`minimax.gradient`); works for every game.
+* ``gda``, ``extragradient``, ``optimistic`` -- simultaneous gradient play on (x, a).
+* ``convex`` -- cutting planes over cvxpy (:mod:`minimax.convex`); convex games only.
+* ``auto`` -- ``convex`` is not faster than ``gradient`` here and both reach ~1e-9, so ``auto``
+  always runs ``gradient`` and records in ``Solution.reason`` whether the game is convex-concave
+  (then the certificate's gap closes up to rounding) or not (then a gap may remain).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from minimax.certificate import BoundConfig, certify
+from minimax.convex import convexity, solve_convex
+from minimax.errors import SolverError
+from minimax.game import Defense, Game
+from minimax.gradient import GradientOptions, descent_run, saddle_run
+from minimax.solution import Solution
+
+METHODS = ("auto", "gradient", "gda", "extragradient", "optimistic", "convex")
+SADDLE = ("gda", "extragradient", "optimistic")
+
+
+def _compute_view(game: Game) -> Game:
+    """The game without labels, so compiled code is shared by games that differ only in names."""
+    return dataclasses.replace(game, names=(), flows=(), modalities=(), name="")
+
+
+def _options(options: dict[str, Any]) -> tuple[GradientOptions, BoundConfig, dict[str, Any]]:
+    grad = {k: options.pop(k) for k in list(options) if k in GradientOptions._fields}
+    bound = {k: options.pop(k) for k in list(options) if k in BoundConfig._fields}
+    try:
+        return GradientOptions(**grad), BoundConfig(**bound), options
+    except TypeError as err:
+        raise SolverError(f"solver options: {err}") from None
+
+
+@partial(jax.jit, static_argnames=("method", "opts", "cfg"))
+def _gradient_pipeline(game: Game, method: str, opts: GradientOptions, cfg: BoundConfig):
+    if method == "gradient":
+        x, _, iterations = descent_run(game, opts)
+    else:
+        x, _, iterations = saddle_run(game, method, opts)
+    defense = Defense(n=x[0], s=x[1], b=x[2])
+    return defense, certify(game, defense, cfg=cfg), iterations
+
+
+_certify_jit = jax.jit(certify, static_argnames=("cfg",))
+
+
+def _solution(defense, cert, method, iterations, seconds, reason, index=None) -> Solution:
+    take = (lambda v: np.asarray(v)) if index is None else (lambda v: np.asarray(v)[index])
+    return Solution(
+        value=float(take(cert.upper)), upper=float(take(cert.upper)),
+        lower=float(take(cert.lower)), gap=float(take(cert.gap)),
+        defense=Defense(*(take(v) for v in defense)), attack=take(cert.attack),
+        method=method, iterations=int(take(iterations)), seconds=seconds, reason=reason,
+    )
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise SolverError(f"solve: unknown method {method!r}; expected one of {METHODS}")
+
+
+def _auto_reason(game: Game) -> str:
+    convex, why = convexity(game)
+    kind = "convex-concave" if convex else "non-convex"
+    return f"auto chose gradient (multi-start descent); game is {kind}: {why}"
+
+
+def solve(game: Game, method: str = "auto", **options: Any) -> Solution:
+    """Certified minimax defence of a channel game.
+
+    ``V = min_{x in X} max_{a in A} L(x, a)``: returns the defence, its exact value against an
+    adaptive attacker (``upper``), a certified ``lower`` bound on V and the ``gap``.
+
+    Options: ``starts``, ``steps``, ``learning_rate``, ``final_learning_rate``, ``seed``
+    (gradient methods); ``tol``, ``max_iter`` (convex); ``bisect_s``, ``boxes``, ``refine``,
+    ``rounds``, ``nu_steps`` (lower-bound resolution).
+
+    >>> import minimax
+    >>> g = minimax.Game.create(mode="injection", attacker_budget=4.0, defender_budget=1.0,
+    ...     B=[1.0], S=[1.0], N=[1.0], w=[1.0], u=[0.0], rho=[0.0], alpha=[1.0], beta=[1.0],
+    ...     gamma=[1.0], levers=["b"])
+    >>> sol = minimax.solve(g)   # all budget on b: V = e^{-1} log2(1 + 4/2)
+    >>> round(sol.value, 6), sol.gap < 1e-6
+    (0.583075, True)
+    """
+    _check_method(method)
+    start = time.perf_counter()
+    opts, cfg, rest = _options(dict(options))
+    view = _compute_view(game)
+    if method == "convex":
+        extra = {k: rest.pop(k) for k in list(rest) if k in ("tol", "max_iter", "solver")}
+        if rest:
+            raise SolverError(f"solve: unknown option(s) {sorted(rest)} for method='convex'")
+        result = solve_convex(view, **extra)
+        cert = _certify_jit(view, result.defense, cfg=cfg)
+        return _solution(result.defense, cert, "convex", result.iterations,
+                         time.perf_counter() - start,
+                         f"cutting planes; master lower bound {result.master_lower:.12g}")
+    if rest:
+        raise SolverError(f"solve: unknown option(s) {sorted(rest)} for method={method!r}")
+    reason = _auto_reason(game) if method == "auto" else ""
+    inner = "gradient" if method == "auto" else method
+    defense, cert, iterations = _gradient_pipeline(view, inner, opts, cfg)
+    jax.block_until_ready(cert)
+    return _solution(defense, cert, inner, iterations, time.perf_counter() - start, reason)
+
+
+def stack_games(games: Sequence[Game]) -> Game:
+    """Stack games of one shape (same K, mode, effect and levers) into a batched game."""
+    if not games:
+        raise SolverError("solve_batch: no games given")
+    views = [_compute_view(g) for g in games]
+    first = jax.tree_util.tree_structure(views[0])
+    for i, v in enumerate(views):
+        if jax.tree_util.tree_structure(v) != first or v.num_channels != views[0].num_channels:
+            raise SolverError(
+                f"solve_batch: games[{i}] differs in shape from games[0] (K="
+                f"{v.num_channels} vs {views[0].num_channels}, mode={v.mode!r} vs "
+                f"{views[0].mode!r}, levers={v.levers} vs {views[0].levers}); batch only games "
+                f"of one shape"
+            )
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *views)
+
+
+@partial(jax.jit, static_argnames=("method", "opts", "cfg"))
+def _batch_pipeline(games: Game, method: str, opts: GradientOptions, cfg: BoundConfig):
+    return jax.vmap(lambda g: _gradient_pipeline(g, method, opts, cfg))(games)
+
+
+def solve_batch(games: Sequence[Game] | Game, method: str = "gradient",
+                **options: Any) -> list[Solution]:
+    """Solve many games of one shape in one compiled, vmapped call (gradient methods).
+
+    ``games`` is a sequence of :class:`Game` or an already stacked game. Each returned
+    :class:`Solution` carries its own certificate; ``seconds`` is the batch wall time divided
+    by the number of games.
+    """
+    if method == "auto":
+        method = "gradient"
+    if method not in ("gradient", *SADDLE):
+        raise SolverError(f"solve_batch: method {method!r} is not batched; use 'gradient' or "
+                          f"one of {SADDLE}, or call solve() per game")
+    start = time.perf_counter()
+    opts, cfg, rest = _options(dict(options))
+    if rest:
+        raise SolverError(f"solve_batch: unknown option(s) {sorted(rest)}")
+    stacked = games if isinstance(games, Game) else stack_games(games)
+    count = stacked.batch_shape[0] if stacked.batch_shape else 1
+    defense, cert, iterations = _batch_pipeline(stacked, method, opts, cfg)
+    jax.block_until_ready(cert)
+    per_game = (time.perf_counter() - start) / count
+    return [_solution(defense, cert, method, iterations, per_game, "", index=i)
+            for i in range(count)]
