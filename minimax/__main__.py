@@ -6,6 +6,7 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from minimax.errors import MinimaxError
@@ -17,11 +18,18 @@ def _main(cfg: DictConfig) -> None:
     from minimax.app import run
 
     enable_compilation_cache()
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         run(cfg, HydraConfig.get().runtime.output_dir)
-    except MinimaxError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except Exception as err:
+        # run() has written error.json (config + traceback). In a multirun the sweep goes on
+        # with the next point; a single run exits non-zero.
+        if multirun:
+            return
+        if isinstance(err, MinimaxError):
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise
 
 
 def main() -> None:

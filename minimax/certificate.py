@@ -47,25 +47,43 @@ from minimax.effects import (
     noise_factor,
     noise_stationary,
 )
+from minimax.errors import SolverError
 from minimax.game import Defense, Game
 
 _LN2 = jnp.log(2.0)
-_BISECT_S = 50
-_BOXES = 32
-_REFINE = 8
-_ROUNDS = 10
-_NU_STEPS = 40
+_GRID = 17
+_BISECT_S = 6
+_BOXES = 24
+_REFINE = 6
+_ROUNDS = 8
+_NU_STEPS = 32
+_SEARCH_GRID = 24
 _MARGIN = 1e-12
 
 
 class BoundConfig(NamedTuple):
     """Resolution of the lower-bound computation (static)."""
 
-    bisect_s: int = _BISECT_S  # bisection steps of the convex 1-D minimisation
+    bisect_s: int = _BISECT_S  # rounds of the parallel bracket search (16x shrink per round)
     boxes: int = _BOXES  # intervals per branch-and-bound round
     refine: int = _REFINE  # intervals refined per round (each split into boxes // refine)
     rounds: int = _ROUNDS  # refinement rounds
     nu_steps: int = _NU_STEPS  # bisection steps on the budget multiplier
+    search_grid: int = _SEARCH_GRID  # outer-lever grid of the (heuristic) multiplier search
+
+
+def check_bound_config(cfg: BoundConfig) -> BoundConfig:
+    """Validate the resolution options (raises :class:`SolverError` naming the field)."""
+    for field in ("bisect_s", "boxes", "refine", "rounds", "nu_steps", "search_grid"):
+        value = getattr(cfg, field)
+        if not isinstance(value, int) or value < (0 if field == "rounds" else 1):
+            raise SolverError(f"bound option {field}: got {value!r}; expected a positive integer")
+    if cfg.boxes % cfg.refine or cfg.refine > cfg.boxes:
+        raise SolverError(
+            f"bound options boxes={cfg.boxes}, refine={cfg.refine}: boxes must be a multiple "
+            f"of refine (each refined interval is split into boxes // refine pieces)"
+        )
+    return cfg
 
 
 class LowerBound(NamedTuple):
@@ -80,15 +98,20 @@ class LowerBound(NamedTuple):
 def _convex_min_lb(fun, s_max, steps):
     """Lower bound, upper estimate and argmin of a convex 1-D ``fun`` on [0, s_max] (elementwise).
 
-    ``fun(s) -> (value, derivative)``. The minimiser is bracketed by bisection on the sign of the
-    derivative; the bound is the minimum over the bracket of the larger of the two tangents.
+    ``fun(s) -> (value, derivative)``. The minimiser is bracketed by a parallel search on the
+    sign of the derivative (``_GRID`` points per round, ``steps`` rounds: the bracket shrinks by
+    ``_GRID - 1`` each round); the bound is the minimum over the bracket of the larger of the two
+    tangents at its ends, valid because a convex function lies above its tangents.
     """
+    ticks = jnp.linspace(0.0, 1.0, _GRID).reshape((_GRID,) + (1,) * jnp.ndim(s_max))
 
     def body(_, bracket):
         lo, hi = bracket
-        mid = 0.5 * (lo + hi)
-        _, slope = fun(mid)
-        return jnp.where(slope < 0, mid, lo), jnp.where(slope < 0, hi, mid)
+        pts = lo + ticks * (hi - lo)
+        _, slope = fun(pts)
+        j = jnp.sum(slope < 0, axis=0)
+        take = lambda i: jnp.take_along_axis(pts, i[None], axis=0)[0]  # noqa: E731
+        return take(jnp.maximum(j - 1, 0)), take(jnp.minimum(j, _GRID - 1))
 
     lo, hi = jax.lax.fori_loop(0, steps, body, (jnp.zeros_like(s_max), s_max))
     f_lo, g_lo = fun(lo)
@@ -102,7 +125,7 @@ def _convex_min_lb(fun, s_max, steps):
 
     lb = jnp.minimum(jnp.minimum(support(lo), support(hi)), support(cross))
     best = jnp.where(f_lo <= f_hi, lo, hi)
-    return lb, jnp.minimum(f_lo, f_hi), best
+    return jnp.minimum(lb, jnp.minimum(f_lo, f_hi)), jnp.minimum(f_lo, f_hi), best
 
 
 def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, steps):
@@ -120,7 +143,7 @@ def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, steps):
         n_max = jnp.maximum(remaining - game.cost_s * s, 0.0) / game.cost_n * mask[0]
         n_free = noise_stationary(eff, w_harm, attack, denom, game.alpha, nu * game.cost_n)
         n = jnp.clip(n_free, 0.0, n_max)
-        at_cap = (n_free >= n_max) & (mask[0] > 0)
+        at_cap = (n_free > n_max) & (mask[0] > 0)
         eta = noise_factor(eff, n, game.alpha)
         r = attack * eta / denom
         share = r / (1.0 + r)
@@ -242,37 +265,68 @@ def _nu_ceiling(game: Game, attack):
     return 2.0 * jnp.max(rates) + 1e-12
 
 
+def _channel_minimum_estimate(game: Game, attack, nu, cfg: BoundConfig):
+    """Cheap estimate of the per-channel minimiser at ``nu`` (for choosing nu, not a bound):
+    the convex inner problem solved on a grid of the outer lever (b, or n in jamming mode)."""
+    mask = game.lever_mask()
+    if game.mode == "injection" and game.levers == ("b",):
+        convex_b = jnp.all(game.utility_price * game.u * game.rho == 0)
+        _, x_c = _bandwidth_only(game, attack, nu, cfg)
+        _, x_g = _channel_minimum_estimate_grid(game, attack, nu, cfg, mask)
+        return None, Defense(*(jnp.where(convex_b, a, b) for a, b in zip(x_c, x_g,
+                                                                           strict=True)))
+    return _channel_minimum_estimate_grid(game, attack, nu, cfg, mask)
+
+
+def _channel_minimum_estimate_grid(game, attack, nu, cfg, mask):
+    if game.mode == "injection":
+        outer_max = game.defender_budget / game.cost_b * mask[2]
+        box = _injection_box
+    else:
+        outer_max = game.defender_budget / game.cost_n * mask[0]
+        box = _jamming_box
+    grid = jnp.linspace(0.0, 1.0, cfg.search_grid)[:, None] * outer_max[None, :]
+    _, ub, x = box(game, attack, nu, mask, grid, grid, cfg.bisect_s)
+    best = jnp.argmin(ub, axis=0)
+    pick = lambda v: jnp.take_along_axis(v, best[None, :], axis=0)[0]  # noqa: E731
+    return jnp.min(ub, axis=0), Defense(*(pick(v) for v in x))
+
+
+def _rigorous_g(game: Game, attack, nu, cfg: BoundConfig):
+    per_channel, x = _channel_minimum(game, attack, nu, cfg)
+    return jnp.sum(per_channel) - nu * game.defender_budget, x
+
+
 def lagrangian_lower_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()) -> LowerBound:
-    """Certified lower bound ``max_nu g(nu) <= min_x L(x, attack) <= V``; jit/vmap-able."""
+    """Certified lower bound ``max_nu g(nu) <= min_x L(x, attack) <= V``; jit/vmap-able.
 
-    def g(nu):
-        per_channel, x = _channel_minimum(game, attack, nu, cfg)
-        value = jnp.sum(per_channel) - nu * game.defender_budget
-        spend = jnp.sum(game.cost_n * x.n + game.cost_s * x.s + game.cost_b * x.b)
-        return value, spend - game.defender_budget, x
+    The multiplier is chosen by bisection on the budget spent by a cheap estimate of the
+    per-channel minimisers; the bound itself is then computed rigorously (interval
+    branch-and-bound) at that multiplier and at nu = 0, and the better is kept:
+    any nu >= 0 gives a valid bound, so the heuristic choice costs tightness, never validity.
+    """
 
-    v0, _, x0 = g(jnp.asarray(0.0))
+    def spend(nu):
+        _, x = _channel_minimum_estimate(game, attack, nu, cfg)
+        return jnp.sum(game.cost_n * x.n + game.cost_s * x.s + game.cost_b * x.b)
+
     hi = jnp.log(_nu_ceiling(game, attack))
     lo = hi - 40.0
 
-    def body(_, carry):
-        lo, hi, best, best_nu, best_x = carry
+    def body(_, bracket):
+        lo, hi = bracket
         mid = 0.5 * (lo + hi)
-        value, slope, x = g(jnp.exp(mid))
-        better = value > best
-        best_x = jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), x, best_x)
-        best = jnp.where(better, value, best)
-        best_nu = jnp.where(better, jnp.exp(mid), best_nu)
-        # supergradient > 0: spending exceeds the budget at this price -> raise nu
-        lo = jnp.where(slope > 0, mid, lo)
-        hi = jnp.where(slope > 0, hi, mid)
-        return lo, hi, best, best_nu, best_x
+        over = spend(jnp.exp(mid)) > game.defender_budget  # spending too much: raise nu
+        return jnp.where(over, mid, lo), jnp.where(over, hi, mid)
 
-    _, _, best, best_nu, best_x = jax.lax.fori_loop(
-        0, cfg.nu_steps, body, (lo, hi, v0, jnp.asarray(0.0), x0)
-    )
-    best = best - _MARGIN * (1.0 + jnp.abs(best))
-    return LowerBound(value=best, nu=best_nu, defense=best_x)
+    lo, hi = jax.lax.fori_loop(0, cfg.nu_steps, body, (lo, hi))
+    centre = 0.5 * (lo + hi)
+    candidates = jnp.stack([jnp.exp(centre), jnp.zeros_like(centre)])
+    values, xs = jax.vmap(lambda nu: _rigorous_g(game, attack, nu, cfg))(candidates)
+    i = jnp.argmax(values)
+    best = values[i] - _MARGIN * (1.0 + jnp.abs(values[i]))
+    return LowerBound(value=best, nu=candidates[i],
+                      defense=jax.tree_util.tree_map(lambda v: v[i], xs))
 
 
 class Certificate(NamedTuple):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from minimax.errors import GameSpecError
@@ -22,12 +22,15 @@ class SolverConfig:
 
     method: str = "auto"
     starts: int = 16
-    steps: int = 300
+    steps: int = 200
     learning_rate: float = 0.1
     final_learning_rate: float = 1e-9
     seed: int = 0
     tol: float = 1e-8
     max_iter: int = 200
+    # lower-bound resolution passed to the solver (keys of minimax.BoundConfig: boxes, refine,
+    # rounds, nu_steps, bisect_s, ...); empty = the defaults
+    bound: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -69,7 +72,7 @@ def solver_options(solver: SolverConfig) -> tuple[str, dict[str, Any]]:
         keep = ("tol", "max_iter")
     else:
         keep = ("starts", "steps", "learning_rate", "final_learning_rate", "seed")
-    return method, {k: opts[k] for k in keep}
+    return method, {**{k: opts[k] for k in keep}, **dict(opts["bound"])}
 
 
 def game_dict(cfg: AppConfig) -> dict[str, Any]:
@@ -81,3 +84,59 @@ def game_dict(cfg: AppConfig) -> dict[str, Any]:
         if value is not None:
             game[key] = list(value) if key == "levers" and not isinstance(value, str) else value
     return game
+
+
+# ----------------------------------------------------------------------------- sweeps
+@dataclasses.dataclass
+class AxisConfig:
+    """One swept parameter of ``conf/sweep/*.yaml`` (see :mod:`minimax.sweep`).
+
+    ``param`` names what changes: ``attacker_budget``, ``defender_budget``, ``utility_price``;
+    ``channels.FIELD`` (every channel) or ``channels.SEL.FIELD`` where SEL is a channel index,
+    a channel name (``agent_app/text``) or a flow (``agent_app``). Values are ``values`` (a
+    list) or ``num`` points from ``start`` to ``stop`` (``scale``: linear or log). ``op``:
+    ``set`` the field to the value, or ``scale`` (multiply) the game's own value by it.
+    """
+
+    param: str = MISSING
+    values: list[float] | None = None
+    start: float | None = None
+    stop: float | None = None
+    num: int | None = None
+    scale: str = "linear"
+    op: str = "set"
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    """``conf/sweep/*.yaml``: which points to solve and how to batch them.
+
+    ``kind``: ``grid`` (Cartesian product of the axes, first axis slowest) or ``zip`` (axes
+    of equal length taken together: a list of points). ``options`` are solver options applied
+    on top of ``solver`` for this sweep only (``starts``, ``steps``, ``seed``; lower-bound
+    resolution ``bisect_s``, ``boxes``, ``refine``, ``rounds``, ``nu_steps``, ... -- see
+    :class:`minimax.BoundConfig`). ``chunk_size`` games are solved per vmapped call;
+    ``n_jobs`` processes (joblib) solve chunks in parallel. ``shard``/``num_shards``: solve only
+    the points with ``index % num_shards == shard`` (one shard per cluster job).
+    ``stop_after_chunks`` stops after that many new chunks (simulates an interruption).
+    """
+
+    name: str = "sweep"
+    kind: str = "grid"
+    axes: list[AxisConfig] = dataclasses.field(default_factory=list)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    chunk_size: int = 256
+    n_jobs: int = 1
+    shard: int = 0
+    num_shards: int = 1
+    figure: bool = True
+    stop_after_chunks: int | None = None
+
+
+@dataclasses.dataclass
+class SweepAppConfig:
+    """``conf/sweep.yaml``: base game, solver and sweep (``python -m minimax.sweep``)."""
+
+    game: Any = dataclasses.field(default_factory=dict)
+    solver: SolverConfig = dataclasses.field(default_factory=SolverConfig)
+    sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)

@@ -378,5 +378,5 @@ def _check_channels(arrays: Mapping[str, np.ndarray], names: Sequence[str]) -> N
         for i, v in enumerate(arrays[key]):
             if not ok(v):
                 raise GameSpecError(
-                    f"game.channels[{i}] ({names[i]}).{key}: got {v!r}; expected {allowed}"
+                    f"game.channels[{i}] ({names[i]}).{key}: got {float(v)!r}; expected {allowed}"
                 )

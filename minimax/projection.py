@@ -2,8 +2,9 @@
 
 * Defender: ``X = {x >= 0, sum cost * x <= P_D}`` with disabled levers fixed at 0. The
   projection of y is ``max(y - tau cost, 0)`` with tau >= 0 the smallest value meeting the
-  budget; tau solves a monotone piecewise-linear equation (``minimax.rootfind``).
-* Attacker: ``A = {0 <= a <= cap, sum a <= P_A}``; projection ``clip(y - tau, 0, cap)``.
+  budget (found by sorting the ratios y / cost).
+* Attacker: ``A = {0 <= a <= cap, sum a <= P_A}``; projection ``clip(y - tau, 0, cap)``, tau
+  from the monotone piecewise-linear root of ``minimax.rootfind``.
 
 Both are exact, branch-free, jit/vmap-able. ``optax.projections.projection_simplex`` covers
 only the unweighted, uncapped equality case, hence these.
@@ -21,19 +22,23 @@ def project_budget(y, cost, budget, mask=None) -> jax.Array:
     """Project ``y`` (any shape) onto ``{x >= 0, sum(cost * x) <= budget, x = 0 off mask}``.
 
     ``cost`` > 0 has the shape of ``y``; ``budget`` is a scalar; ``mask`` (broadcastable, 0/1)
-    marks the coordinates that may be non-zero.
+    marks the coordinates that may be non-zero. Sort-based: with the ratios ``y_i / c_i``
+    sorted in decreasing order, tau is the last ``(sum_{j<=i} c_j y_j - P) / sum_{j<=i} c_j^2``
+    that is still below its ratio (the weighted form of Held, Wolfe & Crowder 1974; Duchi et
+    al. 2008), O(n log n).
     """
     shape = y.shape
     if mask is not None:
         y = jnp.where(mask > 0, y, 0.0)
-    flat_y = y.reshape(-1)
-    flat_c = jnp.broadcast_to(cost, shape).reshape(-1)
-    plus = jnp.maximum(flat_y, 0.0)
-    inside = jnp.sum(flat_c * plus) <= budget
-    # c x_i(t) = clip(c^2 t + c y, 0, inf) with t = -tau <= 0
-    t = clipped_linear_root(flat_c**2, -flat_c * flat_y, jnp.full_like(flat_y, jnp.inf), budget)
-    t = jnp.where(jnp.isfinite(t), t, 0.0)
-    projected = jnp.maximum(flat_y + jnp.minimum(t, 0.0) * flat_c, 0.0)
+    y = y.reshape(-1)
+    c = jnp.broadcast_to(cost, shape).reshape(-1)
+    plus = jnp.maximum(y, 0.0)
+    inside = jnp.sum(c * plus) <= budget
+    order = jnp.argsort(-(y / c))
+    ys, cs = y[order], c[order]
+    tau = (jnp.cumsum(cs * ys) - budget) / jnp.cumsum(cs * cs)
+    last = jnp.maximum(jnp.sum(ys / cs > tau) - 1, 0)
+    projected = jnp.maximum(y - jnp.maximum(tau[last], 0.0) * c, 0.0)
     return jnp.where(inside, plus, projected).reshape(shape)
 
 

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.certificate import BoundConfig, certify
+from minimax.certificate import BoundConfig, certify, check_bound_config
 from minimax.convex import convexity, solve_convex
 from minimax.errors import SolverError
 from minimax.game import Defense, Game
@@ -42,11 +42,17 @@ def _compute_view(game: Game) -> Game:
     return dataclasses.replace(game, names=(), flows=(), modalities=(), name="")
 
 
-def _options(options: dict[str, Any]) -> tuple[GradientOptions, BoundConfig, dict[str, Any]]:
+SADDLE_DEFAULTS = {"steps": 3000, "learning_rate": 0.5, "final_learning_rate": 0.05}
+
+
+def _options(options: dict[str, Any], method: str = "gradient"
+             ) -> tuple[GradientOptions, BoundConfig, dict[str, Any]]:
     grad = {k: options.pop(k) for k in list(options) if k in GradientOptions._fields}
+    if method in SADDLE:
+        grad = {**SADDLE_DEFAULTS, **grad}
     bound = {k: options.pop(k) for k in list(options) if k in BoundConfig._fields}
     try:
-        return GradientOptions(**grad), BoundConfig(**bound), options
+        return GradientOptions(**grad), check_bound_config(BoundConfig(**bound)), options
     except TypeError as err:
         raise SolverError(f"solver options: {err}") from None
 
@@ -105,7 +111,7 @@ def solve(game: Game, method: str = "auto", **options: Any) -> Solution:
     """
     _check_method(method)
     start = time.perf_counter()
-    opts, cfg, rest = _options(dict(options))
+    opts, cfg, rest = _options(dict(options), method)
     view = _compute_view(game)
     if method == "convex":
         extra = {k: rest.pop(k) for k in list(rest) if k in ("tol", "max_iter", "solver")}
@@ -161,7 +167,7 @@ def solve_batch(games: Sequence[Game] | Game, method: str = "gradient",
         raise SolverError(f"solve_batch: method {method!r} is not batched; use 'gradient' or "
                           f"one of {SADDLE}, or call solve() per game")
     start = time.perf_counter()
-    opts, cfg, rest = _options(dict(options))
+    opts, cfg, rest = _options(dict(options), method)
     if rest:
         raise SolverError(f"solve_batch: unknown option(s) {sorted(rest)}")
     stacked = games if isinstance(games, Game) else stack_games(games)

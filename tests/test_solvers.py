@@ -1,0 +1,156 @@
+"""Solvers against a scipy SLSQP multistart, closed forms and each other; certificate validity."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+import minimax
+from minimax import SolverError
+from tests.helpers import random_defense, random_game
+
+
+def slsqp_multistart(game: minimax.Game, starts: int, rng) -> list[float]:
+    """phi at every local solution SLSQP finds from random feasible starts (feasible only)."""
+    k = game.num_channels
+    cost = np.concatenate([np.asarray(game.cost_n), np.asarray(game.cost_s),
+                           np.asarray(game.cost_b)])
+    budget = float(game.defender_budget)
+    f = jax.jit(lambda z: minimax.phi(game, minimax.Defense(z[:k], z[k:2 * k], z[2 * k:])))
+    df = jax.jit(jax.grad(lambda z: minimax.phi(game, minimax.Defense(z[:k], z[k:2 * k],
+                                                                       z[2 * k:]))))
+    found = []
+    for _ in range(starts):
+        x0 = rng.dirichlet(np.ones(3 * k + 1))[: 3 * k] * budget / cost
+        res = minimize(lambda z: float(f(jnp.asarray(z))), x0,
+                       jac=lambda z: np.asarray(df(jnp.asarray(z))), method="SLSQP",
+                       bounds=[(0.0, None)] * (3 * k),
+                       constraints=[{"type": "ineq", "fun": lambda z: budget - cost @ z,
+                                     "jac": lambda z: -cost}],
+                       options={"maxiter": 300, "ftol": 1e-12})
+        z = np.maximum(res.x, 0.0)
+        if cost @ z <= budget * (1 + 1e-12):
+            found.append(float(f(jnp.asarray(z))))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [2, 5, 8])
+def test_gradient_at_least_as_good_as_slsqp_multistart(k):
+    rng = np.random.default_rng(100 + k)
+    games = [random_game(rng, k, utility_price=0.3 * (i % 2), caps=i % 3 == 2)
+             for i in range(7)]
+    sols = minimax.solve_batch(games)
+    for game, sol in zip(games, sols, strict=True):
+        reference = slsqp_multistart(game, 8, rng)
+        assert reference, "SLSQP found no feasible point"
+        assert sol.value <= min(reference) + 1e-6
+        assert sol.lower <= min(reference) + 1e-12  # never above a feasible value
+        assert sol.lower <= sol.upper
+        assert sol.gap == pytest.approx(sol.upper - sol.lower, abs=0)
+
+
+CONVEX_CASES = [
+    dict(k=4, mode="injection", levers=("n", "s"), utility_price=0.0, effect="exp"),
+    dict(k=3, mode="injection", levers=("n", "s"), utility_price=0.3, effect="rational"),
+    dict(k=3, mode="injection", levers=("b",), utility_price=0.0, effect="exp"),
+    dict(k=3, mode="jamming", levers=("s",), utility_price=0.0, effect="exp"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CONVEX_CASES, ids=lambda c: f"{c['mode']}-{''.join(c['levers'])}")
+def test_convex_and_gradient_agree_on_convex_games(case):
+    rng = np.random.default_rng(11)
+    case = dict(case)
+    game = random_game(rng, case.pop("k"), **case)
+    assert minimax.convexity(game)[0]
+    convex = minimax.solve(game, method="convex")
+    grad = minimax.solve(game, method="gradient")
+    assert abs(convex.value - grad.value) <= 1e-6
+    assert convex.gap <= 1e-6 and grad.gap <= 1e-6
+    assert convex.lower <= grad.upper + 1e-12 and grad.lower <= convex.upper + 1e-12
+
+
+def test_convex_method_refuses_non_convex_games():
+    game = random_game(np.random.default_rng(0), 2)
+    with pytest.raises(SolverError, match="method='convex' needs a convex game"):
+        minimax.solve(game, method="convex")
+
+
+def test_closed_forms_single_channel():
+    """One channel, one lever, all budget on it: V has a closed form (spec section 6)."""
+    base = dict(mode="injection", attacker_budget=7.0, defender_budget=1.5, B=[2.0], S=[1.0],
+                N=[0.5], w=[1.0], u=[0.0], rho=[0.0], alpha=[0.8], beta=[1.0], gamma=[1.2])
+    m0 = 0.5 + 1.0
+    bw = minimax.solve(minimax.Game.create(**base, levers=["b"]))
+    assert bw.value == pytest.approx(2.0 * math.exp(-1.2 * 1.5) * math.log2(1 + 7.0 / m0),
+                                     abs=1e-9)
+    noise = minimax.solve(minimax.Game.create(**base, levers=["n"]))
+    assert noise.value == pytest.approx(2.0 * math.log2(1 + 7.0 * math.exp(-0.8 * 1.5) / m0),
+                                        abs=1e-9)
+    for sol in (bw, noise):
+        assert sol.gap <= 1e-6
+
+
+def test_solve_batch_matches_solve():
+    rng = np.random.default_rng(21)
+    games = [random_game(rng, 3, utility_price=0.1 * i) for i in range(3)]
+    batch = minimax.solve_batch(games, starts=8, steps=100)
+    for game, sol in zip(games, batch, strict=True):
+        single = minimax.solve(game, method="gradient", starts=8, steps=100)
+        assert sol.value == pytest.approx(single.value, abs=1e-9)
+        assert sol.lower == pytest.approx(single.lower, abs=1e-9)
+        assert set(sol.to_dict()) >= {"value", "upper", "lower", "gap", "defense", "attack",
+                                      "method", "iterations", "seconds"}
+
+
+def test_solve_batch_rejects_mixed_shapes():
+    rng = np.random.default_rng(1)
+    with pytest.raises(SolverError, match="differs in shape"):
+        minimax.solve_batch([random_game(rng, 2), random_game(rng, 3)])
+
+
+@pytest.mark.parametrize("mode", ["injection", "jamming"])
+def test_lower_bound_below_every_feasible_value(mode):
+    """lower <= V <= phi(x) for every feasible x: check against 300 random defences."""
+    rng = np.random.default_rng(5)
+    game = random_game(rng, 3, mode=mode, utility_price=0.2 if mode == "injection" else 0.0)
+    sol = minimax.solve(game, starts=8, steps=100)
+    xs = [random_defense(rng, game) for _ in range(300)]
+    stacked = jnp.stack([jnp.stack([jnp.asarray(x[k]) for k in "nsb"]) for x in xs])
+    values = jax.vmap(lambda z: minimax.phi(game, minimax.Defense(*z)))(stacked)
+    assert sol.lower <= float(jnp.min(values)) + 1e-12
+    assert sol.value <= float(jnp.min(values)) + 1e-9  # and the solver beats random search
+    spent = float(minimax.defense_cost(game, minimax.Defense(*(jnp.asarray(v)
+                                                                for v in sol.defense))))
+    assert spent <= float(game.defender_budget) * (1 + 1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["extragradient", "optimistic", "gda"])
+def test_saddle_methods_on_a_convex_game(method):
+    game = random_game(np.random.default_rng(5), 3, levers=("n", "s"))
+    ref = minimax.solve(game, method="gradient")
+    sol = minimax.solve(game, method=method)
+    assert sol.method == method
+    assert sol.value == pytest.approx(ref.value, abs=1e-6)
+    assert sol.lower <= sol.upper
+
+
+def test_auto_says_what_it_chose():
+    game = random_game(np.random.default_rng(2), 2, levers=("n", "s"))
+    sol = minimax.solve(game)
+    assert sol.method == "gradient"
+    assert "auto chose gradient" in sol.reason and "convex-concave" in sol.reason
+
+
+def test_unknown_method_and_option():
+    game = random_game(np.random.default_rng(2), 2)
+    with pytest.raises(SolverError, match="unknown method 'newton'"):
+        minimax.solve(game, method="newton")
+    with pytest.raises(SolverError, match="unknown option"):
+        minimax.solve(game, method="gradient", tol=1e-3)
