@@ -7,6 +7,17 @@ the resulting minimax game. See ``docs``/README and the module docstrings for th
 """
 
 from minimax import _x64  # noqa: F401  (process-wide float64, before anything touches JAX)
+from minimax.analysis import (
+    CircuitBreaker,
+    DCIResult,
+    ThresholdResult,
+    asymmetry,
+    dci,
+    load_catalogue,
+    load_taxonomy,
+    self_destruction_threshold,
+    threshold_sweep,
+)
 from minimax.best_response import best_response, best_response_attack, phi
 from minimax.certificate import BoundConfig, Certificate, certify, lagrangian_lower_bound
 from minimax.channel import (
@@ -32,4 +43,6 @@ __all__ = [
     "adversarial_capacity", "best_response", "best_response_attack", "capacity", "certify",
     "convexity", "defense_cost", "lagrangian_lower_bound", "legitimate_capacity", "payoff",
     "phi", "solve", "solve_batch", "stack_games",
+    "CircuitBreaker", "DCIResult", "ThresholdResult", "asymmetry", "dci", "load_catalogue",
+    "load_taxonomy", "self_destruction_threshold", "threshold_sweep",
 ]

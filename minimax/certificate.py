@@ -128,13 +128,10 @@ def _convex_min_lb(fun, s_max, steps):
     return jnp.minimum(lb, jnp.minimum(f_lo, f_hi)), jnp.minimum(f_lo, f_hi), best
 
 
-def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, steps):
-    """Per-channel lower bound of ``L_i + nu cost_i . x_i`` over b in [b_lo, b_hi], (M, K)."""
+def _injection_inner(game: Game, attack, nu, mask, w_harm, u_leg, remaining, shift, steps):
+    """min over (n, s) of ``w_harm log2(1 + a eta(n)/D(s)) - u_leg log2(1 + sigma S/N)
+    + nu (cn n + cs s) + shift`` with cn n + cs s <= remaining: (lower bound, estimate, x)."""
     eff = game.effect
-    w_harm = game.w * game.B * bandwidth_factor(eff, b_hi, game.gamma)
-    u_leg = game.utility_price * game.u * game.B * legitimate_bandwidth_factor(
-        eff, b_lo, game.gamma, game.rho)
-    remaining = jnp.maximum(game.defender_budget - game.cost_b * b_lo, 0.0)
     s_max = remaining / game.cost_s * mask[1]
 
     def inner(s):
@@ -148,7 +145,7 @@ def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, steps):
         r = attack * eta / denom
         share = r / (1.0 + r)
         value = (w_harm * jnp.log1p(r) - u_leg * jnp.log1p(sigma * game.S / game.N)) / _LN2 \
-            + nu * (game.cost_n * n + game.cost_s * s + game.cost_b * b_lo)
+            + nu * (game.cost_n * n + game.cost_s * s) + shift
         dlog_eta = -game.alpha if eff == "exp" else -game.alpha / (1.0 + game.alpha * n)
         d_n = w_harm / _LN2 * share * dlog_eta + nu * game.cost_n
         d_s = -(game.beta * game.S / (denom * _LN2)) * (w_harm * share + u_leg) \
@@ -156,8 +153,41 @@ def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, steps):
         return value, d_s + jnp.where(at_cap, d_n * (-game.cost_s / game.cost_n), 0.0), n
 
     lb, ub, s = _convex_min_lb(lambda s: inner(s)[:2], s_max, steps)
-    n = inner(s)[2]
-    return lb, ub, Defense(n=n, s=s, b=0.5 * (b_lo + b_hi))
+    return lb, ub, inner(s)[2], s
+
+
+def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, steps):
+    """Per-channel lower bound of ``L_i + nu cost_i . x_i`` over b in [b_lo, b_hi], (M, K).
+
+    Two valid bounds, the larger is kept. *Monotone*: harm at b_hi, utility and cost at b_lo
+    (first order in the interval width). *Tangent*: for fixed (n, s), ``A kappa(b) + nu cb b``
+    is convex in b (A >= 0 the harm factor), so on [b_m - h, b_m + h] it is at least
+    ``min over sign of A (kappa_m + sign kappa'_m h) + nu cb (b_m + sign h)``; each sign gives
+    a convex problem in (n, s) while ``kappa_m - |kappa'_m| h >= 0``. Near an interior optimum
+    the derivative vanishes, so this bound is second order there and the branch-and-bound
+    closes.
+    """
+    eff = game.effect
+    weight = game.w * game.B
+    u_leg = game.utility_price * game.u * game.B * legitimate_bandwidth_factor(
+        eff, b_lo, game.gamma, game.rho)
+    remaining = jnp.maximum(game.defender_budget - game.cost_b * b_lo, 0.0)
+    lb, ub, n, s = _injection_inner(
+        game, attack, nu, mask, weight * bandwidth_factor(eff, b_hi, game.gamma), u_leg,
+        remaining, nu * game.cost_b * b_lo, steps)
+    mid, half = 0.5 * (b_lo + b_hi), 0.5 * (b_hi - b_lo)
+    kappa_m, slope = jax.jvp(lambda b: bandwidth_factor(eff, b, game.gamma), (mid,),
+                             (jnp.ones_like(mid),))
+    usable = kappa_m + slope * half >= 0.0  # slope <= 0
+    tangent = jnp.full_like(lb, jnp.inf)
+    for sign in (1.0, -1.0):
+        coef = jnp.maximum(kappa_m + sign * slope * half, 0.0)
+        lb_t, _, _, _ = _injection_inner(game, attack, nu, mask, weight * coef, u_leg,
+                                         remaining, nu * game.cost_b * (mid + sign * half),
+                                         steps)
+        tangent = jnp.minimum(tangent, lb_t)
+    lb = jnp.where(usable, jnp.maximum(lb, tangent), lb)
+    return lb, ub, Defense(n=n, s=s, b=mid)
 
 
 def _jamming_box(game: Game, attack, nu, mask, n_lo, n_hi, steps):

@@ -36,7 +36,6 @@ from minimax.game import Defense, Game
 from minimax.gradient import project_defense
 
 
-
 def convexity(game: Game) -> tuple[bool, str]:
     """Whether ``L(., a)`` is convex in the defender's enabled levers for every a, and why."""
     levers = set(game.levers)

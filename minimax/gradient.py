@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from minimax.best_response import best_response_attack, phi
+from minimax.best_response import phi
 from minimax.channel import payoff
 from minimax.game import Defense, Game
 from minimax.projection import project_attack, project_budget

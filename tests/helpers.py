@@ -7,27 +7,46 @@ import numpy as np
 import minimax
 
 
-def random_game(rng: np.random.Generator, k: int, *, mode: str = "injection",
-                utility_price: float = 0.0, levers=("n", "s", "b"), caps: bool = False,
-                effect: str = "exp") -> minimax.Game:
+def random_game(
+    rng: np.random.Generator,
+    k: int,
+    *,
+    mode: str = "injection",
+    utility_price: float = 0.0,
+    levers=("n", "s", "b"),
+    caps: bool = False,
+    effect: str = "exp",
+) -> minimax.Game:
     cap = np.full(k, np.inf)
     if caps:
         cap = np.where(rng.random(k) < 0.5, rng.uniform(0.0, 3.0, k), np.inf)
         cap[0] = rng.uniform(0.0, 1.0)
     return minimax.Game.create(
-        mode=mode, attacker_budget=rng.uniform(1.0, 10.0), defender_budget=rng.uniform(0.5, 3.0),
-        B=rng.uniform(0.5, 2.0, k), S=rng.uniform(0.5, 3.0, k), N=rng.uniform(0.2, 1.0, k),
-        w=rng.uniform(0.2, 1.5, k), u=rng.uniform(0.0, 1.0, k), rho=rng.uniform(0.0, 1.0, k),
-        alpha=rng.uniform(0.3, 2.0, k), beta=rng.uniform(0.3, 2.0, k),
-        gamma=rng.uniform(0.3, 2.0, k), cap=cap, utility_price=utility_price, levers=levers,
+        mode=mode,
+        attacker_budget=rng.uniform(1.0, 10.0),
+        defender_budget=rng.uniform(0.5, 3.0),
+        B=rng.uniform(0.5, 2.0, k),
+        S=rng.uniform(0.5, 3.0, k),
+        N=rng.uniform(0.2, 1.0, k),
+        w=rng.uniform(0.2, 1.5, k),
+        u=rng.uniform(0.0, 1.0, k),
+        rho=rng.uniform(0.0, 1.0, k),
+        alpha=rng.uniform(0.3, 2.0, k),
+        beta=rng.uniform(0.3, 2.0, k),
+        gamma=rng.uniform(0.3, 2.0, k),
+        cap=cap,
+        utility_price=utility_price,
+        levers=levers,
         effect=effect,
     )
 
 
 def numpy_loss(game: minimax.Game, x: dict, a: np.ndarray):
     """L(x, a) written out again in numpy straight from the spec's formulas (a: (..., K))."""
-    g = {f: np.asarray(getattr(game, f), dtype=float) for f in
-         ("B", "S", "N", "w", "u", "rho", "alpha", "beta", "gamma")}
+    g = {
+        f: np.asarray(getattr(game, f), dtype=float)
+        for f in ("B", "S", "N", "w", "u", "rho", "alpha", "beta", "gamma")
+    }
     n, s, b = (np.asarray(x[k], dtype=float) for k in "nsb")
     if game.effect == "exp":
         eta, kappa = np.exp(-g["alpha"] * n), np.exp(-g["gamma"] * b)
@@ -39,13 +58,21 @@ def numpy_loss(game: minimax.Game, x: dict, a: np.ndarray):
         cadv = g["B"] * kappa * np.log2(1 + a / m)
         cleg = g["B"] * kappa ** g["rho"] * np.log2(1 + sigma * g["S"] / g["N"])
         return np.sum(g["w"] * cadv, axis=-1) - float(game.utility_price) * np.sum(
-            g["u"] * cleg, axis=-1)
-    return np.sum(g["w"] * (g["B"] * np.log2(1 + g["S"] / g["N"]) - g["B"] * kappa ** g["rho"]
-                            * np.log2(1 + sigma * g["S"] / (g["N"] + eta * a))), axis=-1)
+            g["u"] * cleg, axis=-1
+        )
+    return np.sum(
+        g["w"]
+        * (
+            g["B"] * np.log2(1 + g["S"] / g["N"])
+            - g["B"] * kappa ** g["rho"] * np.log2(1 + sigma * g["S"] / (g["N"] + eta * a))
+        ),
+        axis=-1,
+    )
 
 
-def brute_force_best_response(game: minimax.Game, x: dict, points: int = 201,
-                              levels: int = 12) -> tuple[np.ndarray, float]:
+def brute_force_best_response(
+    game: minimax.Game, x: dict, points: int = 201, levels: int = 12
+) -> tuple[np.ndarray, float]:
     """max_a L(x, a) by a zooming grid search (no KKT conditions, no engine code).
 
     L is non-decreasing in every a_i, so for given a_1..a_{K-1} the best a_K is

@@ -7,16 +7,19 @@ import pytest
 import minimax
 from tests.helpers import brute_force_best_response, numpy_loss, random_defense, random_game
 
-CASES = [(seed, mode, k, caps) for seed in range(15) for mode in ("injection", "jamming")
-         for k, caps in ((2, False), (3, True))]
+CASES = [
+    (seed, mode, k, caps)
+    for seed in range(15)
+    for mode in ("injection", "jamming")
+    for k, caps in ((2, False), (3, True))
+]
 
 
 @pytest.mark.parametrize(("seed", "mode", "k", "caps"), CASES)
 def test_best_response_matches_brute_force(seed, mode, k, caps):
     rng = np.random.default_rng(1000 + seed)
     effect = "rational" if seed % 5 == 4 else "exp"
-    game = random_game(rng, k, mode=mode, caps=caps, utility_price=0.2 * (seed % 2),
-                       effect=effect)
+    game = random_game(rng, k, mode=mode, caps=caps, utility_price=0.2 * (seed % 2), effect=effect)
     x = random_defense(rng, game)
     attack, value = minimax.best_response(game, x)
     _, brute = brute_force_best_response(game, x)
@@ -51,10 +54,21 @@ def test_kkt_conditions(mode):
 
 
 def test_all_caps_bind_when_budget_exceeds_them():
-    game = minimax.Game.create(mode="injection", attacker_budget=100.0, defender_budget=1.0,
-                               B=[1.0, 1.0], S=[1.0, 1.0], N=[1.0, 1.0], w=[1.0, 0.0],
-                               u=[0.0, 0.0], rho=[0.0, 0.0], alpha=[1.0, 1.0], beta=[1.0, 1.0],
-                               gamma=[1.0, 1.0], cap=[2.0, 3.0])
+    game = minimax.Game.create(
+        mode="injection",
+        attacker_budget=100.0,
+        defender_budget=1.0,
+        B=[1.0, 1.0],
+        S=[1.0, 1.0],
+        N=[1.0, 1.0],
+        w=[1.0, 0.0],
+        u=[0.0, 0.0],
+        rho=[0.0, 0.0],
+        alpha=[1.0, 1.0],
+        beta=[1.0, 1.0],
+        gamma=[1.0, 1.0],
+        cap=[2.0, 3.0],
+    )
     attack, value = minimax.best_response(game, {})
     # channel 1 has no harm weight, so the attacker puts nothing there
     np.testing.assert_allclose(attack, [2.0, 0.0], atol=1e-12)

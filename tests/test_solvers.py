@@ -16,21 +16,28 @@ from tests.helpers import random_defense, random_game
 def slsqp_multistart(game: minimax.Game, starts: int, rng) -> list[float]:
     """phi at every local solution SLSQP finds from random feasible starts (feasible only)."""
     k = game.num_channels
-    cost = np.concatenate([np.asarray(game.cost_n), np.asarray(game.cost_s),
-                           np.asarray(game.cost_b)])
+    cost = np.concatenate(
+        [np.asarray(game.cost_n), np.asarray(game.cost_s), np.asarray(game.cost_b)]
+    )
     budget = float(game.defender_budget)
-    f = jax.jit(lambda z: minimax.phi(game, minimax.Defense(z[:k], z[k:2 * k], z[2 * k:])))
-    df = jax.jit(jax.grad(lambda z: minimax.phi(game, minimax.Defense(z[:k], z[k:2 * k],
-                                                                       z[2 * k:]))))
+    f = jax.jit(lambda z: minimax.phi(game, minimax.Defense(z[:k], z[k : 2 * k], z[2 * k :])))
+    df = jax.jit(
+        jax.grad(lambda z: minimax.phi(game, minimax.Defense(z[:k], z[k : 2 * k], z[2 * k :])))
+    )
     found = []
     for _ in range(starts):
         x0 = rng.dirichlet(np.ones(3 * k + 1))[: 3 * k] * budget / cost
-        res = minimize(lambda z: float(f(jnp.asarray(z))), x0,
-                       jac=lambda z: np.asarray(df(jnp.asarray(z))), method="SLSQP",
-                       bounds=[(0.0, None)] * (3 * k),
-                       constraints=[{"type": "ineq", "fun": lambda z: budget - cost @ z,
-                                     "jac": lambda z: -cost}],
-                       options={"maxiter": 300, "ftol": 1e-12})
+        res = minimize(
+            lambda z: float(f(jnp.asarray(z))),
+            x0,
+            jac=lambda z: np.asarray(df(jnp.asarray(z))),
+            method="SLSQP",
+            bounds=[(0.0, None)] * (3 * k),
+            constraints=[
+                {"type": "ineq", "fun": lambda z: budget - cost @ z, "jac": lambda z: -cost}
+            ],
+            options={"maxiter": 300, "ftol": 1e-12},
+        )
         z = np.maximum(res.x, 0.0)
         if cost @ z <= budget * (1 + 1e-12):
             found.append(float(f(jnp.asarray(z))))
@@ -41,8 +48,7 @@ def slsqp_multistart(game: minimax.Game, starts: int, rng) -> list[float]:
 @pytest.mark.parametrize("k", [2, 5, 8])
 def test_gradient_at_least_as_good_as_slsqp_multistart(k):
     rng = np.random.default_rng(100 + k)
-    games = [random_game(rng, k, utility_price=0.3 * (i % 2), caps=i % 3 == 2)
-             for i in range(7)]
+    games = [random_game(rng, k, utility_price=0.3 * (i % 2), caps=i % 3 == 2) for i in range(7)]
     sols = minimax.solve_batch(games)
     for game, sol in zip(games, sols, strict=True):
         reference = slsqp_multistart(game, 8, rng)
@@ -83,15 +89,27 @@ def test_convex_method_refuses_non_convex_games():
 
 def test_closed_forms_single_channel():
     """One channel, one lever, all budget on it: V has a closed form (spec section 6)."""
-    base = dict(mode="injection", attacker_budget=7.0, defender_budget=1.5, B=[2.0], S=[1.0],
-                N=[0.5], w=[1.0], u=[0.0], rho=[0.0], alpha=[0.8], beta=[1.0], gamma=[1.2])
+    base = dict(
+        mode="injection",
+        attacker_budget=7.0,
+        defender_budget=1.5,
+        B=[2.0],
+        S=[1.0],
+        N=[0.5],
+        w=[1.0],
+        u=[0.0],
+        rho=[0.0],
+        alpha=[0.8],
+        beta=[1.0],
+        gamma=[1.2],
+    )
     m0 = 0.5 + 1.0
     bw = minimax.solve(minimax.Game.create(**base, levers=["b"]))
-    assert bw.value == pytest.approx(2.0 * math.exp(-1.2 * 1.5) * math.log2(1 + 7.0 / m0),
-                                     abs=1e-9)
+    assert bw.value == pytest.approx(2.0 * math.exp(-1.2 * 1.5) * math.log2(1 + 7.0 / m0), abs=1e-9)
     noise = minimax.solve(minimax.Game.create(**base, levers=["n"]))
-    assert noise.value == pytest.approx(2.0 * math.log2(1 + 7.0 * math.exp(-0.8 * 1.5) / m0),
-                                        abs=1e-9)
+    assert noise.value == pytest.approx(
+        2.0 * math.log2(1 + 7.0 * math.exp(-0.8 * 1.5) / m0), abs=1e-9
+    )
     for sol in (bw, noise):
         assert sol.gap <= 1e-6
 
@@ -104,8 +122,17 @@ def test_solve_batch_matches_solve():
         single = minimax.solve(game, method="gradient", starts=8, steps=100)
         assert sol.value == pytest.approx(single.value, abs=1e-9)
         assert sol.lower == pytest.approx(single.lower, abs=1e-9)
-        assert set(sol.to_dict()) >= {"value", "upper", "lower", "gap", "defense", "attack",
-                                      "method", "iterations", "seconds"}
+        assert set(sol.to_dict()) >= {
+            "value",
+            "upper",
+            "lower",
+            "gap",
+            "defense",
+            "attack",
+            "method",
+            "iterations",
+            "seconds",
+        }
 
 
 def test_solve_batch_rejects_mixed_shapes():
@@ -125,8 +152,9 @@ def test_lower_bound_below_every_feasible_value(mode):
     values = jax.vmap(lambda z: minimax.phi(game, minimax.Defense(*z)))(stacked)
     assert sol.lower <= float(jnp.min(values)) + 1e-12
     assert sol.value <= float(jnp.min(values)) + 1e-9  # and the solver beats random search
-    spent = float(minimax.defense_cost(game, minimax.Defense(*(jnp.asarray(v)
-                                                                for v in sol.defense))))
+    spent = float(
+        minimax.defense_cost(game, minimax.Defense(*(jnp.asarray(v) for v in sol.defense)))
+    )
     assert spent <= float(game.defender_budget) * (1 + 1e-12)
 
 

@@ -1,0 +1,40 @@
+"""Analyses on the channel game (spec sections 6-8).
+
+* :func:`dci` -- Defence Coverage Index of a defence catalogue against an attack taxonomy over
+  a ladder of adaptive attackers (section 7), from YAML data (:func:`load_taxonomy`,
+  :func:`load_catalogue`).
+* :func:`asymmetry` -- relative protection of all-on-noise-suppression vs all-on-bandwidth
+  defences as the attacker grows (section 6).
+* :func:`self_destruction_threshold` -- certified bracket on the attacker power P*(h) beyond
+  which the best defence leaves negative net value (section 8); :func:`threshold_sweep` for its
+  sensitivity to h and the defender budget.
+* :class:`CircuitBreaker` -- a CUSUM test on per-query observations with a stated false-trip
+  bound on benign traffic.
+"""
+
+from minimax.analysis._asymmetry import AsymmetryResult, asymmetry, closed_form_one_channel
+from minimax.analysis._breaker import CircuitBreaker
+from minimax.analysis._dci import DCIResult, dci
+from minimax.analysis._specs import (
+    AttackClass,
+    DefenceSpec,
+    Taxonomy,
+    class_caps,
+    defence_cost_check,
+    defence_vector,
+    load_catalogue,
+    load_taxonomy,
+)
+from minimax.analysis._threshold import (
+    ThresholdResult,
+    self_destruction_threshold,
+    threshold_search,
+    threshold_sweep,
+)
+
+__all__ = [
+    "AsymmetryResult", "AttackClass", "CircuitBreaker", "DCIResult", "DefenceSpec",
+    "Taxonomy", "ThresholdResult", "asymmetry", "class_caps", "closed_form_one_channel", "dci",
+    "defence_cost_check", "defence_vector", "load_catalogue", "load_taxonomy",
+    "self_destruction_threshold", "threshold_search", "threshold_sweep",
+]

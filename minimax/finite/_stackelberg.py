@@ -1,0 +1,119 @@
+"""Strong Stackelberg equilibrium of a bimatrix game, defender leading (Conitzer & Sandholm 2006).
+
+The defender commits to a mixed strategy x over rows; the attacker observes x and best-responds
+with a pure column. For each column j, one LP finds the defender's best commitment among those
+that make j a best response:
+
+    LP_j:  min_x  x^T L[:, j]   s.t.  x^T U[:, j] >= x^T U[:, k]  for all k,   x in simplex.
+
+The leader's optimum is the best LP_j over the feasible j. Because LP_j only asks j to be *a* best
+response (ties allowed), the attacker is assumed to break ties in the defender's favour: this is
+the *strong* Stackelberg equilibrium, which always exists (the weak one may not).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from minimax.errors import SolverError
+from minimax.finite._validate import as_matrix, same_shape
+
+
+class StackelbergSolution(NamedTuple):
+    """A strong Stackelberg equilibrium with the defender as leader."""
+
+    x: np.ndarray  # (m,) defender's mixed commitment over rows, sums to 1
+    response: int  # the attacker's pure best response (column index), ties broken for the leader
+    value: float  # defender's expected loss x^T L[:, response], units of L_def
+    attacker_value: float  # attacker's expected utility x^T U[:, response], units of U_att
+    incentive_gap: float  # max_k x^T U[:, k] - attacker_value >= 0 up to LP tolerance (~1e-9)
+    feasible: np.ndarray  # (n,) bool: columns the defender can induce as a best response
+
+
+def stackelberg(L_def: object, U_att: object) -> StackelbergSolution:
+    r"""Strong Stackelberg equilibrium: the defender commits first, the attacker best-responds.
+
+    With defender loss matrix :math:`L` and attacker utility matrix :math:`U` (both m x n,
+    defender = rows), the leader's problem is
+
+    .. math::
+        \min_{x \in \Delta_m} \; \min_{j \in \mathrm{BR}(x)} x^\top L e_j, \qquad
+        \mathrm{BR}(x) = \arg\max_k x^\top U e_k ,
+
+    solved exactly as n LPs, one per attacker pure response j (``x^T U e_j >= x^T U e_k`` for all
+    k), each with HiGHS through ``scipy.optimize.linprog``; the best feasible one wins (lowest
+    column index on exact ties). When ``U = L`` (zero-sum) the value equals the minimax value.
+
+    Args:
+      L_def: defender's loss, shape (m, n), finite.
+      U_att: attacker's utility, shape (m, n), finite.
+
+    Returns:
+      A :class:`StackelbergSolution`.
+
+    Raises:
+      GameSpecError: a matrix is not a finite non-empty 2-D array, or the shapes differ.
+      SolverError: HiGHS failed on one of the LPs for a reason other than infeasibility.
+
+    References:
+      V. Conitzer and T. Sandholm, "Computing the optimal strategy to commit to", Proc. 7th ACM
+      Conference on Electronic Commerce (EC'06), 82-90 (2006).
+
+    Example (committing to a mix beats the dominant pure row, whose loss is -2):
+
+    >>> sol = stackelberg([[-2.0, -4.0], [-1.0, -3.0]], [[1.0, 0.0], [0.0, 1.0]])
+    >>> sol.x.round(6).tolist(), sol.response, round(sol.value, 6)
+    ([0.5, 0.5], 1, -3.5)
+    """
+    from scipy.optimize import linprog
+
+    L = as_matrix(L_def, "L_def")
+    U = as_matrix(U_att, "U_att")
+    same_shape(L, U, "L_def", "U_att")
+    m, n = L.shape
+    best: tuple[float, int, np.ndarray] | None = None
+    feasible = np.zeros(n, dtype=bool)
+    for j in range(n):
+        # x^T (U[:, k] - U[:, j]) <= 0 for every k != j.
+        others = np.delete(np.arange(n), j)
+        a_ub = (U[:, others] - U[:, [j]]).T if n > 1 else None
+        b_ub = np.zeros(n - 1) if n > 1 else None
+        res = linprog(
+            L[:, j],
+            A_ub=a_ub,
+            b_ub=b_ub,
+            A_eq=np.ones((1, m)),
+            b_eq=[1.0],
+            bounds=(0.0, None),
+            method="highs",
+        )
+        if res.status == 2:  # column j is never a best response
+            continue
+        if res.status != 0:
+            raise SolverError(
+                f"HiGHS failed on the Stackelberg LP for attacker response {j}: status "
+                f"{res.status} ({res.message}). Check the payoff scale."
+            )
+        feasible[j] = True
+        x = np.clip(res.x, 0.0, None)
+        x /= x.sum()
+        loss = float(x @ L[:, j])
+        if best is None or loss < best[0] - 1e-12 * max(1.0, abs(best[0])):
+            best = (loss, j, x)
+    if best is None:  # impossible in exact arithmetic: some column is always a best response
+        raise SolverError(
+            "every Stackelberg LP was reported infeasible; at least one attacker response must be "
+            "a best response to some commitment. Rescale the payoffs to about unit size."
+        )
+    loss, j, x = best
+    utilities = x @ U
+    return StackelbergSolution(
+        x=x,
+        response=j,
+        value=loss,
+        attacker_value=float(utilities[j]),
+        incentive_gap=float(max(utilities.max() - utilities[j], 0.0)),
+        feasible=feasible,
+    )

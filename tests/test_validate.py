@@ -1,0 +1,316 @@
+"""Tests of minimax.validate: estimator oracles, attack budgets, defence monotonicity,
+the transformers adapter, calibration and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+pytest.importorskip("transformers")
+
+from minimax.validate import calibrate as cal  # noqa: E402
+from minimax.validate.measure import (  # noqa: E402
+    mi_with_ci,
+    mutual_information,
+    symmetric_channel_mi,
+)
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+# ---------------------------------------------------------------- estimator
+
+
+@pytest.mark.parametrize("k,err", [(10, 0.0), (10, 0.1), (10, 0.5), (4, 0.25), (2, 0.11)])
+def test_mi_symmetric_channel_closed_form(k, err):
+    rng = np.random.default_rng(0)
+    n = 40_000
+    x = rng.integers(0, k, n)
+    flip = rng.random(n) < err
+    y = np.where(flip, (x + rng.integers(1, k, n)) % k, x)
+    exact = symmetric_channel_mi(k, err)
+    assert mutual_information(x, y, k) == pytest.approx(exact, abs=0.02)
+
+
+def test_miller_madow_reduces_bias_at_independence():
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 10, 500), rng.integers(0, 10, 500)
+    plug, mm = mutual_information(x, y, 10, correct=False), mutual_information(x, y, 10)
+    assert plug > 0.08  # ~ 81 / (2 * 500 * ln 2) = 0.117 bits of upward bias
+    assert abs(mm) < plug / 3
+
+
+def test_bootstrap_ci_brackets_estimate_and_resamples_rows():
+    rng = np.random.default_rng(2)
+    t = np.tile(np.arange(10), (200, 1))
+    p = np.where(rng.random(t.shape) < 0.6, t, rng.integers(0, 10, t.shape))
+    est = mi_with_ci(t, p, 10, n_boot=100)
+    assert est.lo <= est.bits <= est.hi and est.n == 2000
+    assert est.bits == pytest.approx(symmetric_channel_mi(10, 0.4 * 0.9), abs=0.08)
+
+
+# ---------------------------------------------------------------- model fixtures
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    import os
+
+    from minimax.validate.data import load_digits_split
+    from minimax.validate.defences import pixel_order
+    from minimax.validate.model import DigitsCLIPConfig, build_digits_clip
+
+    old = os.environ.get("MINIMAX_CACHE")
+    os.environ["MINIMAX_CACHE"] = str(tmp_path_factory.mktemp("cache"))  # never ~/.cache
+    torch.set_num_threads(1)
+    split = load_digits_split(n_attack=32, n_calib=40, n_held=40)
+    cfg = DigitsCLIPConfig(epochs=15)
+    model = build_digits_clip(split, cfg)
+    yield {"split": split, "model": model, "order": pixel_order(split.x_train), "cfg": cfg}
+    if old is None:
+        os.environ.pop("MINIMAX_CACHE", None)
+    else:
+        os.environ["MINIMAX_CACHE"] = old
+
+
+def _batch(lab, n=30):
+    x = torch.from_numpy(lab["split"].x_calib[:n])
+    return x.repeat_interleave(10, 0), torch.arange(10).repeat(n)
+
+
+@pytest.mark.slow
+def test_model_zero_shot_and_cache(lab):
+    from minimax.validate.defences import class_embeddings
+    from minimax.validate.model import build_digits_clip, zero_shot_accuracy
+
+    s = lab["split"]
+    acc = zero_shot_accuracy(lab["model"], s.x_calib, s.y_calib, class_embeddings(lab["model"], 1))
+    assert acc > 0.85
+    again = build_digits_clip(s, lab["cfg"])  # from the cache: identical weights
+    for a, b in zip(again.image.parameters(), lab["model"].image.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_pgd_respects_budget_and_raises_targeted_success(lab, norm):
+    from minimax.validate.attacks import pgd
+    from minimax.validate.defences import Defence
+    from minimax.validate.pipeline import Pipeline
+
+    pipe = Pipeline(lab["model"], Defence(), lab["order"])
+    x, t = _batch(lab)
+    eps = 1.0 if norm == "l2" else 0.15
+    xa = pgd(pipe, x, t, eps, norm=norm, steps=15, restarts=2)
+    d = (xa - x).flatten(1)
+    size = d.norm(dim=1) if norm == "l2" else d.abs().max(1).values
+    assert float(size.max()) <= eps * (1 + 1e-5)
+    assert float(xa.min()) >= 0 and float(xa.max()) <= 1
+    clean = (pipe.predict(x, t) == t.numpy()).mean()
+    attacked = (pipe.predict(xa, t) == t.numpy()).mean()
+    assert attacked > clean + 0.2
+
+
+def _success(lab, d, power=1.0, model=None):
+    from minimax.validate.attacks import pgd
+    from minimax.validate.pipeline import Pipeline
+
+    pipe = Pipeline(model or lab["model"], d, lab["order"], seed=0)
+    x, t = _batch(lab)
+    xa = pgd(pipe, x, t, math.sqrt(power), steps=15, eot=4, seed=0)
+    return float((pipe.predict(xa, t) == t.numpy()).mean())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "knob,values", [("level", [0.0, 0.3, 0.6]), ("pixel_keep", [1.0, 0.5, 0.3])]
+)
+def test_defence_knobs_monotonically_reduce_attack(lab, knob, values):
+    from minimax.validate.defences import Defence
+
+    base = Defence(purify="noise", draws=4) if knob == "level" else Defence()
+    succ = [_success(lab, base.with_(**{knob: v})) for v in values]
+    assert all(b <= a + 0.02 for a, b in zip(succ, succ[1:], strict=False)), succ
+    assert succ[-1] < succ[0] - 0.05, succ
+
+
+@pytest.mark.slow
+def test_adversarial_finetuning_reduces_attack(lab):
+    from dataclasses import asdict
+
+    from minimax.validate.defences import Defence
+    from minimax.validate.model import DigitsCLIPConfig, build_digits_clip
+
+    robust = build_digits_clip(
+        lab["split"], DigitsCLIPConfig(**{**asdict(lab["cfg"]), "adv_eps": 0.5})
+    )
+    assert _success(lab, Defence(), model=robust) < _success(lab, Defence()) - 0.05
+
+
+@pytest.mark.slow
+def test_token_cap_truncates_and_gcg_lowers_loss(lab):
+    from minimax.validate.attacks import defended_image_embeddings, gcg
+    from minimax.validate.defences import Defence, class_embeddings, targeted_text
+
+    m, s = lab["model"], lab["split"]
+    emb = defended_image_embeddings(m, Defence(), lab["order"], torch.from_numpy(s.x_attack))
+    sfx = gcg(m, Defence(), emb, torch.from_numpy(s.y_attack), 2, steps=2, n_cand=8, topk=16)
+    assert set(sfx) == set(range(10)) and all(v.shape == (2,) for v in sfx.values())
+    moved = targeted_text(m, Defence(), sfx)
+    capped = targeted_text(m, Defence(token_cap=0), sfx)
+    base = class_embeddings(m, 1)
+    assert torch.allclose(capped[3], base, atol=1e-6)
+    assert not torch.allclose(moved[3, 3], base[3], atol=1e-4)
+
+
+# ---------------------------------------------------------------- transformers adapter
+
+
+def _tiny_clip():
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    cfg = CLIPConfig(
+        text_config=dict(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=32,
+            eos_token_id=2,
+            bos_token_id=1,
+            pad_token_id=0,
+        ),
+        vision_config=dict(
+            image_size=8,
+            patch_size=4,
+            num_channels=1,
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+        ),
+        projection_dim=16,
+    )
+    return CLIPModel(cfg)
+
+
+def test_transformers_clip_adapter():
+    from minimax.validate.attacks import pgd
+    from minimax.validate.defences import Defence, build_prompt_ids
+    from minimax.validate.model import TransformersCLIP
+    from minimax.validate.pipeline import Pipeline
+
+    class Words(TransformersCLIP):  # a word-hash "tokenizer": no download needed
+        def prompt_ids(self, text):
+            return [1] + [3 + (sum(map(ord, w)) % 58) for w in text.split()], [2]
+
+    m = Words(_tiny_clip())
+    assert m.image_shape == (1, 8, 8)
+    x = torch.rand(6, 1, 8, 8)
+    z = m.encode_image(x)
+    assert z.shape == (6, 16) and torch.allclose(z.norm(dim=-1), torch.ones(6), atol=1e-5)
+    ids, mask, pos = build_prompt_ids(m, ["a digit seven", "a zero"], torch.tensor([5, 6]))
+    assert pos.shape == (2, 2)
+    w = m.input_embedding().weight
+    plain = m.encode_text(ids, mask)
+    hooked = m.encode_text(ids, mask, embeds=w[ids])
+    assert torch.allclose(plain, hooked, atol=1e-6)
+    pipe = Pipeline(m, Defence(ensemble=2), np.arange(64))
+    t = torch.arange(6) % 10
+    xa = pgd(pipe, x, t, 0.5, steps=3)
+    assert float((xa - x).flatten(1).norm(dim=1).max()) <= 0.5 + 1e-5
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def test_calibration_recovers_synthetic_channel():
+    true = {"B": 2.0, "S": 0.5, "N": 0.25, "alpha": 1.2, "beta": 0.8, "gamma": 0.7, "rho": 0.2}
+    conds = [cal.Condition("leg", "leg", "calib", {}, {"b_image": b}) for b in (0.0, 0.5, 1.0)]
+    for p in (0.1, 0.3, 1.0, 3.0):
+        for lv in ({}, {"n_image": 0.7}, {"s_image": 1.0}, {"b_image": 0.7}):
+            conds.append(cal.Condition("adv", "adv", "calib", {"image": p}, lv))
+    for c in conds:
+        c.bits = cal.predict({"image": true}, c)
+    fit, rms = cal.fit_channel(conds, "image")
+    assert rms < 1e-3
+    held = cal.Condition("h", "adv", "held", {"image": 2.0}, {"n_image": 0.3, "b_image": 0.3})
+    assert cal.predict({"image": fit}, held) == pytest.approx(
+        cal.predict({"image": true}, held), abs=1e-2
+    )
+    assert cal.link(1e-6) == pytest.approx(1e-6, rel=1e-3) and cal.link(1e9) <= cal.IMAX
+
+
+def test_calibrated_game_solves_and_realises():
+    from minimax.validate.defences import Defence, lever_values
+    from minimax.validate.game_bridge import realise, solve_game
+
+    p = {"B": 2.0, "S": 0.5, "N": 0.25, "alpha": 1.2, "beta": 0.3, "gamma": 0.7, "rho": 0.2}
+    sol = solve_game({"image": p, "text": {**p, "B": 0.5, "alpha": 1e-6}}, 2.0, 1.0)
+    assert sol["lower"] <= sol["upper"] + 1e-9 and sol["gap"] <= 0.05 * max(1.0, sol["value"])
+    assert sum(sol["levers"].values()) == pytest.approx(1.0, abs=1e-3)
+    units = {"purify": "noise", "n": 0.2, "s": 0.5, "ensemble": 2.0}
+    d = realise({"n_image": 0.5, "b_image": 0.4, "b_text": 1.0}, units, 8, Defence())
+    back = lever_values(d, units, 8)
+    assert back["n_image"] == pytest.approx(0.5) and back["b_image"] == pytest.approx(0.4)
+    assert d.token_cap == 2
+
+
+# ---------------------------------------------------------------- configs and end to end
+
+
+def _compose(overrides):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="validate", overrides=overrides)
+
+
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_configs_compose(preset):
+    cfg = _compose([f"validate={preset}"])
+    assert cfg.validate.name == preset
+    assert len(cfg.validate.allocation.alternatives) >= 5
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end(lab, tmp_path):
+    from minimax.validate.run import run
+
+    o = [
+        "validate.threads=1",
+        "validate.n_boot=20",
+        "validate.data={n_attack: 16, n_calib: 30, n_held: 30}",
+        "validate.model.epochs=15",
+        "validate.model.adv_epochs=2",
+        "validate.attack.steps=5",
+        "validate.text={steps: 1, n_cand: 4, topk: 8, k_max: 4, token_power: 0.25}",
+        "validate.conditions.powers=[0.5,1.0,2.0]",
+        "validate.conditions.held_powers=[0.7]",
+        "validate.conditions.text_defences={none: {defence: {}, tokens: [1]}}",
+        "validate.conditions.joint_calib=[[0.5,1,none]]",
+        "validate.conditions.joint=[[1.0,1,none]]",
+        "validate.checks.restarts=1",
+        "validate.allocation.image_fractions=[1.0]",
+    ]
+    cfg = _compose(o).validate
+    res = run(cfg, tmp_path)
+    for f in (
+        "report.md",
+        "conditions.csv",
+        "predicted_vs_measured.png",
+        "protection_vs_power.png",
+    ):
+        assert (tmp_path / f).exists()
+    assert res["allocation"]["n"] >= 6
+    assert np.isfinite(res["heldout"]["mae_bits"])
+    assert not res["errors"], res["errors"]
