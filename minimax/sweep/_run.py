@@ -1,0 +1,263 @@
+"""The batched sweep: many equal-shape games per compiled, vmapped ``solve_batch`` call.
+
+``python -m minimax`` under Hydra multirun pays interpreter start-up and JAX compilation for
+every point (seconds each). Here the points of a sweep are cut into chunks of ``chunk_size``
+games; each chunk is one call of :func:`minimax.solve_batch` on a stacked game, compiled once
+per process (and cached on disk by JAX's persistent compilation cache, so later processes and
+re-runs skip compilation). The per-point cost is then close to the solver's own.
+
+Every point gets a row (its params, resolved config, certificate, status and error) in a chunk
+file written atomically; invalid points get ``status="error"`` rows with the
+:class:`~minimax.GameSpecError` message and the sweep goes on; a chunk whose batched solve fails
+is retried point by point so that only the failing points are marked. Re-running the same sweep
+in the same directory solves only the points that have no row yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from minimax.config import SweepAppConfig, solver_options, validate_config
+from minimax.errors import GameSpecError, MinimaxError
+from minimax.sweep._grid import Point, expand
+from minimax.sweep._progress import Progress
+from minimax.sweep._store import (
+    chunk_dir,
+    chunk_files,
+    done_ids,
+    read_rows,
+    remove_stale_temporaries,
+    write_rows_atomic,
+)
+
+log = logging.getLogger("minimax.sweep")
+
+BATCHED = ("auto", "gradient", "gda", "extragradient", "optimistic")
+
+
+class SweepInterrupted(MinimaxError):
+    """Raised by ``sweep.stop_after_chunks``: simulates a sweep killed after k chunks."""
+
+
+def sweep_solver(app: SweepAppConfig) -> dict[str, Any]:
+    """``{"method": ..., **options}``: the solver group's options, then the sweep's overrides."""
+    from minimax.certificate import BoundConfig
+    from minimax.gradient import GradientOptions
+
+    method, options = solver_options(app.solver)
+    allowed = set(GradientOptions._fields) | set(BoundConfig._fields) | {"tol", "max_iter"}
+    for key, value in app.sweep.options.items():
+        if key not in allowed:
+            raise GameSpecError(
+                f"sweep.options.{key}: unknown solver option (value {value!r}); allowed are "
+                f"{sorted(allowed)}"
+            )
+        options[key] = value
+    if method == "convex":  # the convex method takes no gradient options
+        for key in set(GradientOptions._fields) & set(options):
+            options.pop(key)
+    return {"method": method, **options}
+
+
+def base_game(app: SweepAppConfig) -> dict[str, Any]:
+    game = dict(app.game)
+    game.pop("defaults", None)
+    return game
+
+
+def _error_row(point: Point, err: BaseException, tb: str | None = None) -> dict[str, Any]:
+    return {
+        "point_id": point.point_id, "index": point.index, "params": point.params,
+        "status": "error", "error": f"{type(err).__name__}: {err}",
+        "traceback": tb if tb is not None else traceback.format_exc(),
+        "value": None, "upper": None, "lower": None, "gap": None, "seconds": None,
+        "iterations": None, "method": point.config["solver"].get("method"),
+        "defense": None, "attack": None, "config": point.config,
+    }
+
+
+def _ok_row(point: Point, sol: Any) -> dict[str, Any]:
+    d = sol.to_dict()
+    finite = all(math.isfinite(d[k]) for k in ("value", "upper", "lower", "gap"))
+    return {
+        "point_id": point.point_id, "index": point.index, "params": point.params,
+        "status": "ok" if finite else "error",
+        "error": None if finite else "SolverError: non-finite value or bound in the certificate",
+        "traceback": None,
+        **{k: d[k] for k in ("value", "upper", "lower", "gap", "seconds", "iterations",
+                             "method")},
+        "defense": d["defense"], "attack": d["attack"], "config": point.config,
+    }
+
+
+def _games(points: Sequence[Point]):
+    from minimax.game import Game
+
+    return [Game.from_dict(p.config["game"]) for p in points]
+
+
+def solve_chunk(points: Sequence[Point], solver: dict[str, Any], pad_to: int,
+                path: str | None = None) -> list[dict[str, Any]]:
+    """Solve one chunk of valid points (padded to ``pad_to`` games so that every chunk has one
+    compiled shape); write its rows to ``path`` (atomically) if given; return the rows.
+
+    Runs in the sweep's process or in a joblib worker (plain-data arguments)."""
+    from minimax.runtime import enable_compilation_cache
+    from minimax.solve import solve, solve_batch
+
+    enable_compilation_cache()
+    options = dict(solver)
+    method = options.pop("method")
+    games = _games(points)
+    rows: list[dict[str, Any]] | None = None
+    if method in BATCHED:
+        try:
+            padded = games + [games[0]] * max(pad_to - len(games), 0)
+            sols = solve_batch(padded, method=method, **options)
+            rows = [_ok_row(p, s) for p, s in zip(points, sols, strict=False)]
+        except Exception:  # noqa: BLE001 -- retried point by point below, errors kept per point
+            log.warning("sweep: batched solve of a chunk failed; retrying its %d points one by "
+                        "one\n%s", len(points), traceback.format_exc())
+    if rows is None:
+        rows = []
+        for p, g in zip(points, games, strict=True):
+            try:
+                rows.append(_ok_row(p, solve(g, method=method, **options)))
+            except Exception as err:  # noqa: BLE001 -- a failing point is recorded, sweep goes on
+                rows.append(_error_row(p, err))
+    if path is not None:
+        write_rows_atomic(Path(path), rows)
+    return rows
+
+
+def _validate_points(points: Sequence[Point]) -> tuple[list[Point], list[dict[str, Any]]]:
+    """Split into points whose game builds and error rows for those that do not."""
+    from minimax.game import Game
+
+    good, bad = [], []
+    for p in points:
+        try:
+            Game.from_dict(p.config["game"])
+            good.append(p)
+        except Exception as err:  # noqa: BLE001 -- recorded with its traceback
+            bad.append(_error_row(p, err))
+    return good, bad
+
+
+def _chunk_name(points: Sequence[Point], prefix: str = "chunk") -> str:
+    digest = hashlib.sha256("".join(p.point_id for p in points).encode()).hexdigest()[:16]
+    return f"{prefix}-{points[0].index:07d}-{digest}.jsonl"
+
+
+def _pad_size(todo: int, chunk_size: int) -> int:
+    """Games per compiled call: ``chunk_size``, or the next power of two for small sweeps."""
+    return min(chunk_size, 1 << max(todo - 1, 0).bit_length())
+
+
+def plan(cfg: DictConfig | dict | SweepAppConfig) -> tuple[SweepAppConfig, list[Point]]:
+    """Validate a composed sweep config and expand it into its points (no solving)."""
+    app = cfg if isinstance(cfg, SweepAppConfig) else validate_config(cfg, SweepAppConfig)
+    if app.sweep.chunk_size < 1:
+        raise GameSpecError(f"sweep.chunk_size: got {app.sweep.chunk_size}; expected >= 1")
+    if app.sweep.n_jobs == 0:
+        raise GameSpecError("sweep.n_jobs: got 0; expected >= 1 (or -1 for all cores)")
+    if not 0 <= app.sweep.shard < app.sweep.num_shards:
+        raise GameSpecError(f"sweep.shard: got {app.sweep.shard} with num_shards="
+                            f"{app.sweep.num_shards}; expected 0 <= shard < num_shards")
+    solver = sweep_solver(app)
+    points = expand(base_game(app), app.sweep.axes, app.sweep.kind, solver)
+    points = [p for p in points if p.index % app.sweep.num_shards == app.sweep.shard]
+    return app, points
+
+
+def run_sweep(cfg: DictConfig | dict, out_dir: str | Path = ".") -> Any:
+    """Run (or resume) the sweep of a composed ``conf/sweep.yaml`` config in ``out_dir``.
+
+    Returns the tidy table (pandas DataFrame, one row per point of this sweep) and writes
+    ``results.parquet``/``results.csv`` and ``sweep.png`` (see :mod:`minimax.sweep.aggregate`).
+    """
+    from minimax.sweep._aggregate import tidy, write_table
+
+    app, points = plan(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    container = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
+    container = {k: v for k, v in dict(container).items() if k != "hydra"}
+    (out / "sweep_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
+    stale = remove_stale_temporaries(out)
+    if stale:
+        log.info("sweep: removed %d temporary file(s) of an interrupted run", stale)
+    done = done_ids(out)
+    todo = [p for p in points if p.point_id not in done]
+    log.info("sweep %r: %d points, %d already done, %d to solve (solver %s)", app.sweep.name,
+             len(points), len(points) - len(todo), len(todo), points[0].config["solver"]
+             if points else {})
+    good, bad = _validate_points(todo)
+    if bad:
+        path = chunk_dir(out) / _chunk_name([_as_point(r) for r in bad], "invalid")
+        write_rows_atomic(path, bad)
+        log.warning("sweep: %d invalid point(s) recorded with status=error, e.g. %s",
+                    len(bad), bad[0]["error"])
+    progress = Progress(len(points), len(points) - len(good), app.sweep.name)
+    if good:
+        _solve_all(app, good, out, progress)
+    ids = {p.point_id for p in points}
+    rows = [r for r in read_rows(chunk_files(out)) if r["point_id"] in ids]
+    table = tidy(rows, source=str(out))
+    write_table(table, out, figure=app.sweep.figure, axes=[a.param for a in app.sweep.axes])
+    return table
+
+
+def _as_point(row: dict[str, Any]) -> Point:
+    return Point(row["index"], row["point_id"], row["params"], row["config"])
+
+
+def _solve_all(app: SweepAppConfig, good: list[Point], out: Path, progress: Progress) -> None:
+    size = _pad_size(len(good), app.sweep.chunk_size)
+    chunks = [good[i:i + size] for i in range(0, len(good), size)]
+    solver = good[0].config["solver"]
+    limit = app.sweep.stop_after_chunks
+    jobs = [(c, str(chunk_dir(out) / _chunk_name(c))) for c in chunks]
+    if limit is not None:
+        jobs = jobs[:limit]
+    t0 = time.perf_counter()
+    if app.sweep.n_jobs == 1:
+        for c, path in jobs:
+            rows = solve_chunk(c, solver, size, path)
+            progress.update(len(rows), _status_note(rows))
+    else:
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=app.sweep.n_jobs, return_as="generator_unordered")
+        for rows in parallel(delayed(solve_chunk)(c, solver, size, p) for c, p in jobs):
+            progress.update(len(rows), _status_note(rows))
+    log.info("sweep: solved %d points in %.1f s (%d chunk(s) of up to %d games, n_jobs=%d)",
+             sum(len(c) for c, _ in jobs), time.perf_counter() - t0, len(jobs), size,
+             app.sweep.n_jobs)
+    if limit is not None and limit < len(chunks):
+        raise SweepInterrupted(
+            f"sweep.stop_after_chunks={limit}: stopped after {limit} of {len(chunks)} chunks "
+            f"(re-run the same command to resume)"
+        )
+
+
+def _status_note(rows: Sequence[dict[str, Any]]) -> str:
+    errors = sum(r["status"] != "ok" for r in rows)
+    return f"{errors} error(s) in chunk" if errors else ""
+
+
+def describe(points: Sequence[Point]) -> dict[str, Any]:
+    """Summary of a planned sweep (for dry runs and logs)."""
+    params = list(points[0].params) if points else []
+    return {"points": len(points), "params": params,
+            "solver": points[0].config["solver"] if points else {}}
+
