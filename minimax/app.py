@@ -54,19 +54,63 @@ def run(cfg: Any, out_dir: str | Path = ".") -> dict[str, Any]:
         raise
 
 
-def _run(cfg: Any, out_dir: str | Path) -> dict[str, Any]:
-    app = validate_config(cfg)
-    game = Game.from_dict(game_dict(app))
-    method, options = solver_options(app.solver)
-    sol = solve(game, method=method, **options)
-    out = Path(out_dir)
+def _write(out: Path, result: dict[str, Any], table: str, show: bool) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    result = {"game": game.to_dict(), "solution": sol.to_dict(),
-              "channels": channel_rows(game, sol)}
     (out / "result.json").write_text(json.dumps(result, indent=2))
-    table = markdown_table(game, sol)
     (out / "table.md").write_text(table)
-    if app.print_table:
+    if show:
         print(table)
     log.info("wrote %s and %s", out / "result.json", out / "table.md")
     return result
+
+
+def _run_matrix(path: str, out: Path, show: bool) -> dict[str, Any]:
+    """A finite zero-sum game loaded from CSV / .npy, solved exactly (minimax.finite)."""
+    from minimax.finite import load_matrix, zero_sum
+
+    loss = load_matrix(path)
+    sol = zero_sum(loss)
+    result = {"matrix": str(path), "shape": list(loss.shape), "value": float(sol.value),
+              "exploitability": float(sol.exploitability), "upper": float(sol.upper),
+              "lower": float(sol.lower), "defender": sol.x.tolist(), "attacker": sol.y.tolist(),
+              "method": sol.method}
+    rows = ["| player | mixed strategy (support) |", "|---|---|"]
+    for name, strat in (("defender (rows)", sol.x), ("attacker (columns)", sol.y)):
+        support = ", ".join(f"{i}: {p:.4f}" for i, p in enumerate(strat) if p > 1e-9)
+        rows.append(f"| {name} | {support} |")
+    table = "\n".join(rows) + (f"\n\nZero-sum game {loss.shape[0]}x{loss.shape[1]} from "
+                               f"`{path}`: value {sol.value:.9f}, exploitability "
+                               f"{sol.exploitability:.2e} (computed from the strategies).\n")
+    return _write(out, result, table, show)
+
+
+def _run_mixed(game: Game, options: dict[str, Any], out: Path, show: bool) -> dict[str, Any]:
+    from minimax.double_oracle import solve_mixed
+
+    sol = solve_mixed(game, **options)
+    lines = ["| defence | probability | n | s | b |", "|---|---:|---|---|---|"]
+    for j, (x, p) in enumerate(zip(sol.defenses, sol.probabilities, strict=True)):
+        if p > 1e-9:
+            fmt = lambda v: "[" + ", ".join(f"{float(e):.3f}" for e in v) + "]"  # noqa: E731
+            lines.append(f"| {j} | {p:.4f} | {fmt(x.n)} | {fmt(x.s)} | {fmt(x.b)} |")
+    table = "\n".join(lines) + (
+        f"\n\nMixed defence by double oracle on `{game.name}`: V_mix in [{sol.lower:.9f}, "
+        f"{sol.upper:.9f}] (gap {sol.gap:.2e}); pure V in [{sol.pure.lower:.9f}, "
+        f"{sol.pure.upper:.9f}]; {sol.iterations} iterations, {sol.seconds:.1f} s.\n")
+    return _write(out, {"game": game.to_dict(), "mixed": sol.to_dict()}, table, show)
+
+
+def _run(cfg: Any, out_dir: str | Path) -> dict[str, Any]:
+    app = validate_config(cfg)
+    out = Path(out_dir)
+    if app.matrix is not None:
+        return _run_matrix(app.matrix, out, app.print_table)
+    game = Game.from_dict(game_dict(app))
+    method, options = solver_options(app.solver)
+    if method == "double_oracle":
+        return _run_mixed(game, options, out, app.print_table)
+    sol = solve(game, method=method, **options)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"game": game.to_dict(), "solution": sol.to_dict(),
+              "channels": channel_rows(game, sol)}
+    return _write(out, result, markdown_table(game, sol), app.print_table)

@@ -45,6 +45,9 @@ class AppConfig:
     mode: str | None = None
     levers: Any = None
     print_table: bool = True
+    # a finite zero-sum game from a CSV / .npy loss matrix (rows = defender, minimising)
+    # instead of the channel game: python -m minimax matrix=path/to/A.csv
+    matrix: str | None = None
 
 
 class ConfigError(GameSpecError):
@@ -70,6 +73,8 @@ def solver_options(solver: SolverConfig) -> tuple[str, dict[str, Any]]:
     method = opts.pop("method")
     if method == "convex":
         keep = ("tol", "max_iter")
+    elif method == "double_oracle":
+        return method, {k: opts[k] for k in ("starts", "steps", "seed", "max_iter")}
     else:
         keep = ("starts", "steps", "learning_rate", "final_learning_rate", "seed")
     return method, {**{k: opts[k] for k in keep}, **dict(opts["bound"])}

@@ -75,8 +75,8 @@ def initial_defenses(game: Game, starts: int, key) -> jax.Array:
     fixed = jnp.stack(fixed)[:starts]
     extra = max(starts - fixed.shape[0], 0)
     weights = jax.random.dirichlet(key, jnp.ones(3 * k + 1), (extra,))[:, : 3 * k]
-    weights = weights.reshape(extra, 3, k) * mask
-    rand = weights * budget / cost
+    weights = weights.reshape(extra, 3, k) * mask[None]
+    rand = weights * budget / cost[None]
     return jnp.concatenate([fixed, rand], axis=0)
 
 
