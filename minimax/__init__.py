@@ -28,6 +28,7 @@ from minimax.channel import (
     payoff,
 )
 from minimax.convex import convexity
+from minimax.double_oracle import MixedSolution, solve_mixed
 from minimax.errors import GameSpecError, MinimaxError, SolverError
 from minimax.game import FLOWS, LEVERS, MODEL_FLOWS, MODES, SYSTEM_FLOWS, Defense, Game
 from minimax.gradient import GradientOptions
@@ -45,4 +46,5 @@ __all__ = [
     "phi", "solve", "solve_batch", "stack_games",
     "CircuitBreaker", "DCIResult", "ThresholdResult", "asymmetry", "dci", "load_catalogue",
     "load_taxonomy", "self_destruction_threshold", "threshold_sweep",
+    "MixedSolution", "solve_mixed",
 ]

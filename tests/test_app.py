@@ -61,3 +61,14 @@ def test_matrix_file(tmp_path):
     saved = run(_compose([f"matrix={path}", "print_table=false"]), tmp_path)
     assert saved["value"] == pytest.approx(0.0, abs=1e-9)
     assert saved["defender"] == pytest.approx([1 / 3] * 3, abs=1e-7)
+
+
+@pytest.mark.slow
+def test_double_oracle_from_the_command_line_config(tmp_path):
+    cfg = _compose(["game=mixing_helps", "solver=double_oracle", "solver.max_iter=20",
+                    "print_table=false"])
+    saved = run(cfg, tmp_path)
+    mixed = saved["mixed"]
+    assert mixed["lower"] <= mixed["upper"] <= mixed["pure_value"] + 1e-12
+    assert mixed["upper"] < mixed["pure_value"] - 0.1  # randomising strictly helps here
+    assert "V_mix in" in (tmp_path / "table.md").read_text()
