@@ -63,10 +63,13 @@ class DualEncoder(nn.Module):
 
     def prompt_ids(self, text: str) -> tuple[list[int], list[int]]:
         """Token ids of ``text`` split as (body, end): an attacker's suffix goes between."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must define prompt_ids (DualEncoder interface)")
 
     def input_embedding(self) -> nn.Embedding:
-        raise NotImplementedError
+        """The text tower's token-embedding layer (subclasses provide it)."""
+        raise TypeError(
+            f"{type(self).__name__} must define input_embedding (DualEncoder interface)"
+        )
 
     def candidate_tokens(self) -> torch.Tensor:
         """Token ids an attacker may place in a suffix (no special tokens)."""
