@@ -6,7 +6,6 @@ import importlib.util
 import math
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 import yaml
@@ -14,17 +13,6 @@ from hydra import compose, initialize_config_dir
 
 import minimax
 from minimax.analysis import asymmetry, closed_form_one_channel
-
-
-@pytest.fixture
-def core_rank_promotion():
-    """Workaround, to delete once fixed in the core: ``minimax/gradient.py``
-    ``initial_defenses`` multiplies (extra, 3, K) by (3, K) (``weights.reshape(...) * mask`` and
-    ``weights * budget / cost``), which ``jax_numpy_rank_promotion='raise'`` (tests/conftest.py)
-    rejects, so every ``solve``/``solve_batch`` call fails under the test configuration."""
-    with jax.numpy_rank_promotion("allow"):
-        yield
-
 
 ROOT = Path(__file__).resolve().parents[1]
 POWERS = np.geomspace(1.0, 1e8, 17)
@@ -49,7 +37,7 @@ def test_one_channel_asymmetry_matches_closed_form():
 
 
 @pytest.mark.slow
-def test_two_channel_asymmetry_certified_against_symmetric_closed_form(core_rank_promotion):
+def test_two_channel_asymmetry_certified_against_symmetric_closed_form():
     """Two identical channels: the restricted optima are symmetric (each restricted game is
     convex), so R_model = 1 - ln(1 + P e^{-alpha D/2}/(2 m0)) / ln(1 + P/(2 m0)) and
     R_sys = 1 - e^{-gamma D/2}."""

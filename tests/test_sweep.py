@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import jax
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
@@ -24,15 +23,6 @@ FAST = [
     "game=single_channel",
     "sweep.figure=false",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _allow_rank_promotion():
-    # minimax/gradient.py:initial_defenses multiplies (extra, 3, K) by (3, K) (implicit rank
-    # promotion), which conftest's strict mode rejects for every solve; reported to the core.
-    # The sweep code does no array maths of its own, so this hides nothing of ours.
-    with jax.numpy_rank_promotion("allow"):
-        yield
 
 
 def _cfg(*overrides: str):

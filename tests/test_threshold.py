@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import math
 
-import jax
 import numpy as np
 import pytest
 from scipy.optimize import brentq, minimize
 
 import minimax
 from minimax.analysis import self_destruction_threshold, threshold_sweep
-
-
-@pytest.fixture
-def core_rank_promotion():
-    """Workaround, to delete once fixed in the core: ``minimax/gradient.py``
-    ``initial_defenses`` multiplies (extra, 3, K) by (3, K) (``weights.reshape(...) * mask`` and
-    ``weights * budget / cost``), which ``jax_numpy_rank_promotion='raise'`` (tests/conftest.py)
-    rejects, so every ``solve``/``solve_batch`` call fails under the test configuration."""
-    with jax.numpy_rank_promotion("allow"):
-        yield
 
 
 def _one_channel(levers, rho=0.0, **kw):
@@ -34,7 +23,7 @@ def _one_channel(levers, rho=0.0, **kw):
 
 
 @pytest.mark.slow
-def test_bandwidth_only_threshold_matches_closed_form(core_rank_promotion):
+def test_bandwidth_only_threshold_matches_closed_form():
     """b only, rho = 0: net(P) <= 0 iff h w log2(1 + P/m0) e^{-gamma D} <= u C0, so
     P* = m0 (2^{u C0 e^{gamma D} / (h w)} - 1), m0 = N + S, C0 = log2(1 + S/N)."""
     game = _one_channel(["b"], w=[1.3], S=[2.0], N=[0.5], gamma=[0.7])
@@ -80,7 +69,7 @@ def _brute_force_net(p, h=1.0, d=1.0, rho=0.3):
 
 
 @pytest.mark.slow
-def test_three_lever_threshold_matches_brute_force(core_rank_promotion):
+def test_three_lever_threshold_matches_brute_force():
     """All three levers on one channel: an independent scipy minimisation over the budget
     triangle + Brent's root finder gives P*; the certified lower end must match it to 1e-6."""
     exact = brentq(_brute_force_net, 1.0, 100.0, xtol=1e-12, rtol=1e-13)
