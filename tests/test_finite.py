@@ -189,6 +189,30 @@ def test_batch_1000_random_20x20_meets_tolerance() -> None:
 SMALL = (50, 6, 3)
 
 
+def test_batch_result_does_not_depend_on_chunks_or_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 16 games (the last overlapping the one before) and the straggler phase give
+    the same per-game answers as one chunk holding the games in reverse order."""
+    import minimax.finite._ipm as ipm
+
+    rng = np.random.default_rng(21)
+    As = rng.standard_normal(SMALL)
+    one_chunk = zero_sum_batch(As[::-1], tol=1e-9)
+    monkeypatch.setattr(ipm, "_CHUNK_BYTES", 8 * 6 * 3 * 16)
+    ipm._solve.clear_cache()
+    try:
+        chunked = zero_sum_batch(As, tol=1e-9)
+    finally:
+        monkeypatch.undo()
+        ipm._solve.clear_cache()
+    _check_batch(As, chunked, 1e-9)
+    assert chunked.converged.all()
+    # The iteration counts differ between games, so the straggler phase had work to do.
+    assert len(set(chunked.iterations.tolist())) > 1
+    np.testing.assert_array_equal(chunked.iterations, one_chunk.iterations[::-1])
+    np.testing.assert_allclose(chunked.x, one_chunk.x[::-1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(chunked.y, one_chunk.y[::-1], rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("transpose", [False, True])
 def test_batch_rectangular(transpose: bool) -> None:
     rng = np.random.default_rng(int(transpose))

@@ -22,13 +22,32 @@ Every iteration recomputes the exploitability ``max_j (x^T A)_j - min_i (A y)_i`
 strategies in the units of ``A``; a game stops (its state is frozen under a mask) as soon as that
 number is at most ``tol``. The best strategies seen are kept, so a game whose Cholesky breaks down
 (non-finite step) or that runs out of iterations returns its best certified pair and
-``converged=False``. The loop is one ``lax.while_loop`` over the whole batch, compiled once per
-shape; ``tol`` and ``max_iter`` are traced, so changing them does not recompile.
+``converged=False``.
+
+Speed on a CPU comes from four choices, each measured on 10,000 random 20 x 20 games at tol 1e-6
+(2-core machine; times for the whole batch):
+
+* Mehrotra's starting point and a step-to-boundary fraction ``max(0.95, 1 - mu)`` that grows as
+  the duality measure ``mu`` falls: 7.2 iterations per game on average instead of 10.2 from a
+  fixed interior point with the fixed fraction 0.95.
+* Chunks of about ``_CHUNK_BYTES`` of payoffs (327 games of 20 x 20) solved one after another
+  inside the compiled program, so an iteration's arrays stay in cache, and ``K`` formed as a
+  sum of rank-one terms (one fused elementwise kernel, where a batched 20 x 20 matmul took
+  75 ms per iteration): together 1.8 s -> 0.85 s.
+* Two phases: a chunk stops once at most an eighth of its games are still running, and those
+  stragglers are gathered into as few chunks as possible to finish; a chunk otherwise runs as
+  many iterations as its slowest game.
+* Triangular solves unrolled into elementwise code (see ``_UNROLL_MAX``).
+
+All of it is one ``jax.jit`` program, compiled once per batch shape; ``tol`` and ``max_iter``
+are traced, so changing them does not recompile. A game's result does not depend on the other
+games in the batch.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +58,10 @@ import minimax._x64  # noqa: F401  (float64 before any array is made)
 from minimax.errors import GameSpecError
 from minimax.finite._validate import as_batch
 
-# Fraction of the largest feasible step (Mehrotra's eta). Measured on 2,000 random 20 x 20 games
-# at tol 1e-6: 0.95 needs at most 12 iterations, 0.99 and 0.999 need 16-18 (late short steps).
+# Least fraction of the largest feasible step (Mehrotra's eta); the step uses max(this, 1 - mu).
+# Measured on 2,000 random games each of 20 x 20, 20 x 5, 5 x 20, 50 x 50 and others at tol 1e-6:
+# a constant 0.999 needs fewer iterations on average (7.3 vs 7.6 at 0.99 on 20 x 20) but leaves
+# long tails (up to 21 iterations on 20 x 5); max(0.95, 1 - mu) has both (7.2, at most 11-12).
 _STEP_TO_BOUNDARY = 0.95
 # Relative diagonal shift (one ulp of the largest pivot). 1e-13 was measured to stall games at
 # exploitability 1e-6: near the optimum the pivots span ~30 orders of magnitude.
@@ -49,6 +70,9 @@ _REGULARISATION = 1e-16
 # batched triangular solve costs one library call per game (measured here, 10,000 games 20 x 20:
 # ~50-100 ms per solve vs ~6 ms unrolled). Compile time grows like n^2, hence the cap.
 _UNROLL_MAX = 24
+# Payoff bytes per chunk. Measured on 10,000 games of 20 x 20: 0.25-2 MiB all within noise of
+# each other (0.6-0.8 s); 4 MiB 0.9-1.0 s; one chunk of everything 1.8 s.
+_CHUNK_BYTES = 1 << 20
 
 
 class BatchSolution(NamedTuple):
@@ -133,35 +157,94 @@ def zero_sum_batch(As: object, tol: float = 1e-6, max_iter: int = 60) -> BatchSo
 
 @jax.jit
 def _solve(G: jax.Array, tol: jax.Array, max_iter: jax.Array) -> tuple[jax.Array, ...]:
-    """The compiled batch solve for loss matrices ``G`` of shape (batch, m, n), m >= n."""
-    lo = G.min(axis=(1, 2), keepdims=True)
-    span = G.max(axis=(1, 2), keepdims=True) - lo
-    B = (G - lo) / jnp.where(span > 0, span, 1.0) + 1.0
+    """The compiled batch solve for loss matrices ``G`` of shape (batch, m, n), m >= n.
 
-    state = jax.vmap(_init, in_axes=(0, 0, None))(B, G, tol)
+    Games are solved one chunk after another (``lax.map``), each chunk small enough for its
+    arrays to stay in cache across iterations. A chunk is only as fast as its slowest game, so
+    the solve has two phases: every chunk first iterates until at most an eighth of its games
+    are still running; those stragglers are then gathered into as few chunks as possible and
+    finished there (chunks with nothing left to do exit at once).
+    """
+    batch, m, n = G.shape
+    chunk = min(batch, max(1, _CHUNK_BYTES // (8 * m * n)))
+    state = jax.vmap(_init, in_axes=(0, 0, None))(_rescale(G), G, tol)
 
-    def cond(carry):
-        it, st = carry
-        return (it < max_iter) & jnp.any(~st.done)
-
-    def body(carry):
-        it, st = carry
-        new = jax.vmap(_step, in_axes=(0, 0, 0, None))(B, G, st, tol)
-        # Freeze finished games: their state must not move once certified.
-        st = jax.tree.map(
-            lambda old, nw: jnp.where(st.done.reshape((-1,) + (1,) * (old.ndim - 1)), old, nw),
-            st,
-            new,
+    def phase(i: jax.Array, state: _IPMState) -> _IPMState:
+        # Running games first (a stable sort: in phase 0 this is the identity).
+        order = jnp.argsort(_active(state, max_iter), descending=True, stable=True)
+        cap = jnp.where(i == 0, chunk // 8, 0)
+        part = _by_chunks(
+            lambda g, st: _run(g, st, tol, max_iter, cap),
+            chunk,
+            G[order],
+            jax.tree.map(lambda v: v[order], state),
         )
-        return it + 1, st
+        return jax.tree.map(lambda full, p: full.at[order].set(p), state, part)
 
-    _, state = jax.lax.while_loop(cond, body, (jnp.int32(0), state))
+    # One loop over the two phases, so the iteration is compiled once.
+    state = jax.lax.fori_loop(0, 2, phase, state)
+
     x, y = _normalise(state.x), _normalise(state.y)
     # Final certificate, from the strategies actually returned (not the loop's running value).
     upper = jnp.einsum("bm,bmn->bn", x, G).max(axis=1)
     lower = jnp.einsum("bmn,bn->bm", G, y).min(axis=1)
     gap = jnp.maximum(upper - lower, 0.0)
     return x, y, upper, lower, gap, state.iterations, gap <= tol
+
+
+def _by_chunks(fn: Callable[..., Any], chunk: int, G: jax.Array, *args: Any) -> Any:
+    """``fn`` applied to consecutive chunks of ``chunk`` games of ``G`` (and of ``args``).
+
+    The last chunk ends at the last game, so it may overlap the one before; games in the
+    overlap are computed twice, identically, and the later copy is kept.
+    """
+    batch = G.shape[0]
+    n_chunks = -(-batch // chunk)
+    starts = jnp.minimum(jnp.arange(n_chunks) * chunk, batch - chunk)
+
+    def one(i: jax.Array):
+        cut = jax.tree.map(lambda v: jax.lax.dynamic_slice_in_dim(v, i, chunk), (G, args))
+        return fn(cut[0], *cut[1])
+
+    out = jax.lax.map(one, starts)
+    tail = batch - (n_chunks - 1) * chunk
+    return jax.tree.map(
+        lambda v: jnp.concatenate([v[:-1].reshape((-1,) + v.shape[2:]), v[-1, chunk - tail :]]),
+        out,
+    )
+
+
+def _rescale(G: jax.Array) -> jax.Array:
+    """Each game mapped affinely onto payoffs in [1, 2] (see the module docstring)."""
+    lo = G.min(axis=(1, 2), keepdims=True)
+    span = G.max(axis=(1, 2), keepdims=True) - lo
+    return (G - lo) / jnp.where(span > 0, span, 1.0) + 1.0
+
+
+def _active(st: _IPMState, max_iter: jax.Array) -> jax.Array:
+    """Games still iterating: not certified, not stalled, iterations left."""
+    return ~st.done & (st.iterations < max_iter)
+
+
+def _run(
+    G: jax.Array, st: _IPMState, tol: jax.Array, max_iter: jax.Array, cap: jax.Array
+) -> _IPMState:
+    """Iterate a chunk until at most ``cap`` of its games are active; the others stay frozen."""
+    B = _rescale(G)
+
+    def cond(st: _IPMState) -> jax.Array:
+        return jnp.sum(_active(st, max_iter)) > cap
+
+    def body(st: _IPMState) -> _IPMState:
+        new = jax.vmap(_step, in_axes=(0, 0, 0, None))(B, G, st, tol)
+        keep = ~_active(st, max_iter)  # certified games must not move
+        return jax.tree.map(
+            lambda old, nw: jnp.where(keep.reshape((-1,) + (1,) * (old.ndim - 1)), old, nw),
+            st,
+            new,
+        )
+
+    return jax.lax.while_loop(cond, body, st)
 
 
 def _normalise(p: jax.Array) -> jax.Array:
@@ -187,18 +270,32 @@ class _IPMState(NamedTuple):
 
 
 def _init(B: jax.Array, G: jax.Array, tol: jax.Array) -> _IPMState:
-    """A strictly feasible, roughly centred start: small p, large q."""
+    """Mehrotra's starting point (Mehrotra 1992, section 7; Wright 1997, p. 205).
+
+    The least-squares solutions ``z = M^T (M M^T)^{-1} 1`` and ``lam = (M M^T)^{-1} M c`` with
+    ``sig = c - M^T lam`` are shifted to be positive and then towards the central path. With
+    ``M = [B^T I]`` the matrix ``M M^T = B^T B + I`` is positive definite. Measured on 2,000
+    random 20 x 20 games at tol 1e-6, it saves about two iterations over a fixed interior
+    point (mean 8.4 instead of 10.2, both with the step fraction fixed at 0.95).
+    """
     m, n = B.shape
-    p = jnp.full((m,), 0.5 / (m * B.max()))
-    s = 1.0 - B.T @ p  # >= 1/2
-    q = jnp.full((n,), 2.0 / (n * B.min()))
-    sig_p = B @ q - 1.0  # >= 1
+    c = jnp.concatenate([-jnp.ones(m), jnp.zeros(n)])
+    gram = B.T @ B + jnp.eye(n)
+    # Both right-hand sides in one LAPACK solve (the start is computed once per game).
+    rhs = jnp.stack([jnp.ones(n), -jnp.sum(B, axis=0)], axis=1)
+    w, lam = cho_solve((jnp.linalg.cholesky(gram, symmetrize_input=False), True), rhs).T
+    z = jnp.concatenate([B @ w, w])  # lam solves (M M^T) lam = M c = -B^T 1
+    sig = c - jnp.concatenate([B @ lam, lam])
+    z = z + jnp.maximum(-1.5 * jnp.min(z), 0.0)
+    sig = sig + jnp.maximum(-1.5 * jnp.min(sig), 0.0)
+    zs = z @ sig
+    z, sig = z + 0.5 * zs / jnp.sum(sig), sig + 0.5 * zs / jnp.sum(z)
     x, y = jnp.full((m,), 1.0 / m), jnp.full((n,), 1.0 / n)
     gap = _exploitability(G, x, y)
     return _IPMState(
-        z=jnp.concatenate([p, s]),
-        lam=-q,
-        sig=jnp.concatenate([sig_p, q]),
+        z=z,
+        lam=lam,
+        sig=sig,
         x=x,
         y=y,
         gap=gap,
@@ -252,8 +349,15 @@ def _step(B: jax.Array, G: jax.Array, st: _IPMState, tol: jax.Array) -> _IPMStat
     r_c = c - Mt(lam) - sig
     mu = z @ sig / big_n
     d = z / sig
-    K = B.T @ (d[:m, None] * B) + jnp.diag(d[m:])
-    K = K + _REGULARISATION * jnp.max(jnp.diag(K)) * jnp.eye(n)
+    # B lies in [1, 2], so every diagonal entry of K is at most 4 sum(d_p) + max(d_s): a bound
+    # on the largest pivot that needs no extra pass over K.
+    shift = _REGULARISATION * (4.0 * jnp.sum(d[:m]) + jnp.max(d[m:]))
+    K = jnp.diag(d[m:] + shift)
+    dB = d[:m, None] * B
+    # m rank-one terms, one fused elementwise kernel once vmapped. Scaling one factor first keeps
+    # the loop-invariant products B_k B_k^T from being hoisted out of the loop and re-read.
+    for k in range(m):
+        K = K + jnp.outer(dB[k], B[k])
     chol = jnp.linalg.cholesky(K, symmetrize_input=False)  # K is symmetric by construction
 
     def newton(r_xs):  # solves M dz = r_b, M^T dlam + dsig = r_c, sig dz + z dsig = r_xs
@@ -278,8 +382,9 @@ def _step(B: jax.Array, G: jax.Array, st: _IPMState, tol: jax.Array) -> _IPMStat
     zeros = (jnp.zeros_like(z), jnp.zeros_like(sig))
     (dz, dsig), dlams = jax.lax.scan(predictor_corrector, zeros, jnp.array([False, True]))
     dlam = dlams[1]
-    ap = jnp.minimum(1.0, _STEP_TO_BOUNDARY * _max_step(z, dz))
-    ad = jnp.minimum(1.0, _STEP_TO_BOUNDARY * _max_step(sig, dsig))
+    eta = jnp.maximum(_STEP_TO_BOUNDARY, 1.0 - mu)  # bolder as the duality measure mu -> 0
+    ap = jnp.minimum(1.0, eta * _max_step(z, dz))
+    ad = jnp.minimum(1.0, eta * _max_step(sig, dsig))
     z_new, lam_new, sig_new = z + ap * dz, lam + ad * dlam, sig + ad * dsig
 
     finite = jnp.all(jnp.isfinite(z_new)) & jnp.all(jnp.isfinite(sig_new))
