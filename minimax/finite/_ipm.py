@@ -29,7 +29,7 @@ Speed on a CPU comes from four choices, each measured on 10,000 random 20 x 20 g
 
 * Mehrotra's starting point and a step-to-boundary fraction ``max(0.95, 1 - mu)`` that grows as
   the duality measure ``mu`` falls: 7.2 iterations per game on average instead of 10.2 from a
-  fixed interior point with the fixed fraction 0.95.
+  fixed interior point with the fixed fraction 0.95 (``experiments/ipm_tuning.py``).
 * Chunks of about ``_CHUNK_BYTES`` of payoffs (327 games of 20 x 20) solved one after another
   inside the compiled program, so an iteration's arrays stay in cache, and ``K`` formed as a
   sum of rank-one terms (one fused elementwise kernel, where a batched 20 x 20 matmul took
@@ -59,9 +59,9 @@ from minimax.errors import GameSpecError
 from minimax.finite._validate import as_batch
 
 # Least fraction of the largest feasible step (Mehrotra's eta); the step uses max(this, 1 - mu).
-# Measured on 2,000 random games each of 20 x 20, 20 x 5, 5 x 20, 50 x 50 and others at tol 1e-6:
-# a constant 0.999 needs fewer iterations on average (7.3 vs 7.6 at 0.99 on 20 x 20) but leaves
-# long tails (up to 21 iterations on 20 x 5); max(0.95, 1 - mu) has both (7.2, at most 11-12).
+# experiments/ipm_tuning.py (ten families of random games, tol 1e-6): a constant 0.999 needs
+# fewer iterations on average than 0.99 (7.3 vs 7.6 on 20 x 20) but leaves long tails (up to 21
+# on 20 x 5); max(0.95, 1 - mu) has both (7.2 on 20 x 20, at most 12 on every family).
 _STEP_TO_BOUNDARY = 0.95
 # Relative diagonal shift (one ulp of the largest pivot). 1e-13 was measured to stall games at
 # exploitability 1e-6: near the optimum the pivots span ~30 orders of magnitude.
@@ -274,9 +274,10 @@ def _init(B: jax.Array, G: jax.Array, tol: jax.Array) -> _IPMState:
 
     The least-squares solutions ``z = M^T (M M^T)^{-1} 1`` and ``lam = (M M^T)^{-1} M c`` with
     ``sig = c - M^T lam`` are shifted to be positive and then towards the central path. With
-    ``M = [B^T I]`` the matrix ``M M^T = B^T B + I`` is positive definite. Measured on 2,000
-    random 20 x 20 games at tol 1e-6, it saves about two iterations over a fixed interior
-    point (mean 8.4 instead of 10.2, both with the step fraction fixed at 0.95).
+    ``M = [B^T I]`` the matrix ``M M^T = B^T B + I`` is positive definite. On 2,000 random
+    20 x 20 games at tol 1e-6 it saves about two iterations over a fixed interior point (mean
+    8.5 instead of 10.2, both with the step fraction fixed at 0.95;
+    ``experiments/results/ipm_tuning.md``).
     """
     m, n = B.shape
     c = jnp.concatenate([-jnp.ones(m), jnp.zeros(n)])
@@ -302,6 +303,11 @@ def _init(B: jax.Array, G: jax.Array, tol: jax.Array) -> _IPMState:
         iterations=jnp.int32(0),
         done=gap <= tol,
     )
+
+
+def _step_fraction(mu: jax.Array) -> jax.Array:
+    """Fraction of the largest feasible step taken: bolder as the duality measure mu -> 0."""
+    return jnp.maximum(_STEP_TO_BOUNDARY, 1.0 - mu)
 
 
 def _max_step(v: jax.Array, dv: jax.Array) -> jax.Array:
@@ -382,7 +388,7 @@ def _step(B: jax.Array, G: jax.Array, st: _IPMState, tol: jax.Array) -> _IPMStat
     zeros = (jnp.zeros_like(z), jnp.zeros_like(sig))
     (dz, dsig), dlams = jax.lax.scan(predictor_corrector, zeros, jnp.array([False, True]))
     dlam = dlams[1]
-    eta = jnp.maximum(_STEP_TO_BOUNDARY, 1.0 - mu)  # bolder as the duality measure mu -> 0
+    eta = _step_fraction(mu)
     ap = jnp.minimum(1.0, eta * _max_step(z, dz))
     ad = jnp.minimum(1.0, eta * _max_step(sig, dsig))
     z_new, lam_new, sig_new = z + ap * dz, lam + ad * dlam, sig + ad * dsig
