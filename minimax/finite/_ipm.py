@@ -70,8 +70,9 @@ _REGULARISATION = 1e-16
 # batched triangular solve costs one library call per game (measured here, 10,000 games 20 x 20:
 # ~50-100 ms per solve vs ~6 ms unrolled). Compile time grows like n^2, hence the cap.
 _UNROLL_MAX = 24
-# Payoff bytes per chunk. Measured on 10,000 games of 20 x 20: 0.25-2 MiB all within noise of
-# each other (0.6-0.8 s); 4 MiB 0.9-1.0 s; one chunk of everything 1.8 s.
+# Payoff bytes per chunk on CPU (on an accelerator the batch is one chunk; not measured there).
+# Measured on 10,000 games of 20 x 20 (medians of 3): 0.25 / 1 / 2 MiB 0.79 / 0.81 / 0.74 s,
+# within noise of each other; 4 MiB 0.95 s; the whole batch as one chunk 1.49 s.
 _CHUNK_BYTES = 1 << 20
 
 
@@ -167,6 +168,8 @@ def _solve(G: jax.Array, tol: jax.Array, max_iter: jax.Array) -> tuple[jax.Array
     """
     batch, m, n = G.shape
     chunk = min(batch, max(1, _CHUNK_BYTES // (8 * m * n)))
+    if jax.default_backend() != "cpu":  # chunks serve CPU caches; an accelerator takes it whole
+        chunk = batch
     state = jax.vmap(_init, in_axes=(0, 0, None))(_rescale(G), G, tol)
 
     def phase(i: jax.Array, state: _IPMState) -> _IPMState:
