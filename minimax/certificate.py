@@ -22,7 +22,8 @@ per-channel problem has three variables and is not jointly convex, so it is lowe
   at least their values at ``b_lo``.
 * **jamming** -- the loss increases with b (restriction only removes legitimate bandwidth),
   so b = 0 is optimal; for fixed n the objective is convex in s, and n is handled by the same
-  interval branch-and-bound (harm is decreasing in n).
+  interval branch-and-bound (harm is decreasing in n). Its interval bound is first order only,
+  so jamming mode starts from ``_JAMMING_WIDEN`` times as many intervals.
 
 Every nu gives a valid bound, so nu is searched (bisection on the supergradient
 ``sum cost . x(nu) - P_D`` in log-space) and the best bound found is kept. The bound is exact up
@@ -59,6 +60,7 @@ _ROUNDS = 8
 _NU_STEPS = 32
 _SEARCH_GRID = 24
 _MARGIN = 1e-12
+_JAMMING_WIDEN = 4  # jamming mode: boxes and refine are multiplied by this
 
 
 class BoundConfig(NamedTuple):
@@ -246,18 +248,24 @@ def _channel_minimum_bnb(game: Game, attack, nu, cfg: BoundConfig):
     else:
         outer_max = game.defender_budget / game.cost_n * mask[0]
         box = _jamming_box
+    boxes, refine = cfg.boxes, cfg.refine
+    if game.mode == "jamming":
+        # The jamming box bound is first order, so the intervals left unrefined after the first
+        # round set the error; a finer first round cut the default jamming game's gap from
+        # 0.24 to 0.03 (times 4) for twice the bound's time.
+        boxes, refine = boxes * _JAMMING_WIDEN, refine * _JAMMING_WIDEN
     k = game.num_channels
-    grid = jnp.linspace(0.0, 1.0, cfg.boxes + 1)[:, None] * outer_max[None, :]
+    grid = jnp.linspace(0.0, 1.0, boxes + 1)[:, None] * outer_max[None, :]
     lo, hi = grid[:-1], grid[1:]
     lb, ub, x = box(game, attack, nu, mask, lo, hi, cfg.bisect_s)
-    pieces = cfg.boxes // cfg.refine
+    pieces = boxes // refine
     split = jnp.linspace(0.0, 1.0, pieces + 1)
 
     def round_(carry, _):
         lo, hi, lb, floor = carry
         order = jnp.argsort(lb, axis=0)
-        pick = order[: cfg.refine]
-        rest = jnp.take_along_axis(lb, order[cfg.refine:], axis=0)
+        pick = order[:refine]
+        rest = jnp.take_along_axis(lb, order[refine:], axis=0)
         floor = jnp.minimum(floor, jnp.min(rest, axis=0, initial=jnp.inf))
         p_lo = jnp.take_along_axis(lo, pick, axis=0)
         p_hi = jnp.take_along_axis(hi, pick, axis=0)
