@@ -173,7 +173,7 @@ def _solve(G: jax.Array, tol: jax.Array, max_iter: jax.Array) -> tuple[jax.Array
     state = jax.vmap(_init, in_axes=(0, 0, None))(_rescale(G), G, tol)
 
     def phase(i: jax.Array, state: _IPMState) -> _IPMState:
-        # Running games first (a stable sort: in phase 0 this is the identity).
+        # Running games first, stably (in phase 0 only games certified at the start move).
         order = jnp.argsort(_active(state, max_iter), descending=True, stable=True)
         cap = jnp.where(i == 0, chunk // 8, 0)
         part = _by_chunks(
