@@ -240,14 +240,17 @@ def _channel_minimum(game: Game, attack, nu, cfg: BoundConfig):
     return _channel_minimum_bnb(game, attack, nu, cfg)
 
 
+def _outer_lever(game: Game, mask):
+    """The lever searched by intervals and its box bound: b in injection mode, n in jamming
+    mode (its largest affordable amount per channel, 0 where the lever is off)."""
+    if game.mode == "injection":
+        return game.defender_budget / game.cost_b * mask[2], _injection_box
+    return game.defender_budget / game.cost_n * mask[0], _jamming_box
+
+
 def _channel_minimum_bnb(game: Game, attack, nu, cfg: BoundConfig):
     mask = game.lever_mask()
-    if game.mode == "injection":
-        outer_max = game.defender_budget / game.cost_b * mask[2]
-        box = _injection_box
-    else:
-        outer_max = game.defender_budget / game.cost_n * mask[0]
-        box = _jamming_box
+    outer_max, box = _outer_lever(game, mask)
     boxes, refine = cfg.boxes, cfg.refine
     if game.mode == "jamming":
         # The jamming box bound is first order, so the intervals left unrefined after the first
@@ -317,12 +320,7 @@ def _channel_minimum_estimate(game: Game, attack, nu, cfg: BoundConfig):
 
 
 def _channel_minimum_estimate_grid(game, attack, nu, cfg, mask):
-    if game.mode == "injection":
-        outer_max = game.defender_budget / game.cost_b * mask[2]
-        box = _injection_box
-    else:
-        outer_max = game.defender_budget / game.cost_n * mask[0]
-        box = _jamming_box
+    outer_max, box = _outer_lever(game, mask)
     grid = jnp.linspace(0.0, 1.0, cfg.search_grid)[:, None] * outer_max[None, :]
     _, ub, x = box(game, attack, nu, mask, grid, grid, cfg.bisect_s)
     best = jnp.argmin(ub, axis=0)
