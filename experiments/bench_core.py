@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -29,10 +28,9 @@ import numpy as np
 from scipy.optimize import minimize
 
 import minimax
+from minimax.testing import random_game
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from tests.helpers import random_game  # noqa: E402
 
 
 def slsqp_multistart(game, starts, rng):
