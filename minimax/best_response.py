@@ -1,4 +1,4 @@
-"""Exact attacker best responses (spec section 5).
+"""Exact attacker best responses (docs/solution-concepts.md §2.3).
 
 For a fixed defence x, ``L(x, .)`` is concave in the attack a over
 ``A = {a >= 0, a_i <= cap_i, sum_i a_i <= P_A}``, so the KKT conditions characterise the best

@@ -1,4 +1,4 @@
-"""Certified bounds on the minimax value V = min_x max_a L(x, a) (spec section 5).
+"""Certified bounds on the minimax value V = min_x max_a L(x, a) (docs/certificates.md §3).
 
 **Upper bound.** For any feasible defence x, ``phi(x) = max_a L(x, a)`` is computed exactly by
 the attacker's best response, and ``V <= phi(x)``.

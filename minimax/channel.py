@@ -1,4 +1,4 @@
-"""Shannon-Hartley capacities and the defender's loss L(x, a) (spec sections 1 and 3).
+"""Shannon-Hartley capacities and the defender's loss L(x, a) (docs/model.md §1.1, §1.4, §1.5).
 
 All capacities are in bits per query; powers are in the channel's power units. Every function
 takes a :class:`~minimax.game.Game` (arrays of shape (K,)) and a :class:`~minimax.game.Defense`
@@ -87,7 +87,7 @@ def adversarial_capacity(game: Game, defense: Defense, attack) -> jax.Array:
 
 
 def payoff(game: Game, defense: Defense, attack) -> jax.Array:
-    """The defender's loss L(x, a) (spec section 3); the attacker maximises it."""
+    """The defender's loss L(x, a) (docs/model.md §1.4, §1.5); the attacker maximises it."""
     harm = jnp.sum(game.w * adversarial_capacity(game, defense, attack), axis=-1)
     if game.mode == "jamming":
         return harm

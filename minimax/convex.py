@@ -1,4 +1,4 @@
-"""Convex (cvxpy) formulations of the channel game's convex cases (spec section 5).
+"""Convex (cvxpy) formulations of the channel game's convex cases (docs/solution-concepts.md §2.4).
 
 When the defender's levers keep ``L(., a)`` convex for every attack, the game is convex-concave
 and ``V = max_a min_x L = min_x max_a L``. That holds for

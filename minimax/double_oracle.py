@@ -1,4 +1,4 @@
-"""Mixed defences by double oracle: randomising over defence portfolios (spec section 4).
+"""Mixed defences by double oracle: randomising over defence portfolios (docs §2.5).
 
 **Why mix.** The deterministic minimax ``V = min_x max_a L(x, a)`` lets the attacker see the
 defence before it moves. If the defender instead draws its portfolio x from a distribution p
@@ -6,10 +6,10 @@ that the attacker knows but cannot observe, it pays
 
     V_mix = min_{p in Delta(X)} max_{a in A} E_{x~p} L(x, a)  <=  V.
 
-``E_p L(x, a)`` is linear in p and concave in a (spec section 5), and A is convex and compact, so
+``E_p L(x, a)`` is linear in p and concave in a (docs §2.3), and A is convex and compact, so
 Sion's minimax theorem (Sion 1958) gives ``V_mix = max_{a in A} min_{x in X} L(x, a)``: the
 attacker gains nothing by randomising (concavity lets it play the mean of any mixture instead).
-When L is jointly convex in the defence, ``V = V_mix``; L here is not (spec section 5), and
+When L is jointly convex in the defence, ``V = V_mix``; L here is not (docs §2.4), and
 ``V - V_mix > 0`` is the value of unpredictability: e.g. "restrict channel 1 *or* channel 2,
 chosen at random", where spreading one budget over both is worse than either alone.
 

@@ -1,4 +1,4 @@
-"""Effect maps of the three defence levers (spec section 2).
+"""Effect maps of the three defence levers (docs/model.md §1.3).
 
 Each map turns an investment (>= 0, budget units) into a multiplicative factor:
 
@@ -9,7 +9,7 @@ Each map turns an investment (>= 0, budget units) into a multiplicative factor:
 * ``kappa(b)`` -- bandwidth restriction: attacker bandwidth is multiplied by it, legitimate
   bandwidth by ``kappa(b) ** rho`` (1 at b = 0, decreasing to 0).
 
-``exp`` is the spec's default: ``eta = exp(-alpha n)``, ``sigma = 1 + beta s``,
+``exp`` is the default: ``eta = exp(-alpha n)``, ``sigma = 1 + beta s``,
 ``kappa = exp(-gamma b)``. ``rational`` keeps ``sigma`` and uses the slower, heavy-tailed
 ``eta = 1 / (1 + alpha n)`` and ``kappa = 1 / (1 + gamma b)``: each extra unit of budget buys
 less than under ``exp``. Both are monotone and keep the convexity facts the certificates use
@@ -53,7 +53,7 @@ def legitimate_bandwidth_factor(effect: str, b, gamma, rho):
 def noise_stationary(effect: str, weight, attack, denom, alpha, price):
     """Unconstrained minimiser over n >= 0 of ``weight log2(1 + attack eta(n) / denom) + price n``.
 
-    Used by the certificates (spec section 5): the function is convex in n for both maps, so
+    Used by the certificates (docs §3.4): the function is convex in n for both maps, so
     its stationary point, clipped to the feasible interval, is the constrained minimiser.
     Returns +inf when the price is 0 (more suppression always helps) and 0 when the first unit
     of suppression is not worth its price.

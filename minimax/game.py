@@ -1,4 +1,4 @@
-"""The channel game: K Shannon-Hartley channels, an attacker and a defender (spec sections 1-3).
+"""The channel game: K Shannon-Hartley channels, an attacker and a defender (docs/model.md §1).
 
 A :class:`Game` is a frozen pytree. Its arrays (one entry per channel, float64) are leaves, so
 games of the same shape can be stacked and ``vmap``-ed; its sizes, labels and flags are static.
@@ -51,7 +51,7 @@ class Defense(NamedTuple):
 class Game:
     """A channel game. Arrays have shape (K,) (or (batch, K) when stacked); scalars shape ().
 
-    Attributes follow the spec's symbols: ``B`` bandwidth (dimensions per query), ``S`` signal
+    Attributes follow docs/model.md §1.1: ``B`` bandwidth (dimensions per query), ``S`` signal
     power, ``N`` noise power, ``w``/``u`` harm/utility weights, ``rho`` selectivity of bandwidth
     restriction, ``alpha``/``beta``/``gamma`` lever effectiveness, ``cap`` the attacker's
     per-channel power cap (inf = none), ``cost_*`` the price of one unit of each lever,
@@ -179,7 +179,7 @@ class Game:
         modalities: Sequence[str] | None = None,
         name: str = "game",
     ) -> Game:
-        """Build and validate a game from per-channel arrays (keyword names as in the spec).
+        """Build and validate a game from per-channel arrays (keyword names as in docs §1.1).
 
         ``names``, ``flows`` and ``modalities`` are per-channel labels; ``name`` names the game.
         Defaults: no cap, unit costs, all three levers, ``exp`` effects.
@@ -309,7 +309,7 @@ def as_defense(game: Game, defense: Any) -> Defense:
     """Coerce ``{"n": [...], "s": [...], "b": [...]}``, a :class:`Defense` or a (3, K) array.
 
     Missing levers default to 0. Values must be finite and >= 0; the budget is not enforced
-    here (:func:`minimax.budget_slack` reports it).
+    here (:func:`minimax.defense_cost` gives the budget spent).
     """
     k = game.num_channels
     if isinstance(defense, Defense):

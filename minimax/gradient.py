@@ -1,4 +1,4 @@
-"""Projected first-order solvers for the channel game, in JAX + optax (spec sections 4-5).
+"""Projected first-order solvers for the channel game, in JAX + optax (docs §2.9).
 
 ``descent`` minimises ``phi(x) = max_a L(x, a)`` directly: the inner maximisation is solved
 exactly (water-filling / jamming KKT), so by Danskin's theorem ``grad phi(x) = grad_x L(x, a*)``

@@ -1,4 +1,4 @@
-"""Euclidean projections onto the players' strategy sets (spec section 2).
+"""Euclidean projections onto the players' strategy sets (docs/model.md §1.2).
 
 * Defender: ``X = {x >= 0, sum cost * x <= P_D}`` with disabled levers fixed at 0. The
   projection of y is ``max(y - tau cost, 0)`` with tau >= 0 the smallest value meeting the

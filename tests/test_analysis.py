@@ -1,4 +1,4 @@
-"""Asymmetry (spec section 6) against its closed form, and the experiment presets."""
+"""Asymmetry (docs/analyses.md §4.1) against its closed form, and the experiment presets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Spec section 6 reproduced by *solving* games, compared with the closed form.
+"""The asymmetry of docs §4.1 reproduced by *solving* games, compared with the closed form.
 
 One channel, injection, lambda = 0, the whole budget D on one lever. The defender's solver
 decides how much of D to spend (it spends all of it); the relative protection

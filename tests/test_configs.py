@@ -1,4 +1,4 @@
-"""Every Hydra config composes (lightning-hydra-template's tests/test_configs.py, STYLE 12).
+"""Every Hydra config composes (as lightning-hydra-template's tests/test_configs.py checks).
 
 * every option of every group that ``config.yaml`` uses, and every ``conf/experiment/*.yaml``,
   composed against ``config.yaml`` (experiments are ``# @package _global_`` deltas selected

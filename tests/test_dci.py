@@ -1,4 +1,4 @@
-"""DCI (spec section 7) against independent brute-force best responses, and the shipped data."""
+"""DCI (docs §4.2) against independent brute-force best responses, and the shipped data."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def test_convex_method_refuses_non_convex_games():
 
 
 def test_closed_forms_single_channel():
-    """One channel, one lever, all budget on it: V has a closed form (spec section 6)."""
+    """One channel, one lever, all budget on it: V has a closed form (docs/analyses.md §4.1)."""
     base = dict(
         mode="injection",
         attacker_budget=7.0,

@@ -1,4 +1,4 @@
-"""Self-destruction threshold P*(h) (spec section 8) against closed forms and brute force."""
+"""Self-destruction threshold P*(h) (docs/analyses.md §4.3) against closed forms and brute force."""
 
 from __future__ import annotations
 

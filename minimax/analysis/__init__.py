@@ -1,12 +1,12 @@
-"""Analyses on the channel game (spec sections 6-8).
+"""Analyses on the channel game (docs/analyses.md §4.1-§4.4).
 
 * :func:`dci` -- Defence Coverage Index of a defence catalogue against an attack taxonomy over
-  a ladder of adaptive attackers (section 7), from YAML data (:func:`load_taxonomy`,
+  a ladder of adaptive attackers (§4.2), from YAML data (:func:`load_taxonomy`,
   :func:`load_catalogue`).
 * :func:`asymmetry` -- relative protection of all-on-noise-suppression vs all-on-bandwidth
-  defences as the attacker grows (section 6).
+  defences as the attacker grows (§4.1).
 * :func:`self_destruction_threshold` -- certified bracket on the attacker power P*(h) beyond
-  which the best defence leaves negative net value (section 8); :func:`threshold_sweep` for its
+  which the best defence leaves negative net value (§4.3); :func:`threshold_sweep` for its
   sensitivity to h and the defender budget.
 * :class:`CircuitBreaker` -- a CUSUM test on per-query observations with a stated false-trip
   bound on benign traffic.

@@ -1,4 +1,4 @@
-"""The asymmetry between model-centric and system-level defence (spec section 6), derived
+"""The asymmetry between model-centric and system-level defence (docs/analyses.md §4.1), derived
 numerically from the game.
 
 Injection mode, lambda = 0, defender budget D. For an attacker of power P the relative
@@ -9,7 +9,7 @@ protection of a defence restricted to one lever is
 with ``V_none(P) = phi(0)`` the undefended value and ``V_lever(P)`` the certified minimax value
 when the defender may only use that lever (``levers=["n"]`` = all budget on noise suppression,
 ``levers=["b"]`` = all on bandwidth restriction). On one channel the restricted optimum is to
-put the whole budget on the lever (phi decreases in n and in b), and the spec's closed forms are
+put the whole budget on the lever (phi decreases in n and in b), and the closed forms are
 
     R_model(P) = 1 - log(1 + P e^{-alpha D}/m0) / log(1 + P/m0)  ->  0   (like alpha D / ln(P/m0))
     R_sys(P)   = 1 - e^{-gamma D}                                        (constant in P)
@@ -55,7 +55,7 @@ class AsymmetryResult(NamedTuple):
 
 
 def closed_form_one_channel(game: Game, powers: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Spec section 6's R_model(P), R_sys(P) for a one-channel game (for tests and tables)."""
+    """Closed-form R_model(P), R_sys(P) (docs/analyses.md §4.1) of a one-channel game."""
     if game.num_channels != 1:
         raise GameSpecError("closed_form_one_channel: the closed form is for one channel")
     p = np.asarray(powers, dtype=float)
@@ -80,7 +80,7 @@ def _ladder(game: Game, powers: np.ndarray) -> Game:
 
 
 def asymmetry(game: Game, powers: Sequence[float], **solver_options: Any) -> AsymmetryResult:
-    """R_model(P) and R_sys(P) computed from the game (spec section 6); see the module doc.
+    """R_model(P) and R_sys(P) computed from the game (docs/analyses.md §4.1); see the module doc.
 
     The game is used in injection mode with ``utility_price = 0``; ``solver_options`` go to
     :func:`minimax.solve_batch` (several channels only).

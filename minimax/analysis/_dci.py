@@ -1,4 +1,4 @@
-"""Defence Coverage Index (spec section 7).
+"""Defence Coverage Index (docs/analyses.md §4.2).
 
 A catalogue defence j is a *fixed* investment x_j; an attack class k restricts the attacker to
 its power caps and payoff mode. Against a ladder of attacker powers P_1 < ... < P_T the adaptive
@@ -10,7 +10,7 @@ attacker best-responds exactly (water-filling / jamming KKT, :func:`minimax.phi`
 
 with ``L_k`` the payoff of class k's mode at ``utility_price = 0``. ``V`` is the harm the
 *attack* adds. In injection mode ``L(x, 0) = 0``, so V is exactly the attacker's best-response
-value of the spec and cover lies in [0, 1]. In jamming mode ``L(x, 0)`` is the legitimate
+value of docs §4.2 and cover lies in [0, 1]. In jamming mode ``L(x, 0)`` is the legitimate
 capacity the defence itself removes (bandwidth restriction cuts legitimate bandwidth on every
 channel it touches, reached or not); subtracting it keeps that self-inflicted loss out of the
 coverage of an attack that may not even reach the channel. It is reported instead, with every
@@ -126,7 +126,7 @@ def _values(games: Game, defenses: Defense) -> jax.Array:
 
 def dci(game: Game, catalogue: Sequence[DefenceSpec], taxonomy: Taxonomy,
         powers: Sequence[float], *, equal_budget: bool = False) -> DCIResult:
-    """Defence Coverage Index of every catalogue defence on ``game`` (spec section 7).
+    """Defence Coverage Index of every catalogue defence on ``game`` (docs/analyses.md §4.2).
 
     ``powers`` is the ladder of attacker budgets (power units); ``equal_budget=True`` rescales
     every defence so its cost equals ``game.defender_budget`` (a like-for-like comparison;

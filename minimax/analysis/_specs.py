@@ -1,4 +1,4 @@
-"""The attack taxonomy and the defence catalogue as data (spec section 7).
+"""The attack taxonomy and the defence catalogue as data (docs/analyses.md §4.2).
 
 An **attack class** k is a pattern of per-channel power caps (which channels of which flows and
 modalities it can reach, and how much power it can put on each), a payoff ``mode`` (injection or

@@ -1,4 +1,4 @@
-"""Self-destruction threshold P*(h) by certified bisection on the attacker's power (spec section 8).
+"""Self-destruction threshold P*(h) by certified bisection on the attacker's power (docs §4.3).
 
 With harm price h > 0 the best defence's net value at attacker power P is
 

@@ -1,4 +1,4 @@
-"""Finite games: payoff matrices over finite strategy sets (spec section 4).
+"""Finite games: payoff matrices over finite strategy sets (docs/solution-concepts.md §2.6-§2.8).
 
 When both players choose from finite menus (defence portfolios x attack classes), the channel game
 becomes a matrix game. Row i is a defender pure strategy, column j an attacker pure strategy, and

@@ -1,6 +1,6 @@
 """Fit the game's channel parameters to measured bits, and predict unseen conditions.
 
-Channel model (spec sections 1-3, ``effect="exp"``), per channel ``c`` at lever levels
+Channel model (docs/model.md §1, ``effect="exp"``), per channel ``c`` at lever levels
 ``(n, s, b)`` and attacker power ``a``:
 
     C_adv = B exp(-gamma b) log2(1 + a exp(-alpha n) / (N + (1 + beta s) S))

@@ -39,8 +39,8 @@ def solve_game(params, attacker_budget: float, defender_budget: float) -> dict[s
     import minimax
 
     g = minimax.Game.from_dict(game_dict(params, attacker_budget, defender_budget))
-    # minimax.gradient broadcasts (extra, 3, K) * (3, K); allow it whatever the caller's
-    # jax_numpy_rank_promotion setting (the test suite sets "raise").
+    # the solvers broadcast arrays of different rank (e.g. (K,) * (starts, K)); allow it
+    # whatever the caller's jax_numpy_rank_promotion setting.
     with jax.numpy_rank_promotion("allow"):
         sol = minimax.solve(g)
     levers = {f"{lv}_{ch}": float(np.asarray(getattr(sol.defense, lv))[i])
