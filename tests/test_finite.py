@@ -166,6 +166,35 @@ def test_zero_sum_bad_input(bad: object, match: str) -> None:
         zero_sum(bad)
 
 
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_zero_sum_at_payoffs_near_1e15(solver: str) -> None:
+    """cvxpy's HiGHS interface failed here with a raw ValueError ("Cannot unpack invalid
+    solution"); every back-end now sees the game rescaled to [0, 1]."""
+    A = np.random.default_rng(0).standard_normal((5, 5)) * 1e15
+    sol = zero_sum(A, solver=solver)
+    # (the oracle's LP needs the payoffs in unit scale: HiGHS calls 1e15 a model error)
+    assert sol.value == pytest.approx(1e15 * oracle_value(A / 1e15), rel=1e-9)
+    assert sol.exploitability <= 1e-13 * np.abs(A).max()
+    exact = exact_exploitability(A, sol.x, sol.y)
+    assert exact <= Fraction(sol.exploitability)
+    # A tol below the float64 resolution of these payoffs is reported as missed, not met.
+    assert zero_sum(A, solver=solver, tol=1e-6).status == (
+        "certified" if sol.exploitability <= 1e-6 else "gap_above_tol"
+    )
+    assert sol.exploitability > 1e-6  # (so the line above checked "gap_above_tol")
+
+
+def test_cvxpy_backend_failure_is_a_named_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cvxpy as cp
+
+    def fail(self, *args, **kwargs):
+        raise ValueError("Cannot unpack invalid solution")
+
+    monkeypatch.setattr(cp.Problem, "solve", fail)
+    with pytest.raises(SolverError, match=r"cvxpy\+HIGHS failed .*ValueError.*highs-direct"):
+        zero_sum(np.eye(3), solver="HIGHS")
+
+
 def test_zero_sum_unknown_solver() -> None:
     with pytest.raises(GameSpecError, match="solver must be one of"):
         zero_sum(np.eye(2), solver="ECOS")
@@ -397,6 +426,18 @@ def test_load_matrix_bad_files(tmp_path, name: str, content: str, match: str) ->
     path.write_text(content)
     with pytest.raises(GameSpecError, match=match):
         load_matrix(path)
+
+
+@pytest.mark.parametrize("path", [None, 3, ["a.csv"]])
+def test_load_matrix_needs_a_path(path: object) -> None:
+    with pytest.raises(GameSpecError, match=r"path must be a file name \(str or os.PathLike\)"):
+        load_matrix(path)
+
+
+def test_load_matrix_refuses_complex_npy(tmp_path) -> None:
+    np.save(tmp_path / "c.npy", np.array([[1.0, 2.0 + 0.5j]]))
+    with pytest.raises(GameSpecError, match=r"must be real.*\[0, 1\] = \(2\+0\.5j\)"):
+        load_matrix(tmp_path / "c.npy")
 
 
 def test_load_matrix_missing_and_wrong_rank(tmp_path) -> None:
