@@ -173,8 +173,9 @@ def test_zero_sum_at_payoffs_near_1e15(solver: str) -> None:
     A = np.random.default_rng(0).standard_normal((5, 5)) * 1e15
     sol = zero_sum(A, solver=solver)
     # (the oracle's LP needs the payoffs in unit scale: HiGHS calls 1e15 a model error)
-    assert sol.value == pytest.approx(1e15 * oracle_value(A / 1e15), rel=1e-9)
-    assert sol.exploitability <= 1e-13 * np.abs(A).max()
+    rel = 1e-7 if solver == "CLARABEL" else 1e-13  # an interior-point answer vs a vertex
+    assert sol.value == pytest.approx(1e15 * oracle_value(A / 1e15), rel=rel)
+    assert sol.exploitability <= rel * np.abs(A).max()
     exact = exact_exploitability(A, sol.x, sol.y)
     assert exact <= Fraction(sol.exploitability)
     # A tol below the float64 resolution of these payoffs is reported as missed, not met.
