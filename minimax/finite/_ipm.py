@@ -242,7 +242,7 @@ def zero_sum_batch(
     for k in redo:  # the few games the IPM could not certify: exact LP on the host
         xk, yk, _, _ = solve_lp(As[k])
         ck = certify(As[k : k + 1], xk[None], yk[None], tol)
-        if ck.gap[0] < gap[k]:
+        if not ck.gap[0] >= gap[k]:  # (also when the IPM's gap is NaN)
             x[k], y[k] = xk, yk
             upper[k], lower[k], gap[k] = ck.upper[0], ck.lower[0], ck.gap[0]
             finished[k] = True
