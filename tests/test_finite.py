@@ -329,6 +329,17 @@ def test_batch_finishes_unconverged_games_exactly() -> None:
     assert not quick.finished_exactly.any()  # with enough iterations the IPM does it alone
 
 
+def test_batch_finishes_a_stalled_game_exactly() -> None:
+    """Game 4376 of seed 9 stalls (non-finite step) at iteration 7 with exploitability 1.6e-6;
+    it used to come back converged=False. The exact LP now finishes it."""
+    A = np.random.default_rng(9).standard_normal((10_000, 20, 20))[4376:4377]
+    sol = zero_sum_batch(A, tol=1e-6)
+    assert sol.finished_exactly.tolist() == [True] and sol.status.tolist() == ["certified"]
+    assert sol.iterations[0] < 60  # stopped by the stall, not by max_iter
+    assert exact_exploitability(A[0], sol.x[0], sol.y[0]) <= Fraction(1e-6)
+    assert sol.value[0] == pytest.approx(oracle_value(A[0]), abs=1e-9)
+
+
 def test_batch_never_claims_an_unreached_tol_at_large_payoffs() -> None:
     """At payoffs of 1e12, float64 round-off hid a gap: game 204 of this batch was reported
     converged with exploitability 0.0 while its exact exploitability is 1.39e-6 > tol."""
