@@ -330,8 +330,9 @@ def test_batch_finishes_unconverged_games_exactly() -> None:
 
 
 def test_batch_finishes_a_stalled_game_exactly() -> None:
-    """Game 4376 of seed 9 stalls (non-finite step) at iteration 7 with exploitability 1.6e-6;
-    it used to come back converged=False. The exact LP now finishes it."""
+    """Game 4376 of seed 9 stalls (non-finite step) at iteration 7 with exploitability 1.6e-6
+    (in its batch of 10,000 it used to come back converged=False, unsolved). The exact LP now
+    finishes it; with fixed-size chunks the game stalls the same way alone."""
     A = np.random.default_rng(9).standard_normal((10_000, 20, 20))[4376:4377]
     sol = zero_sum_batch(A, tol=1e-6)
     assert sol.finished_exactly.tolist() == [True] and sol.status.tolist() == ["certified"]
