@@ -300,10 +300,11 @@ def chunk_games(m: int, n: int, options: IPMOptions = IPMOptions()) -> int:
 def _solve(G: np.ndarray, tol: float, max_iter: int, opts: IPMOptions) -> _IPMState:
     """IPM states (numpy) of loss matrices ``G`` (batch, m, n), m >= n, by fixed-size chunks.
 
-    Pass 1 runs each chunk (the last padded with all-zero games, certified at the start) until
-    at most ``straggler_fraction`` of its games still run; pass 2 gathers those stragglers into
-    full chunks (padded by repeating one of them) and finishes them. Every call has the same
-    shapes, so one compiled program serves any batch size.
+    The first pass runs each chunk (the last padded with all-zero games, certified at the
+    start) until at most ``straggler_fraction`` of its games still run. Each later pass gathers
+    the games still running into full chunks and does the same; the games that do not fill a
+    chunk are finished in one more chunk (padded with finished games, which do not move). Every
+    call has the same shapes, so one compiled program serves any batch size.
     """
     batch, m, n = G.shape
     size = chunk_games(m, n, opts)
@@ -328,14 +329,21 @@ def _solve(G: np.ndarray, tol: float, max_iter: int, opts: IPMOptions) -> _IPMSt
 
     parts = [run(padded[i * size : (i + 1) * size], blank, True, cap) for i in range(chunks)]
     state = jax.tree.map(lambda *v: np.concatenate([np.asarray(a) for a in v]), *parts)
-    waiting = np.flatnonzero(~state.done & (state.iterations < max_iter))
-    for s in range(0, len(waiting), size):
-        block = waiting[s : s + size]
-        rows = np.concatenate([block, np.full(size - len(block), block[0])])
-        out = run(padded[rows], _IPMState(*(v[rows] for v in state)), False, np.int32(0))
-        for full, part in zip(state, out, strict=True):
-            full[block] = np.asarray(part)[: len(block)]
-    return jax.tree.map(lambda v: v[:batch], state)
+    while True:
+        waiting = np.flatnonzero(~state.done & (state.iterations < max_iter))
+        if not len(waiting):
+            return jax.tree.map(lambda v: v[:batch], state)
+        # A full chunk starts with more than ``cap`` running games, so every call progresses;
+        # the remainder is finished (cap 0), padded with a game that does not move if any.
+        idle = np.flatnonzero(state.done | (state.iterations >= max_iter))
+        pad = idle[0] if len(idle) else waiting[0]
+        for s in range(0, len(waiting), size):
+            block = waiting[s : s + size]
+            rows = np.concatenate([block, np.full(size - len(block), pad)])
+            part_cap = cap if len(block) == size else np.int32(0)
+            out = run(padded[rows], _IPMState(*(v[rows] for v in state)), False, part_cap)
+            for full, part in zip(state, out, strict=True):
+                full[block] = np.asarray(part)[: len(block)]
 
 
 @functools.partial(jax.jit, static_argnames=("opts",))
