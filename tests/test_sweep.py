@@ -245,7 +245,7 @@ def test_concurrent_runs_on_one_directory_never_duplicate_points(tmp_path):
     assert len(ids) == len(set(ids)) == 6
 
 
-def _job(root, name, budgets, result=None, error=None):
+def _job(root, name, budgets, result=None, error=None, key="solution"):
     import yaml
 
     job = root / name
@@ -255,7 +255,8 @@ def _job(root, name, budgets, result=None, error=None):
     (job / ".hydra" / "config.yaml").write_text(
         yaml.safe_dump({"game": game, "solver": {"method": "gradient"}}))
     if result is not None:
-        (job / "result.json").write_text(json.dumps({"solution": result}))
+        record = result if key is None else {key: result}
+        (job / "result.json").write_text(json.dumps(record))
     if error is not None:
         (job / "error.json").write_text(json.dumps({"status": "error", "error": error,
                                                     "traceback": "Traceback ..."}))
@@ -305,6 +306,13 @@ def test_aggregate_exit_codes(tmp_path, capsys):
     root = tmp_path / "ok"
     _job(root, "0", (1.0, 1.0), _sol(1.0, "certified"))
     _job(root, "1", (2.0, 1.0), _sol(2.0, "gap_above_tol"))
+    _job(root, "2", (3.0, 1.0), _sol(2.5), key="mixed")  # python -m minimax solver=double_oracle
+    matrix = {"matrix": "A.csv", "value": 0.5, "upper": 0.5, "lower": 0.5, "exploitability": 0.0}
+    _job(root, "3", (4.0, 1.0), matrix, key=None)  # python -m minimax matrix=A.csv
+    table = aggregate([root]).set_index("job")
+    assert table["status"].to_dict() == {"0": "certified", "1": "gap_above_tol",
+                                         "2": "certified", "3": "certified"}
+    assert table.loc["3", "gap"] == 0.0 and table.loc["2", "value"] == 2.5
     assert main([str(root), "--no-figure"]) == 0
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2

@@ -106,7 +106,7 @@ def _job_rows(root: Path) -> list[dict[str, Any]]:
         result_path, error_path = job / "result.json", job / "error.json"
         if result_path.is_file():
             result = json.loads(result_path.read_text())
-            sol = result.get("solution", {})
+            sol = _result_numbers(result)
             row.update({k: sol.get(k) for k in RESULT_COLUMNS if k in sol})
             status, error = result_status(sol, sol.get("status", result.get("status")),
                                           sol.get("reason", result.get("reason")))
@@ -121,6 +121,15 @@ def _job_rows(root: Path) -> list[dict[str, Any]]:
         row["point_id"] = point_id({"job": cfg})
         rows.append(row)
     return rows
+
+
+def _result_numbers(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The certificate in a job's ``result.json``: a pure solve (``solution``), a mixed one
+    (``mixed``), or a finite matrix game (numbers at the top, the gap named exploitability)."""
+    for key in ("solution", "mixed"):
+        if isinstance(result.get(key), Mapping):
+            return dict(result[key])
+    return {**result, "gap": result.get("gap", result.get("exploitability"))}
 
 
 def aggregate(dirs: Sequence[str | Path]) -> Any:
