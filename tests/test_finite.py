@@ -185,6 +185,18 @@ def test_zero_sum_at_payoffs_near_1e15(solver: str) -> None:
     assert sol.exploitability > 1e-6  # (so the line above checked "gap_above_tol")
 
 
+def test_payoffs_at_the_float64_limit() -> None:
+    """Matching pennies at +-1.7e308: every float64 sum of payoffs overflows, so the certificate
+    comes from exact arithmetic (value 0, exploitability 0, uniform strategies)."""
+    A = np.array([[1.7e308, -1.7e308], [-1.7e308, 1.7e308]])
+    sol = zero_sum(A)
+    assert (sol.value, sol.exploitability, sol.status) == (0.0, 0.0, "certified")
+    np.testing.assert_array_equal(sol.x, [0.5, 0.5])
+    batch = zero_sum_batch(np.stack([A, -A / 2]), tol=1e-6)
+    assert batch.status.tolist() == ["certified", "certified"]
+    np.testing.assert_array_equal(batch.exploitability, [0.0, 0.0])
+
+
 def test_cvxpy_backend_failure_is_a_named_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import cvxpy as cp
 

@@ -73,20 +73,23 @@ def certify(As: np.ndarray, x: np.ndarray, y: np.ndarray, tol: float | None = No
 
     ``As`` is (batch, m, n), ``x`` (batch, m) and ``y`` (batch, n), non-negative with positive
     sums. Games whose float64 bound exceeds ``tol`` while the float64 estimate itself is at most
-    ``tol`` + its error bound are re-checked exactly (with ``tol=None``, none are).
+    ``tol`` + its error bound are re-checked exactly (with ``tol=None``, none are), and so are
+    games whose float64 bound overflowed.
     """
-    s, es = _enclosure(As, x, axis=1)
-    t, et = _enclosure(As, y, axis=2)
-    upper = np.nextafter((s + es).max(axis=1), np.inf)
-    lower = np.nextafter((t - et).min(axis=1), -np.inf)
-    gap = np.maximum(np.nextafter(upper - lower, np.inf), 0.0)
-    slack = (s - es).max(axis=1) - (t + et).min(axis=1)
-    exact = np.zeros(len(As), dtype=bool)
-    if tol is not None:
-        # (slack is NaN only when the float64 products overflowed: check those exactly too)
-        for k in np.flatnonzero((gap > tol) & ~(slack > tol)):
-            upper[k], lower[k], gap[k] = exact_bounds(As[k], x[k], y[k])
-            exact[k] = True
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled exactly below
+        s, es = _enclosure(As, x, axis=1)
+        t, et = _enclosure(As, y, axis=2)
+        upper = np.nextafter((s + es).max(axis=1), np.inf)
+        lower = np.nextafter((t - et).min(axis=1), -np.inf)
+        gap = np.maximum(np.nextafter(upper - lower, np.inf), 0.0)
+        slack = (s - es).max(axis=1) - (t + et).min(axis=1)
+    # Exact re-check: games near tol, and games whose float64 products overflowed (payoffs
+    # near the float64 limit: the bound is then inf or NaN, whatever tol is).
+    near = (gap > tol) & ~(slack > tol) if tol is not None else np.zeros(len(As), dtype=bool)
+    overflow = ~np.isfinite(gap) & np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+    exact = near | overflow
+    for k in np.flatnonzero(exact):
+        upper[k], lower[k], gap[k] = exact_bounds(As[k], x[k], y[k])
     return Certificate(upper=upper, lower=lower, gap=gap, slack=slack, exact=exact)
 
 
@@ -115,7 +118,7 @@ def _round(q: Fraction, direction: float) -> float:
     try:
         f = float(q)
     except OverflowError:  # beyond the float64 range
-        return math.copysign(math.inf, q)
+        return math.inf if q > 0 else -math.inf
     if (direction > 0 and Fraction(f) < q) or (direction < 0 and Fraction(f) > q):
         f = math.nextafter(f, direction)
     return f

@@ -253,7 +253,7 @@ def zero_sum_batch(
     sol = BatchSolution(
         x=x,
         y=y,
-        value=0.5 * (upper + lower),
+        value=0.5 * upper + 0.5 * lower,  # (halved first: no overflow at +-1.8e308)
         exploitability=gap,
         upper=upper,
         lower=lower,

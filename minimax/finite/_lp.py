@@ -146,20 +146,18 @@ def solve_lp(
 ) -> tuple[np.ndarray, np.ndarray, float, str]:
     """Equilibrium strategies (on the simplex), the LP's value and the method label for one
     checked game, solved on its rescaled copy with payoffs in [0, 1]."""
-    lo = float(A.min())
-    span = float(A.max()) - lo
-    span = span if span > 0 and np.isfinite(span) else 1.0
-    scaled = (A - lo) / span if np.isfinite(float(A.max()) - lo) else A / np.abs(A).max()
+    lo, hi = float(A.min()), float(A.max())
+    if np.isfinite(hi - lo):
+        shift, span = lo, (hi - lo) or 1.0
+    else:  # the spread overflows float64 (payoffs near +-1.8e308): scale only
+        shift, span = 0.0, float(np.abs(A).max())
+    scaled = (A - shift) / span
     if solver == "highs-direct":
         x, y, obj, method = _solve_linprog(scaled)
     else:
         x, y, obj, method = _solve_cvxpy(scaled, solver)
     x, y = _to_simplex(x, "x", method), _to_simplex(y, "y", method)
-    if np.isfinite(float(A.max()) - lo):
-        value = obj * span + lo
-    else:  # the span overflowed float64; the game was divided by max |A| instead
-        value = obj * float(np.abs(A).max())
-    return x, y, float(value), method
+    return x, y, float(obj * span + shift), method
 
 
 def _to_dict(sol: NamedTuple) -> dict[str, object]:

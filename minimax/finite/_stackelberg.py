@@ -131,9 +131,9 @@ def stackelberg(
         )
     loss, j, x = best
     utilities = x @ U
-    gap = float(max(utilities.max() - utilities[j], 0.0))
-    if tol is None:
-        tol = max(_REL_TOL * float(U.max() - U.min()), 1e-300)
+    gap = max(float(utilities.max()) - float(utilities[j]), 0.0)  # (Python floats: no warning)
+    if tol is None:  # the spread, halved first so that it cannot overflow
+        tol = max(_REL_TOL * 2.0 * (float(U.max()) / 2 - float(U.min()) / 2), 1e-300)
     return StackelbergSolution(
         x=x,
         response=j,
