@@ -30,7 +30,7 @@ from minimax.config import SweepAppConfig, solver_options, validate_config
 from minimax.errors import GameSpecError, MinimaxError
 from minimax.sweep._grid import Point, expand
 from minimax.sweep._progress import Progress
-from minimax.sweep._status import FAILED, of_solution
+from minimax.sweep._status import FAILED, GAP_ABOVE_TOL, of_solution
 from minimax.sweep._store import (
     chunk_dir,
     chunk_files,
@@ -264,7 +264,9 @@ def _solve_all(app: SweepAppConfig, good: list[Point], out: Path, progress: Prog
 
 def _status_note(rows: Sequence[dict[str, Any]]) -> str:
     failed = sum(r["status"] == FAILED for r in rows)
-    return f"{failed} failed point(s) in chunk" if failed else ""
+    loose = sum(r["status"] == GAP_ABOVE_TOL for r in rows)
+    notes = [f"{failed} failed" if failed else "", f"{loose} gap above tol" if loose else ""]
+    return ", ".join(n for n in notes if n) + (" in chunk" if failed or loose else "")
 
 
 def describe(points: Sequence[Point]) -> dict[str, Any]:

@@ -51,6 +51,11 @@ def locked(out_dir: str | Path) -> Iterator[Path]:
             log.warning("sweep: %s is in use by another run (%s); waiting for it to finish, "
                         "then resuming", out_dir, holder)
             fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError as err:  # e.g. a file system without locks (some NFS mounts)
+            log.warning("sweep: cannot lock %s (%s); do not run two sweeps on it at once",
+                        path, err)
+            yield path
+            return
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {socket.gethostname()} since "
