@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from fractions import Fraction
 
 import jax
 import numpy as np
@@ -12,6 +13,7 @@ import scipy.optimize
 from minimax.errors import GameSpecError, SolverError
 from minimax.finite import (
     BatchSolution,
+    IPMOptions,
     MatrixGameSolution,
     load_matrix,
     zero_sum,
@@ -46,6 +48,18 @@ def oracle_value(A: np.ndarray) -> float:
 
 def exploitability(A: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.max(x @ A) - np.min(A @ y))
+
+
+def exact_exploitability(A: np.ndarray, x: np.ndarray, y: np.ndarray) -> Fraction:
+    """Exploitability of x / sum(x), y / sum(y) in rational arithmetic (no rounding at all)."""
+    Aq = [[Fraction(float(v)) for v in row] for row in A]
+    xq = [Fraction(float(v)) for v in x]
+    yq = [Fraction(float(v)) for v in y]
+    sx, sy = sum(xq), sum(yq)
+    m, n = A.shape
+    upper = max(sum(xq[i] * Aq[i][j] for i in range(m)) / sx for j in range(n))
+    lower = min(sum(Aq[i][j] * yq[j] for j in range(n)) / sy for i in range(m))
+    return upper - lower
 
 
 def _games() -> dict[str, np.ndarray]:
@@ -83,9 +97,11 @@ def test_exact_value_matches_scipy_oracle(solver: str, name: str) -> None:
     # Strategies are on the simplex and certify the value.
     for p, k in ((sol.x, A.shape[0]), (sol.y, A.shape[1])):
         assert p.shape == (k,) and np.all(p >= 0) and p.sum() == pytest.approx(1.0, abs=1e-12)
-    assert sol.exploitability == pytest.approx(exploitability(A, sol.x, sol.y), abs=1e-15 * scale)
+    # The reported exploitability bounds the exact one from above, by at most the round-off.
+    exact = exact_exploitability(A, sol.x, sol.y)
+    assert exact <= Fraction(sol.exploitability) <= exact + Fraction(1e-13 * scale)
     assert 0.0 <= sol.exploitability <= 1e-7 * scale
-    assert sol.lower - 1e-12 <= sol.value <= sol.upper + 1e-12
+    assert sol.lower <= sol.value <= sol.upper and sol.status == "certified"
 
 
 def test_classic_values() -> None:
@@ -141,11 +157,55 @@ def test_solver_failure_raises(monkeypatch: pytest.MonkeyPatch) -> None:
         (np.ones((2, 2, 2)), "2-D"),
         (np.ones((0, 3)), r"shape \(0, 3\)"),
         ([["a", "b"]], "float64"),
+        (np.array([[1.0, 2.0 + 1e-3j]]), r"A must be real.*A\[0, 1\] = \(2\+0\.001j\)"),
+        ([[1.0, 2j]], "A must be real"),
     ],
 )
 def test_zero_sum_bad_input(bad: object, match: str) -> None:
     with pytest.raises(GameSpecError, match=match):
         zero_sum(bad)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_zero_sum_at_payoffs_near_1e15(solver: str) -> None:
+    """cvxpy's HiGHS interface failed here with a raw ValueError ("Cannot unpack invalid
+    solution"); every back-end now sees the game rescaled to [0, 1]."""
+    A = np.random.default_rng(0).standard_normal((5, 5)) * 1e15
+    sol = zero_sum(A, solver=solver)
+    # (the oracle's LP needs the payoffs in unit scale: HiGHS calls 1e15 a model error)
+    rel = 1e-7 if solver == "CLARABEL" else 1e-13  # an interior-point answer vs a vertex
+    assert sol.value == pytest.approx(1e15 * oracle_value(A / 1e15), rel=rel)
+    assert sol.exploitability <= rel * np.abs(A).max()
+    exact = exact_exploitability(A, sol.x, sol.y)
+    assert exact <= Fraction(sol.exploitability)
+    # A tol below the float64 resolution of these payoffs is reported as missed, not met.
+    assert zero_sum(A, solver=solver, tol=1e-6).status == (
+        "certified" if sol.exploitability <= 1e-6 else "gap_above_tol"
+    )
+    assert sol.exploitability > 1e-6  # (so the line above checked "gap_above_tol")
+
+
+def test_payoffs_at_the_float64_limit() -> None:
+    """Matching pennies at +-1.7e308: every float64 sum of payoffs overflows, so the certificate
+    comes from exact arithmetic (value 0, exploitability 0, uniform strategies)."""
+    A = np.array([[1.7e308, -1.7e308], [-1.7e308, 1.7e308]])
+    sol = zero_sum(A)
+    assert (sol.value, sol.exploitability, sol.status) == (0.0, 0.0, "certified")
+    np.testing.assert_array_equal(sol.x, [0.5, 0.5])
+    batch = zero_sum_batch(np.stack([A, -A / 2]), tol=1e-6)
+    assert batch.status.tolist() == ["certified", "certified"]
+    np.testing.assert_array_equal(batch.exploitability, [0.0, 0.0])
+
+
+def test_cvxpy_backend_failure_is_a_named_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cvxpy as cp
+
+    def fail(self, *args, **kwargs):
+        raise ValueError("Cannot unpack invalid solution")
+
+    monkeypatch.setattr(cp.Problem, "solve", fail)
+    with pytest.raises(SolverError, match=r"cvxpy\+HIGHS failed .*ValueError.*highs-direct"):
+        zero_sum(np.eye(3), solver="HIGHS")
 
 
 def test_zero_sum_unknown_solver() -> None:
@@ -162,14 +222,19 @@ def _check_batch(As: np.ndarray, sol: BatchSolution, tol: float) -> None:
     assert np.all(sol.x >= 0) and np.all(sol.y >= 0)
     np.testing.assert_allclose(sol.x.sum(axis=1), 1.0, atol=1e-12)
     np.testing.assert_allclose(sol.y.sum(axis=1), 1.0, atol=1e-12)
-    # The reported exploitability is the one the returned strategies have.
+    # The reported exploitability is the one the returned strategies have, rounded up: at
+    # least the exact value (checked in rationals on a sample), at most round-off above it.
     upper = np.einsum("bm,bmn->bn", sol.x, As).max(axis=1)
     lower = np.einsum("bmn,bn->bm", As, sol.y).min(axis=1)
-    # (to round-off: summation order differs; 1e-15 relative to the payoff scale)
     scale = np.maximum(1.0, np.abs(As).max(axis=(1, 2)))
     recomputed = np.maximum(upper - lower, 0.0)
-    assert np.all(np.abs(sol.exploitability - recomputed) <= 1e-15 * scale * m * n)
+    assert np.all(sol.exploitability - recomputed <= 1e-14 * scale * (m + n))
+    assert np.all(sol.lower <= sol.value) and np.all(sol.value <= sol.upper)
+    for i in np.linspace(0, k - 1, min(k, 6)).astype(int):
+        exact = exact_exploitability(As[i], sol.x[i], sol.y[i])
+        assert exact <= Fraction(float(sol.exploitability[i]))
     np.testing.assert_array_equal(sol.converged, sol.exploitability <= tol)
+    np.testing.assert_array_equal(sol.status == "certified", sol.converged)
 
 
 def test_batch_1000_random_20x20_meets_tolerance() -> None:
@@ -189,24 +254,20 @@ def test_batch_1000_random_20x20_meets_tolerance() -> None:
 SMALL = (50, 6, 3)
 
 
-def test_batch_result_does_not_depend_on_chunks_or_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of 16 games (the last overlapping the one before) and the straggler phase give
-    the same per-game answers as one chunk holding the games in reverse order."""
-    import minimax.finite._ipm as ipm
+# Chunks of 16 games of 6 x 3: several chunks, a padded last one and a straggler pass.
+SMALL_CHUNKS = IPMOptions(chunk_bytes=8 * 6 * 3 * 16)
 
+
+def test_batch_result_does_not_depend_on_chunks_or_order() -> None:
+    """Chunks of 16 games (the last one padded) and the straggler pass give the same per-game
+    answers as one chunk holding the games in reverse order."""
     rng = np.random.default_rng(21)
     As = rng.standard_normal(SMALL)
     one_chunk = zero_sum_batch(As[::-1], tol=1e-9)
-    monkeypatch.setattr(ipm, "_CHUNK_BYTES", 8 * 6 * 3 * 16)
-    ipm._solve.clear_cache()
-    try:
-        chunked = zero_sum_batch(As, tol=1e-9)
-    finally:
-        monkeypatch.undo()
-        ipm._solve.clear_cache()
+    chunked = zero_sum_batch(As, tol=1e-9, options=SMALL_CHUNKS)
     _check_batch(As, chunked, 1e-9)
     assert chunked.converged.all()
-    # The iteration counts differ between games, so the straggler phase had work to do.
+    # The iteration counts differ between games, so the straggler pass had work to do.
     assert len(set(chunked.iterations.tolist())) > 1
     np.testing.assert_array_equal(chunked.iterations, one_chunk.iterations[::-1])
     np.testing.assert_allclose(chunked.x, one_chunk.x[::-1], rtol=0, atol=1e-12)
@@ -265,23 +326,70 @@ def test_batch_single_row_or_column(shape: tuple[int, int]) -> None:
     np.testing.assert_allclose(sol.value, expected, atol=1e-8)
 
 
-def test_batch_reports_unconverged_honestly() -> None:
+def test_batch_finishes_unconverged_games_exactly() -> None:
+    """Games the IPM does not certify (here: 3 iterations for tol 1e-9) are finished by the
+    exact LP and flagged; every returned game meets tol."""
     rng = np.random.default_rng(11)
     As = rng.standard_normal(SMALL)
-    sol = zero_sum_batch(As, tol=1e-12, max_iter=3)
-    _check_batch(As, sol, 1e-12)
-    assert not sol.converged.any()
-    assert np.all(sol.iterations == 3)
+    sol = zero_sum_batch(As, tol=1e-9, max_iter=3)
+    _check_batch(As, sol, 1e-9)
+    assert sol.converged.all() and (sol.status == "certified").all()
+    assert sol.finished_exactly.all() and np.all(sol.iterations == 3)
+    for k in range(0, 50, 7):
+        assert sol.value[k] == pytest.approx(oracle_value(As[k]), abs=1e-9)
+    quick = zero_sum_batch(As, tol=1e-9)
+    assert not quick.finished_exactly.any()  # with enough iterations the IPM does it alone
 
 
-def test_batch_compiles_once_per_shape(caplog: pytest.LogCaptureFixture) -> None:
+def test_batch_finishes_a_stalled_game_exactly() -> None:
+    """Game 4376 of seed 9 stalls (non-finite step) at iteration 7 with exploitability 1.6e-6
+    (in its batch of 10,000 it used to come back converged=False, unsolved). The exact LP now
+    finishes it; with fixed-size chunks the game stalls the same way alone."""
+    A = np.random.default_rng(9).standard_normal((10_000, 20, 20))[4376:4377]
+    sol = zero_sum_batch(A, tol=1e-6)
+    assert sol.finished_exactly.tolist() == [True] and sol.status.tolist() == ["certified"]
+    assert sol.iterations[0] < 60  # stopped by the stall, not by max_iter
+    assert exact_exploitability(A[0], sol.x[0], sol.y[0]) <= Fraction(1e-6)
+    assert sol.value[0] == pytest.approx(oracle_value(A[0]), abs=1e-9)
+
+
+def test_batch_never_claims_an_unreached_tol_at_large_payoffs() -> None:
+    """At payoffs of 1e12, float64 round-off hid a gap: game 204 of this batch was reported
+    converged with exploitability 0.0 while its exact exploitability is 1.39e-6 > tol."""
+    As = np.random.default_rng(7).standard_normal((400, 6, 4))[200:210] * 1e12
+    with pytest.raises(SolverError, match=r"cannot be certified to tol=1e-06.*strict=False") as e:
+        zero_sum_batch(As, tol=1e-6)
+    sol = e.value.solution
+    assert sol.status.tolist().count("certified") == int(sol.converged.sum()) >= 1
+    for k in range(len(As)):
+        exact = exact_exploitability(As[k], sol.x[k], sol.y[k])
+        assert exact <= Fraction(float(sol.exploitability[k]))  # the bound holds exactly
+        if sol.converged[k]:
+            assert exact <= Fraction(1e-6)
+    relaxed = zero_sum_batch(As, tol=1e-6, strict=False)
+    np.testing.assert_array_equal(relaxed.status, sol.status)
+    assert (relaxed.status[~relaxed.converged] == "gap_above_tol").all()
+    # A tol above the float64 resolution of these payoffs is met by every game.
+    assert zero_sum_batch(As, tol=1e-2).converged.all()
+
+
+def test_batch_compiles_once_per_shape_whatever_the_batch_size(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from minimax.finite._ipm import _run_chunk
+
     rng = np.random.default_rng(5)
-    zero_sum_batch(rng.standard_normal(SMALL))
+    zero_sum_batch(rng.standard_normal(SMALL), options=SMALL_CHUNKS)
+    compiled = _run_chunk._cache_size()
     with jax.log_compiles(True), caplog.at_level(logging.WARNING):
-        # New values, tol and max_iter, and the transposed shape (transposed on the host).
-        zero_sum_batch(rng.standard_normal(SMALL), tol=1e-4, max_iter=7)
-        zero_sum_batch(np.swapaxes(rng.standard_normal(SMALL), 1, 2))
-    assert not [r for r in caplog.records if "_solve" in r.getMessage()]
+        # New values, batch sizes (one chunk, several, padded), tol and max_iter, and the
+        # transposed shape (transposed on the host): nothing at all is compiled.
+        for size in (7, 33, 1):
+            zero_sum_batch(rng.standard_normal((size, 6, 3)), options=SMALL_CHUNKS)
+        zero_sum_batch(rng.standard_normal(SMALL), tol=1e-4, max_iter=7, options=SMALL_CHUNKS)
+        zero_sum_batch(np.swapaxes(rng.standard_normal((20, 6, 3)), 1, 2), options=SMALL_CHUNKS)
+    assert _run_chunk._cache_size() == compiled
+    assert not [r for r in caplog.records if "ompil" in r.getMessage()]
 
 
 @pytest.mark.parametrize(
@@ -292,6 +400,9 @@ def test_batch_compiles_once_per_shape(caplog: pytest.LogCaptureFixture) -> None
         (np.full((2, 2, 2), np.nan), {}, r"As\[0, 0, 0\] = nan"),
         (np.ones((2, 2, 2)), {"tol": 0.0}, "tol must be"),
         (np.ones((2, 2, 2)), {"max_iter": 0}, "max_iter must be"),
+        (np.ones((2, 2, 2)) * 1j, {}, "As must be real"),
+        (np.ones((2, 2, 2)), {"options": {"step": 1}}, r"unknown IPM option\(s\) \['step'\]"),
+        (np.ones((2, 2, 2)), {"options": IPMOptions(step_to_boundary=1.5)}, "step_to_boundary"),
     ],
 )
 def test_batch_bad_input(bad: np.ndarray, kwargs: dict, match: str) -> None:
@@ -340,6 +451,18 @@ def test_load_matrix_bad_files(tmp_path, name: str, content: str, match: str) ->
     path.write_text(content)
     with pytest.raises(GameSpecError, match=match):
         load_matrix(path)
+
+
+@pytest.mark.parametrize("path", [None, 3, ["a.csv"]])
+def test_load_matrix_needs_a_path(path: object) -> None:
+    with pytest.raises(GameSpecError, match=r"path must be a file name \(str or os.PathLike\)"):
+        load_matrix(path)
+
+
+def test_load_matrix_refuses_complex_npy(tmp_path) -> None:
+    np.save(tmp_path / "c.npy", np.array([[1.0, 2.0 + 0.5j]]))
+    with pytest.raises(GameSpecError, match=r"must be real.*\[0, 1\] = \(2\+0\.5j\)"):
+        load_matrix(tmp_path / "c.npy")
 
 
 def test_load_matrix_missing_and_wrong_rank(tmp_path) -> None:

@@ -152,8 +152,28 @@ def test_degenerate_games() -> None:
         (np.ones((2, 2)), np.array([[1.0, -np.inf], [0.0, 0.0]]), r"U_att\[0, 1\] = -inf"),
         (np.ones(3), np.ones(3), "L_def must be 2-D"),
         (np.ones((2, 0)), np.ones((2, 0)), "at least one entry"),
+        (np.ones((2, 2)), np.array([[1.0, 1j], [0.0, 0.0]]), r"U_att must be real.*U_att\[0, 1\]"),
+        (np.ones((2, 2)) + 0j, np.ones((2, 2)), "L_def must be real"),
     ],
 )
 def test_bad_input(L: np.ndarray, U: np.ndarray, match: str) -> None:
     with pytest.raises(GameSpecError, match=match):
         stackelberg(L, U)
+
+
+def test_status_and_payoff_scale() -> None:
+    """The answer does not depend on the payoff units (the LPs see [0, 1] payoffs), and the
+    status says whether the response is a best response to within tol."""
+    rng = np.random.default_rng(3)
+    L, U = rng.standard_normal((5, 6)), rng.standard_normal((5, 6))
+    unit = stackelberg(L, U)
+    assert unit.status == "certified" and unit.to_dict()["status"] == "certified"
+    for scale in (1e-9, 1e12):
+        big = stackelberg(scale * L + 3.0 * scale, scale * U - 7.0 * scale)
+        assert big.response == unit.response and big.status == "certified"
+        assert big.value == pytest.approx(scale * (unit.value + 3.0), rel=1e-9)
+        assert big.incentive_gap <= 1e-6 * scale * np.ptp(U)
+    utilities = unit.x @ U
+    assert unit.incentive_gap == pytest.approx(utilities.max() - utilities[unit.response], abs=0)
+    with pytest.raises(GameSpecError, match="tol must be a finite number > 0"):
+        stackelberg(L, U, tol=-1.0)

@@ -13,9 +13,13 @@ linear program and its dual compute it together with both equilibrium strategies
 gains by deviating by more than it. Two solvers:
 
 - :func:`zero_sum` - one game, exactly, by LP (HiGHS directly, or HiGHS/Clarabel via cvxpy);
-- :func:`zero_sum_batch` - thousands of games of one shape in one compiled JAX call, by Mehrotra's
-  (1992) predictor-corrector interior-point method, each game stopping once its computed
-  exploitability is at most ``tol``.
+- :func:`zero_sum_batch` - thousands of games of one shape in one compiled JAX program, by
+  Mehrotra's (1992) predictor-corrector interior-point method, each game stopping once its
+  computed exploitability is at most ``tol``; the few games it cannot certify are finished by
+  the exact LP, so every returned game meets ``tol``.
+
+Every result carries a ``status`` (``"certified"``, or ``"gap_above_tol"`` when a requested
+tolerance was missed) and bounds that hold in exact arithmetic, not just in float64.
 
 General-sum, defender leading. If the defender commits publicly to x and the attacker then
 best-responds, the defender may do strictly better than at any simultaneous-move (Nash)
@@ -37,12 +41,13 @@ from __future__ import annotations
 
 import minimax._x64  # noqa: F401  (float64 JAX before any array is made)
 from minimax.finite._io import load_matrix
-from minimax.finite._ipm import BatchSolution, zero_sum_batch
+from minimax.finite._ipm import BatchSolution, IPMOptions, zero_sum_batch
 from minimax.finite._lp import MatrixGameSolution, zero_sum
 from minimax.finite._stackelberg import StackelbergSolution, stackelberg
 
 __all__ = [
     "BatchSolution",
+    "IPMOptions",
     "MatrixGameSolution",
     "StackelbergSolution",
     "load_matrix",

@@ -20,8 +20,9 @@ def load_matrix(path: str | os.PathLike[str]) -> np.ndarray:
     A single CSV row or column is read as a 1 x n or m x 1 matrix.
 
     Raises:
-      GameSpecError: the file is missing, has another suffix, cannot be parsed, or does not hold
-        a finite, non-empty 2-D numeric matrix. The message names the path.
+      GameSpecError: ``path`` is not a path, the file is missing, has another suffix, cannot be
+        parsed, or does not hold a finite, non-empty, real 2-D numeric matrix (complex ``.npy``
+        arrays are refused, not truncated). The message names the path.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "rps.csv"
@@ -29,6 +30,11 @@ def load_matrix(path: str | os.PathLike[str]) -> np.ndarray:
     >>> load_matrix(p).shape
     (3, 3)
     """
+    if not isinstance(path, str | os.PathLike):
+        raise GameSpecError(
+            f"path must be a file name (str or os.PathLike) ending in one of {SUFFIXES}; got "
+            f"{path!r} of type {type(path).__name__}."
+        )
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in SUFFIXES:

@@ -20,9 +20,13 @@ the factorised matrix is min(m, n) square.
 
 Every iteration recomputes the exploitability ``max_j (x^T A)_j - min_i (A y)_i`` of the current
 strategies in the units of ``A``; a game stops (its state is frozen under a mask) as soon as that
-number is at most ``tol``. The best strategies seen are kept, so a game whose Cholesky breaks down
-(non-finite step) or that runs out of iterations returns its best certified pair and
-``converged=False``.
+number is at most ``tol``. The best strategies seen are kept. That float64 number is only the
+loop's stopping rule: after the loop, the returned strategies get a certificate that holds in
+exact arithmetic (``_certify``), and every game it does not certify to ``tol`` (a stalled or
+non-finite step, ``max_iter`` reached, or round-off at large payoff scales) is solved again by
+an exact LP on the host and flagged ``finished_exactly``. Few games need it: at tol 1e-6, none
+of 50,000 random 20 x 20 games on seeds 0-4 (``experiments/bench_finite_batch.py``), one of
+10,000 on seed 9 and one on seed 10 (each stalled on a non-finite step near 1e-6).
 
 Speed on a CPU comes from four choices, each measured on 10,000 random 20 x 20 games at tol 1e-6
 (2-core machine; times for the whole batch):
@@ -30,24 +34,28 @@ Speed on a CPU comes from four choices, each measured on 10,000 random 20 x 20 g
 * Mehrotra's starting point and a step-to-boundary fraction ``max(0.95, 1 - mu)`` that grows as
   the duality measure ``mu`` falls: 7.2 iterations per game on average instead of 10.2 from a
   fixed interior point with the fixed fraction 0.95 (``experiments/ipm_tuning.py``).
-* Chunks of about ``_CHUNK_BYTES`` of payoffs (327 games of 20 x 20) solved one after another
-  inside the compiled program, so an iteration's arrays stay in cache, and ``K`` formed as a
-  sum of rank-one terms (one fused elementwise kernel, where a batched 20 x 20 matmul took
-  75 ms per iteration): together 1.8 s -> 0.85 s.
-* Two phases: a chunk stops once at most an eighth of its games are still running, and those
-  stragglers are gathered into as few chunks as possible to finish; a chunk otherwise runs as
-  many iterations as its slowest game.
-* Triangular solves unrolled into elementwise code (see ``_UNROLL_MAX``).
+* Chunks of about ``IPMOptions.chunk_bytes`` of payoffs (327 games of 20 x 20) solved one after
+  another, so an iteration's arrays stay in cache, and ``K`` formed as a sum of rank-one terms
+  (one fused elementwise kernel, where a batched 20 x 20 matmul took 75 ms per iteration):
+  together 1.8 s -> 0.85 s.
+* Passes: a chunk stops once at most an eighth of its games are still running, and those
+  stragglers are gathered into as few chunks as possible to go on; a chunk otherwise runs as
+  many iterations as its slowest game. On 10,000 games of 20 x 20 the chunks run 83,000
+  game-iterations for the 72,500 the games need (a stopping fraction of 1/2 instead of 1/8:
+  77,000, in more calls, no faster measured).
+* Triangular solves unrolled into elementwise code (see ``IPMOptions.unroll_max``).
 
-All of it is one ``jax.jit`` program, compiled once per batch shape; ``tol`` and ``max_iter``
-are traced, so changing them does not recompile. A game's result does not depend on the other
-games in the batch.
+The compiled program solves one chunk of a fixed number of games (``chunk_games(m, n)``); the
+host cuts any batch into such chunks (the last padded with all-zero games, which are certified
+at the start) and gathers the stragglers, so there is one program per game shape (m, n) and
+options record, whatever the batch size. ``tol`` and ``max_iter`` are traced, so changing them
+does not recompile either. A game's result does not depend on the other games in the batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,45 +63,118 @@ import numpy as np
 from jax.scipy.linalg import cho_solve
 
 import minimax._x64  # noqa: F401  (float64 before any array is made)
-from minimax.errors import GameSpecError
-from minimax.finite._validate import as_batch
+from minimax.errors import GameSpecError, SolverError
+from minimax.finite._certify import certify
+from minimax.finite._lp import solve_lp
+from minimax.finite._validate import as_batch, check_tol
 
-# Least fraction of the largest feasible step (Mehrotra's eta); the step uses max(this, 1 - mu).
-# experiments/ipm_tuning.py (ten families of random games, tol 1e-6): a constant 0.999 needs
-# fewer iterations on average than 0.99 (7.3 vs 7.6 on 20 x 20) but leaves long tails (up to 21
-# on 20 x 5); max(0.95, 1 - mu) has both (7.2 on 20 x 20, at most 12 on every family).
-_STEP_TO_BOUNDARY = 0.95
-# Relative diagonal shift (one ulp of the largest pivot). 1e-13 was measured to stall games at
-# exploitability 1e-6: near the optimum the pivots span ~30 orders of magnitude.
-_REGULARISATION = 1e-16
-# Up to this many columns the two triangular solves are unrolled into elementwise code: on CPU a
-# batched triangular solve costs one library call per game (measured here, 10,000 games 20 x 20:
-# ~50-100 ms per solve vs ~6 ms unrolled). Compile time grows like n^2, hence the cap.
-_UNROLL_MAX = 24
-# Payoff bytes per chunk on CPU (on an accelerator the batch is one chunk; not measured there).
-# Measured on 10,000 games of 20 x 20 (medians of 3): 0.25 / 1 / 2 MiB 0.79 / 0.81 / 0.74 s,
-# within noise of each other; 4 MiB 0.95 s; the whole batch as one chunk 1.49 s.
-_CHUNK_BYTES = 1 << 20
+STATUSES = ("certified", "gap_above_tol")
+
+
+class IPMOptions(NamedTuple):
+    """Settings of the batched interior-point method; each says which measurement chose it.
+
+    Hashable, so it is a static argument of the compiled program: a new record compiles a new
+    program, the same record reuses it.
+    """
+
+    # Least fraction of the largest feasible step (Mehrotra's eta). experiments/ipm_tuning.py
+    # (ten families of random games, tol 1e-6): a constant 0.999 needs fewer iterations on
+    # average than 0.99 (7.3 vs 7.6 on 20 x 20) but leaves long tails (up to 21 on 20 x 5);
+    # max(0.95, 1 - mu) has both (7.2 on 20 x 20, at most 12 on every family).
+    step_to_boundary: float = 0.95
+    # True: the fraction is max(step_to_boundary, 1 - mu) (bolder as mu -> 0); False: constant.
+    adaptive_step: bool = True
+    # "mehrotra" (Mehrotra 1992, section 7) or "fixed" (a centred interior point; ~2 more
+    # iterations per game, kept for the tuning experiment).
+    start: str = "mehrotra"
+    # Relative diagonal shift (one ulp of the largest pivot). 1e-13 was measured to stall games
+    # at exploitability 1e-6: near the optimum the pivots span ~30 orders of magnitude.
+    regularisation: float = 1e-16
+    # Up to this many columns the two triangular solves are unrolled into elementwise code: on
+    # CPU a batched triangular solve costs one library call per game (10,000 games 20 x 20:
+    # ~50-100 ms per solve vs ~6 ms unrolled). Compile time grows like n^2, hence the cap.
+    unroll_max: int = 24
+    # Payoff bytes per compiled chunk; None: 1 MiB on CPU (10,000 games of 20 x 20, medians of
+    # 3: 0.25 / 1 / 2 MiB 0.79 / 0.81 / 0.74 s; 4 MiB 0.95 s; one chunk 1.49 s), 64 MiB on an
+    # accelerator (not tuned there).
+    chunk_bytes: int | None = None
+    # A chunk's first pass stops once at most this fraction of its games still run; those
+    # stragglers are then gathered into as few chunks as possible to finish.
+    straggler_fraction: float = 0.125
+
+
+def check_options(options: object) -> IPMOptions:
+    """``options`` (None, an :class:`IPMOptions` or a dict of its fields) checked field by field."""
+    if options is None:
+        return IPMOptions()
+    if isinstance(options, dict):
+        unknown = set(options) - set(IPMOptions._fields)
+        if unknown:
+            raise GameSpecError(
+                f"options: unknown IPM option(s) {sorted(unknown)}; allowed are "
+                f"{list(IPMOptions._fields)}."
+            )
+        options = IPMOptions(**options)
+    if not isinstance(options, IPMOptions):
+        raise GameSpecError(
+            f"options must be None, an IPMOptions or a dict; got {type(options).__name__}."
+        )
+    o = options
+    checks = [
+        ("step_to_boundary", isinstance(o.step_to_boundary, float) and 0 < o.step_to_boundary < 1,
+         "a float in (0, 1)"),
+        ("adaptive_step", isinstance(o.adaptive_step, bool), "True or False"),
+        ("start", o.start in ("mehrotra", "fixed"), "'mehrotra' or 'fixed'"),
+        ("regularisation", isinstance(o.regularisation, float) and 0 <= o.regularisation < 1e-3,
+         "a float in [0, 1e-3)"),
+        ("unroll_max", isinstance(o.unroll_max, int) and o.unroll_max >= 0, "an integer >= 0"),
+        ("chunk_bytes", o.chunk_bytes is None
+         or (isinstance(o.chunk_bytes, int) and o.chunk_bytes >= 1), "None or an integer >= 1"),
+        ("straggler_fraction", isinstance(o.straggler_fraction, float)
+         and 0 <= o.straggler_fraction < 1, "a float in [0, 1)"),
+    ]
+    for field, ok, allowed in checks:
+        if not ok:
+            raise GameSpecError(
+                f"options.{field} must be {allowed}; got {getattr(o, field)!r}."
+            )
+    return o
 
 
 class BatchSolution(NamedTuple):
     """Equilibria of a batch of zero-sum games; every field has a leading ``batch`` axis.
 
-    ``exploitability`` is recomputed from the returned ``x`` and ``y`` after the loop, and
-    ``converged`` is ``exploitability <= tol`` for that recomputed number.
+    ``upper``, ``lower`` and ``exploitability`` are computed after the solve from the returned
+    ``x`` and ``y`` and hold in exact arithmetic (``x`` and ``y`` read as ``x / sum(x)``,
+    ``y / sum(y)``): at large payoff scales the float64 round-off is bounded, and the games near
+    ``tol`` are re-checked exactly.
     """
 
     x: np.ndarray  # (batch, m) defender strategies (rows), each sums to 1
     y: np.ndarray  # (batch, n) attacker strategies (columns), each sums to 1
     value: np.ndarray  # (batch,) (upper + lower) / 2, within exploitability / 2 of the value
     exploitability: np.ndarray  # (batch,) upper - lower >= 0, units of A
-    upper: np.ndarray  # (batch,) max_j (x^T A)_j, the defender's guaranteed loss
-    lower: np.ndarray  # (batch,) min_i (A y)_i, the loss the attacker's y guarantees
+    upper: np.ndarray  # (batch,) >= max_j (x^T A)_j, the defender's guaranteed loss
+    lower: np.ndarray  # (batch,) <= min_i (A y)_i, the loss the attacker's y guarantees
     iterations: np.ndarray  # (batch,) int, IPM iterations used by each game
     converged: np.ndarray  # (batch,) bool, exploitability <= tol
+    finished_exactly: np.ndarray  # (batch,) bool: the IPM did not certify it; an exact LP did
+    status: np.ndarray  # (batch,) str: "certified" or "gap_above_tol" (only with strict=False)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict of lists, one entry per game in each."""
+        return {k: v.tolist() for k, v in self._asdict().items()}
 
 
-def zero_sum_batch(As: object, tol: float = 1e-6, max_iter: int = 60) -> BatchSolution:
+def zero_sum_batch(
+    As: object,
+    tol: float = 1e-6,
+    max_iter: int = 60,
+    *,
+    options: IPMOptions | dict | None = None,
+    strict: bool = True,
+) -> BatchSolution:
     r"""Solve a batch of zero-sum games of one shape with a vmapped interior-point method.
 
     For each loss matrix :math:`A_k` (defender = rows minimises :math:`x^\top A_k y`) this runs
@@ -101,22 +182,35 @@ def zero_sum_batch(As: object, tol: float = 1e-6, max_iter: int = 60) -> BatchSo
 
     .. math:: e_k = \max_j (x_k^\top A_k)_j - \min_i (A_k y_k)_i \le \mathrm{tol},
 
-    then freezes that game while the others continue. All games run in one compiled
-    ``lax.while_loop`` (float64). See the module docstring for the formulation.
+    then freezes that game while the others continue. Afterwards every game's exploitability
+    is bounded soundly (exact arithmetic for games near ``tol``), and each game the IPM did not
+    certify (stalled, non-finite step, ``max_iter`` reached, or float64 round-off hiding a gap)
+    is solved again by an exact LP on the host (HiGHS) and flagged ``finished_exactly``. So
+    every returned game has exploitability at most ``tol``, or the call raises (see
+    ``strict``). All IPM work runs in one compiled program per game shape (m, n), whatever
+    the batch size: batches are cut into fixed-size chunks, the last one padded.
 
     Args:
-      As: loss matrices, shape (batch, m, n), finite; m != n is fine.
-      tol: absolute exploitability target in the units of ``A`` (> 0). Payoff ranges above
-        about 1e6 times ``tol`` may need a larger ``tol`` (float64 round-off).
-      max_iter: most IPM iterations (>= 1); games not certified by then report
-        ``converged=False`` with their best strategies.
+      As: loss matrices, shape (batch, m, n), finite and real; m != n is fine.
+      tol: absolute exploitability target in the units of ``A`` (> 0). Float64 strategies
+        resolve exploitability only to about ``(m + n) 2^-53 max|A|``; a smaller ``tol`` can
+        be met only by games with pure equilibria.
+      max_iter: most IPM iterations per game (>= 1); games not certified by then are finished
+        by the exact LP.
+      options: :class:`IPMOptions` (or a dict of its fields); None for the defaults.
+      strict: if True (default), raise when some game misses ``tol`` even after the exact LP;
+        if False, return those games with ``status="gap_above_tol"`` and their certified
+        (larger) exploitability.
 
     Returns:
       A :class:`BatchSolution` of numpy arrays.
 
     Raises:
-      GameSpecError: ``As`` is not a finite, non-empty 3-D array, or ``tol``/``max_iter`` are
-        out of range.
+      GameSpecError: ``As`` is not a finite, non-empty, real 3-D array, or ``tol``,
+        ``max_iter`` or ``options`` are out of range.
+      SolverError: (``strict=True``) some game cannot be certified to ``tol`` in float64; the
+        message names the games, their best exploitability and the fix, and the exception's
+        ``solution`` attribute holds the full :class:`BatchSolution`.
 
     References:
       S. Mehrotra, "On the implementation of a primal-dual interior point method",
@@ -127,94 +221,166 @@ def zero_sum_batch(As: object, tol: float = 1e-6, max_iter: int = 60) -> BatchSo
     >>> import numpy as np
     >>> mp = np.array([[1.0, -1.0], [-1.0, 1.0]])
     >>> sol = zero_sum_batch(np.stack([mp, -mp]))
-    >>> sol.converged.tolist(), bool(np.abs(sol.value).max() < 1e-6), sol.x.round(6).tolist()
-    ([True, True], True, [[0.5, 0.5], [0.5, 0.5]])
+    >>> sol.status.tolist(), bool(np.abs(sol.value).max() < 1e-6), sol.x.round(6).tolist()
+    (['certified', 'certified'], True, [[0.5, 0.5], [0.5, 0.5]])
     """
     As = as_batch(As, "As")
-    if not (isinstance(tol, (int, float, np.floating)) and np.isfinite(tol) and tol > 0):
-        raise GameSpecError(f"tol must be a finite number > 0 (units of A); got {tol!r}.")
-    if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+    tol = check_tol(tol)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 1:
         raise GameSpecError(f"max_iter must be an integer >= 1; got {max_iter!r}.")
+    opts = check_options(options)
     _, m, n = As.shape
     # Factorise the smaller side: the game -A^T (players' roles swapped) has an m x m system.
     # Transposing on the host lets (m, n) and (n, m) batches share one compiled program.
     transpose = n > m
     G = -np.swapaxes(As, 1, 2) if transpose else As
-    out = _solve(jnp.asarray(G), jnp.float64(tol), jnp.int32(max_iter))
-    x, y, upper, lower, gap, iterations, converged = (np.asarray(v) for v in out)
-    if transpose:  # in -A^T the attacker is the row player and losses change sign
-        x, y, upper, lower = y, x, -lower, -upper
-    return BatchSolution(
+    state = _solve(np.ascontiguousarray(G), tol, int(max_iter), opts)
+    x, y = _normalise_np(state.x), _normalise_np(state.y)
+    if transpose:  # in -A^T the attacker is the row player
+        x, y = y, x
+    cert = certify(As, x, y, tol)
+    upper, lower, gap = cert.upper, cert.lower, cert.gap
+    redo = np.flatnonzero(~(gap <= tol))
+    finished = np.zeros(len(As), dtype=bool)
+    for k in redo:  # the few games the IPM could not certify: exact LP on the host
+        xk, yk, _, _ = solve_lp(As[k])
+        ck = certify(As[k : k + 1], xk[None], yk[None], tol)
+        if not ck.gap[0] >= gap[k]:  # (also when the IPM's gap is NaN)
+            x[k], y[k] = xk, yk
+            upper[k], lower[k], gap[k] = ck.upper[0], ck.lower[0], ck.gap[0]
+            finished[k] = True
+    converged = gap <= tol
+    sol = BatchSolution(
         x=x,
         y=y,
-        value=0.5 * (upper + lower),
+        value=0.5 * upper + 0.5 * lower,  # (halved first: no overflow at +-1.8e308)
         exploitability=gap,
         upper=upper,
         lower=lower,
-        iterations=iterations,
+        iterations=state.iterations,
         converged=converged,
+        finished_exactly=finished,
+        status=np.where(converged, STATUSES[0], STATUSES[1]),
     )
+    if strict and not converged.all():
+        raise _missed(As, sol, tol)
+    return sol
 
 
-@jax.jit
-def _solve(G: jax.Array, tol: jax.Array, max_iter: jax.Array) -> tuple[jax.Array, ...]:
-    """The compiled batch solve for loss matrices ``G`` of shape (batch, m, n), m >= n.
+def _missed(As: np.ndarray, sol: BatchSolution, tol: float) -> SolverError:
+    bad = np.flatnonzero(~sol.converged)
+    k = int(bad[np.argmax(sol.exploitability[bad])])
+    _, m, n = As.shape
+    scale = float(np.abs(As[k]).max())
+    err = SolverError(
+        f"{len(bad)} of {len(As)} games cannot be certified to tol={tol:g}, even by the exact LP "
+        f"(games {bad[:10].tolist()}{'...' if len(bad) > 10 else ''}); the worst, game {k} with "
+        f"payoffs up to {scale:.3g}, reaches exploitability {sol.exploitability[k]:.3g}. Float64 "
+        f"strategies resolve exploitability only to about (m + n) 2^-53 max|A| = "
+        f"{(m + n) * 2.0**-53 * scale:.3g} here. Pass tol >= {sol.exploitability[bad].max():.3g}, "
+        f"rescale the payoffs, or strict=False to get these games with "
+        f"status='gap_above_tol' (the exception's .solution holds the whole batch)."
+    )
+    err.solution = sol  # type: ignore[attr-defined]
+    return err
 
-    Games are solved one chunk after another (``lax.map``), each chunk small enough for its
-    arrays to stay in cache across iterations. A chunk is only as fast as its slowest game, so
-    the solve has two phases: every chunk first iterates until at most an eighth of its games
-    are still running; those stragglers are then gathered into as few chunks as possible and
-    finished there (chunks with nothing left to do exit at once).
+
+def _normalise_np(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 0.0, None)
+    total = p.sum(axis=-1, keepdims=True)
+    return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[-1])
+
+
+def chunk_games(m: int, n: int, options: IPMOptions = IPMOptions()) -> int:
+    """Games per compiled chunk for (m, n) games: every call of that shape uses this many."""
+    size = options.chunk_bytes
+    if size is None:
+        size = 1 << 20 if jax.default_backend() == "cpu" else 1 << 26
+    return max(1, size // (8 * m * n))
+
+
+def _solve(G: np.ndarray, tol: float, max_iter: int, opts: IPMOptions) -> _IPMState:
+    """IPM states (numpy) of loss matrices ``G`` (batch, m, n), m >= n, by fixed-size chunks.
+
+    The first pass runs each chunk (the last padded with all-zero games, certified at the
+    start) until at most ``straggler_fraction`` of its games still run. Each later pass gathers
+    the games still running into full chunks and does the same; the games that do not fill a
+    chunk are finished in one more chunk (padded with finished games, which do not move). Every
+    call has the same shapes, so one compiled program serves any batch size.
     """
     batch, m, n = G.shape
-    chunk = min(batch, max(1, _CHUNK_BYTES // (8 * m * n)))
-    if jax.default_backend() != "cpu":  # chunks serve CPU caches; an accelerator takes it whole
-        chunk = batch
-    state = jax.vmap(_init, in_axes=(0, 0, None))(_rescale(G), G, tol)
-
-    def phase(i: jax.Array, state: _IPMState) -> _IPMState:
-        # Running games first, stably (in phase 0 only games certified at the start move).
-        order = jnp.argsort(_active(state, max_iter), descending=True, stable=True)
-        cap = jnp.where(i == 0, chunk // 8, 0)
-        part = _by_chunks(
-            lambda g, st: _run(g, st, tol, max_iter, cap),
-            chunk,
-            G[order],
-            jax.tree.map(lambda v: v[order], state),
-        )
-        return jax.tree.map(lambda full, p: full.at[order].set(p), state, part)
-
-    # One loop over the two phases, so the iteration is compiled once.
-    state = jax.lax.fori_loop(0, 2, phase, state)
-
-    x, y = _normalise(state.x), _normalise(state.y)
-    # Final certificate, from the strategies actually returned (not the loop's running value).
-    upper = jnp.einsum("bm,bmn->bn", x, G).max(axis=1)
-    lower = jnp.einsum("bmn,bn->bm", G, y).min(axis=1)
-    gap = jnp.maximum(upper - lower, 0.0)
-    return x, y, upper, lower, gap, state.iterations, gap <= tol
-
-
-def _by_chunks(fn: Callable[..., Any], chunk: int, G: jax.Array, *args: Any) -> Any:
-    """``fn`` applied to consecutive chunks of ``chunk`` games of ``G`` (and of ``args``).
-
-    The last chunk ends at the last game, so it may overlap the one before; games in the
-    overlap are computed twice, identically, and the later copy is kept.
-    """
-    batch = G.shape[0]
-    n_chunks = -(-batch // chunk)
-    starts = jnp.minimum(jnp.arange(n_chunks) * chunk, batch - chunk)
-
-    def one(i: jax.Array):
-        cut = jax.tree.map(lambda v: jax.lax.dynamic_slice_in_dim(v, i, chunk), (G, args))
-        return fn(cut[0], *cut[1])
-
-    out = jax.lax.map(one, starts)
-    tail = batch - (n_chunks - 1) * chunk
-    return jax.tree.map(
-        lambda v: jnp.concatenate([v[:-1].reshape((-1,) + v.shape[2:]), v[-1, chunk - tail :]]),
-        out,
+    size = chunk_games(m, n, opts)
+    chunks = -(-batch // size)
+    padded = np.zeros((chunks * size, m, n))
+    padded[:batch] = G
+    blank = _IPMState(
+        z=np.ones((size, m + n)),
+        lam=np.zeros((size, n)),
+        sig=np.ones((size, m + n)),
+        x=np.zeros((size, m)),
+        y=np.zeros((size, n)),
+        gap=np.zeros(size),
+        iterations=np.zeros(size, np.int32),
+        done=np.zeros(size, bool),
     )
+    tol_, max_iter_ = np.float64(tol), np.int32(max_iter)
+    cap = np.int32(int(size * opts.straggler_fraction))
+
+    def run(block, state, fresh, cap):
+        return _run_chunk(block, state, np.bool_(fresh), tol_, max_iter_, cap, opts=opts)
+
+    parts = [run(padded[i * size : (i + 1) * size], blank, True, cap) for i in range(chunks)]
+    state = jax.tree.map(lambda *v: np.concatenate([np.asarray(a) for a in v]), *parts)
+    while True:
+        waiting = np.flatnonzero(~state.done & (state.iterations < max_iter))
+        if not len(waiting):
+            return jax.tree.map(lambda v: v[:batch], state)
+        # A full chunk starts with more than ``cap`` running games, so every call progresses;
+        # the remainder is finished (cap 0), padded with a game that does not move if any.
+        idle = np.flatnonzero(state.done | (state.iterations >= max_iter))
+        pad = idle[0] if len(idle) else waiting[0]
+        for s in range(0, len(waiting), size):
+            block = waiting[s : s + size]
+            rows = np.concatenate([block, np.full(size - len(block), pad)])
+            part_cap = cap if len(block) == size else np.int32(0)
+            out = run(padded[rows], _IPMState(*(v[rows] for v in state)), False, part_cap)
+            for full, part in zip(state, out, strict=True):
+                full[block] = np.asarray(part)[: len(block)]
+
+
+@functools.partial(jax.jit, static_argnames=("opts",))
+def _run_chunk(
+    G: jax.Array,
+    state: _IPMState,
+    fresh: jax.Array,
+    tol: jax.Array,
+    max_iter: jax.Array,
+    cap: jax.Array,
+    *,
+    opts: IPMOptions,
+) -> _IPMState:
+    """The compiled program: iterate one chunk of games (size, m, n) until at most ``cap`` of
+    them are still running, starting from the IPM's starting point if ``fresh``."""
+    B = _rescale(G)
+    state = jax.lax.cond(
+        fresh,
+        lambda: jax.vmap(_init, in_axes=(0, 0, None, None))(B, G, tol, opts),
+        lambda: state,
+    )
+
+    def cond(st: _IPMState) -> jax.Array:
+        return jnp.sum(_active(st, max_iter)) > cap
+
+    def body(st: _IPMState) -> _IPMState:
+        new = jax.vmap(_step, in_axes=(0, 0, 0, None, None))(B, G, st, tol, opts)
+        keep = ~_active(st, max_iter)  # certified games must not move
+        return jax.tree.map(
+            lambda old, nw: jnp.where(keep.reshape((-1,) + (1,) * (old.ndim - 1)), old, nw),
+            st,
+            new,
+        )
+
+    return jax.lax.while_loop(cond, body, state)
 
 
 def _rescale(G: jax.Array) -> jax.Array:
@@ -227,27 +393,6 @@ def _rescale(G: jax.Array) -> jax.Array:
 def _active(st: _IPMState, max_iter: jax.Array) -> jax.Array:
     """Games still iterating: not certified, not stalled, iterations left."""
     return ~st.done & (st.iterations < max_iter)
-
-
-def _run(
-    G: jax.Array, st: _IPMState, tol: jax.Array, max_iter: jax.Array, cap: jax.Array
-) -> _IPMState:
-    """Iterate a chunk until at most ``cap`` of its games are active; the others stay frozen."""
-    B = _rescale(G)
-
-    def cond(st: _IPMState) -> jax.Array:
-        return jnp.sum(_active(st, max_iter)) > cap
-
-    def body(st: _IPMState) -> _IPMState:
-        new = jax.vmap(_step, in_axes=(0, 0, 0, None))(B, G, st, tol)
-        keep = ~_active(st, max_iter)  # certified games must not move
-        return jax.tree.map(
-            lambda old, nw: jnp.where(keep.reshape((-1,) + (1,) * (old.ndim - 1)), old, nw),
-            st,
-            new,
-        )
-
-    return jax.lax.while_loop(cond, body, st)
 
 
 def _normalise(p: jax.Array) -> jax.Array:
@@ -272,7 +417,7 @@ class _IPMState(NamedTuple):
     done: jax.Array  # () bool: certified (gap <= tol) or stalled (non-finite step)
 
 
-def _init(B: jax.Array, G: jax.Array, tol: jax.Array) -> _IPMState:
+def _init(B: jax.Array, G: jax.Array, tol: jax.Array, opts: IPMOptions) -> _IPMState:
     """Mehrotra's starting point (Mehrotra 1992, section 7; Wright 1997, p. 205).
 
     The least-squares solutions ``z = M^T (M M^T)^{-1} 1`` and ``lam = (M M^T)^{-1} M c`` with
@@ -294,6 +439,10 @@ def _init(B: jax.Array, G: jax.Array, tol: jax.Array) -> _IPMState:
     sig = sig + jnp.maximum(-1.5 * jnp.min(sig), 0.0)
     zs = z @ sig
     z, sig = z + 0.5 * zs / jnp.sum(sig), sig + 0.5 * zs / jnp.sum(z)
+    if opts.start == "fixed":  # a strictly feasible, roughly centred point (small p, large q)
+        p = jnp.full((m,), 0.5 / (m * B.max()))
+        q = jnp.full((n,), 2.0 / (n * B.min()))
+        z, lam, sig = jnp.concatenate([p, 1.0 - B.T @ p]), -q, jnp.concatenate([B @ q - 1.0, q])
     x, y = jnp.full((m,), 1.0 / m), jnp.full((n,), 1.0 / n)
     gap = _exploitability(G, x, y)
     return _IPMState(
@@ -308,9 +457,11 @@ def _init(B: jax.Array, G: jax.Array, tol: jax.Array) -> _IPMState:
     )
 
 
-def _step_fraction(mu: jax.Array) -> jax.Array:
+def _step_fraction(mu: jax.Array, opts: IPMOptions) -> jax.Array:
     """Fraction of the largest feasible step taken: bolder as the duality measure mu -> 0."""
-    return jnp.maximum(_STEP_TO_BOUNDARY, 1.0 - mu)
+    if not opts.adaptive_step:
+        return jnp.full_like(mu, opts.step_to_boundary)
+    return jnp.maximum(opts.step_to_boundary, 1.0 - mu)
 
 
 def _max_step(v: jax.Array, dv: jax.Array) -> jax.Array:
@@ -319,10 +470,10 @@ def _max_step(v: jax.Array, dv: jax.Array) -> jax.Array:
     return ratios.min()
 
 
-def _cho_solve(chol: jax.Array, r: jax.Array) -> jax.Array:
+def _cho_solve(chol: jax.Array, r: jax.Array, unroll_max: int) -> jax.Array:
     """Solve ``L L^T u = r`` for lower-triangular ``L`` (one game; vmapped by the caller)."""
     n = r.shape[0]
-    if n > _UNROLL_MAX:
+    if n > unroll_max:
         return cho_solve((chol, True), r)
     # Forward then back substitution one scalar at a time: once vmapped, every operation is an
     # elementwise op over the batch instead of a library call per game.
@@ -341,7 +492,9 @@ def _cho_solve(chol: jax.Array, r: jax.Array) -> jax.Array:
     return jnp.stack(u)
 
 
-def _step(B: jax.Array, G: jax.Array, st: _IPMState, tol: jax.Array) -> _IPMState:
+def _step(
+    B: jax.Array, G: jax.Array, st: _IPMState, tol: jax.Array, opts: IPMOptions
+) -> _IPMState:
     """One Mehrotra predictor-corrector iteration (one Cholesky factorisation)."""
     m, n = B.shape
     z, lam, sig = st.z, st.lam, st.sig
@@ -360,7 +513,7 @@ def _step(B: jax.Array, G: jax.Array, st: _IPMState, tol: jax.Array) -> _IPMStat
     d = z / sig
     # B lies in [1, 2], so every diagonal entry of K is at most 4 sum(d_p) + max(d_s): a bound
     # on the largest pivot that needs no extra pass over K.
-    shift = _REGULARISATION * (4.0 * jnp.sum(d[:m]) + jnp.max(d[m:]))
+    shift = opts.regularisation * (4.0 * jnp.sum(d[:m]) + jnp.max(d[m:]))
     K = jnp.diag(d[m:] + shift)
     dB = d[:m, None] * B
     # m rank-one terms, one fused elementwise kernel once vmapped. Scaling one factor first keeps
@@ -371,7 +524,7 @@ def _step(B: jax.Array, G: jax.Array, st: _IPMState, tol: jax.Array) -> _IPMStat
 
     def newton(r_xs):  # solves M dz = r_b, M^T dlam + dsig = r_c, sig dz + z dsig = r_xs
         t = (r_xs - z * r_c) / sig
-        dlam = _cho_solve(chol, r_b - M(t))
+        dlam = _cho_solve(chol, r_b - M(t), opts.unroll_max)
         mt = Mt(dlam)
         return t + d * mt, dlam, r_c - mt
 
@@ -391,7 +544,7 @@ def _step(B: jax.Array, G: jax.Array, st: _IPMState, tol: jax.Array) -> _IPMStat
     zeros = (jnp.zeros_like(z), jnp.zeros_like(sig))
     (dz, dsig), dlams = jax.lax.scan(predictor_corrector, zeros, jnp.array([False, True]))
     dlam = dlams[1]
-    eta = _step_fraction(mu)
+    eta = _step_fraction(mu, opts)
     ap = jnp.minimum(1.0, eta * _max_step(z, dz))
     ad = jnp.minimum(1.0, eta * _max_step(sig, dsig))
     z_new, lam_new, sig_new = z + ap * dz, lam + ad * dlam, sig + ad * dsig

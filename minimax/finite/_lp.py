@@ -18,6 +18,11 @@ for games with at least ``_IPM_MIN_ENTRIES`` payoffs; both return a basic (verte
 ``solver="HIGHS"`` / ``"CLARABEL"`` go through one cvxpy problem per shape, built once with a
 ``cp.Parameter`` so that re-solves with the same shape skip most of the canonicalisation (DPP);
 the HIGHS path makes the same simplex/IPM choice.
+
+Every back-end solves the game rescaled to payoffs in [0, 1] (``(A - min A) / (max A - min A)``,
+an increasing affine map that keeps the equilibria): LP solvers' tolerances are absolute, and at
+payoffs near 1e15 cvxpy's HiGHS interface otherwise fails outright. The certificate is then
+computed on the original ``A`` with bounds that hold in exact arithmetic (``_certify``).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from typing import NamedTuple
 import numpy as np
 
 from minimax.errors import GameSpecError, SolverError
-from minimax.finite._validate import as_matrix
+from minimax.finite._certify import certify
+from minimax.finite._validate import as_matrix, check_tol
 
 SOLVERS = ("highs-direct", "HIGHS", "CLARABEL")
 # From about 400 x 400 upwards HiGHS' IPM (+ crossover) beats its dual simplex on dense games.
@@ -44,7 +50,8 @@ class MatrixGameSolution(NamedTuple):
 
     ``upper`` is what the defender's ``x`` guarantees, ``lower`` what the attacker's ``y``
     guarantees, so ``lower <= value <= upper`` and ``exploitability = upper - lower >= 0`` is
-    computed from the returned strategies, never taken from a solver tolerance.
+    computed from the returned strategies, never taken from a solver tolerance. The three are
+    rounded outwards so that they hold in exact arithmetic for ``x / sum(x)`` and ``y / sum(y)``.
     """
 
     x: np.ndarray  # (m,) defender's mixed strategy over rows, >= 0, sums to 1
@@ -55,9 +62,16 @@ class MatrixGameSolution(NamedTuple):
     lower: float  # min_i (A y)_i: the loss the attacker's y guarantees
     method: str  # "highs-direct (dual simplex)", "cvxpy+HIGHS", ...
     seconds: float  # wall time of the solve, certificate included
+    status: str = "certified"  # "certified", or "gap_above_tol" when tol was given and missed
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict (arrays as lists)."""
+        return _to_dict(self)
 
 
-def zero_sum(A: object, solver: str = "highs-direct") -> MatrixGameSolution:
+def zero_sum(
+    A: object, solver: str = "highs-direct", tol: float | None = None
+) -> MatrixGameSolution:
     r"""Solve the zero-sum game with loss matrix ``A`` exactly, by linear programming.
 
     The defender (rows) minimises and the attacker (columns) maximises :math:`x^\top A y`:
@@ -76,13 +90,18 @@ def zero_sum(A: object, solver: str = "highs-direct") -> MatrixGameSolution:
         modelling layer; dual simplex for small games, IPM + crossover from ~400 x 400; fastest
         measured here), ``"HIGHS"`` or ``"CLARABEL"`` (through cvxpy, one parametrised problem per
         shape reused across calls).
+      tol: optional exploitability target (units of ``A``, > 0): ``status`` is ``"certified"``
+        if the certified exploitability is at most ``tol``, else ``"gap_above_tol"``. Without
+        it the status is ``"certified"`` (the exploitability is a valid bound either way).
 
     Returns:
       A :class:`MatrixGameSolution`.
 
     Raises:
-      GameSpecError: ``A`` is not a finite, non-empty 2-D array, or ``solver`` is unknown.
-      SolverError: the LP solver did not report an optimal solution.
+      GameSpecError: ``A`` is not a finite, non-empty, real 2-D array, or ``solver`` or ``tol``
+        is invalid.
+      SolverError: the LP solver failed or did not report an optimal solution (the message
+        names the back-end and the fix).
 
     References:
       J. von Neumann, "Zur Theorie der Gesellschaftsspiele", Math. Ann. 100 (1928).
@@ -98,24 +117,53 @@ def zero_sum(A: object, solver: str = "highs-direct") -> MatrixGameSolution:
     A = as_matrix(A, "A")
     if solver not in SOLVERS:
         raise GameSpecError(f"solver must be one of {SOLVERS}; got {solver!r}.")
+    if tol is not None:
+        check_tol(tol)
     start = time.perf_counter()
-    if solver == "highs-direct":
-        x, y, obj, method = _solve_linprog(A)
-    else:
-        x, y, obj, method = _solve_cvxpy(A, solver)
-    x, y = _to_simplex(x, "x", method), _to_simplex(y, "y", method)
-    upper, lower = float(np.max(x @ A)), float(np.min(A @ y))
-    value = float(np.clip(obj, lower, upper)) if lower <= upper else 0.5 * (upper + lower)
+    x, y, value, method = solve_lp(A, solver)
+    cert = certify(A[None], x[None], y[None], tol)
+    upper, lower, gap = float(cert.upper[0]), float(cert.lower[0]), float(cert.gap[0])
+    if not (np.isfinite(upper) and np.isfinite(lower)):
+        raise SolverError(
+            f"{method}: the certificate of the {A.shape} game is not finite (upper {upper!r}, "
+            f"lower {lower!r}); payoffs near the float64 limit overflow. Rescale the payoffs."
+        )
     return MatrixGameSolution(
         x=x,
         y=y,
-        value=value,
-        exploitability=max(upper - lower, 0.0),
+        value=float(np.clip(value, lower, upper)),
+        exploitability=gap,
         upper=upper,
         lower=lower,
         method=method,
         seconds=time.perf_counter() - start,
+        status="certified" if tol is None or gap <= tol else "gap_above_tol",
     )
+
+
+def solve_lp(
+    A: np.ndarray, solver: str = "highs-direct"
+) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """Equilibrium strategies (on the simplex), the LP's value and the method label for one
+    checked game, solved on its rescaled copy with payoffs in [0, 1]."""
+    lo, hi = float(A.min()), float(A.max())
+    if np.isfinite(hi - lo):
+        shift, span = lo, (hi - lo) or 1.0
+    else:  # the spread overflows float64 (payoffs near +-1.8e308): scale only
+        shift, span = 0.0, float(np.abs(A).max())
+    scaled = (A - shift) / span
+    if solver == "highs-direct":
+        x, y, obj, method = _solve_linprog(scaled)
+    else:
+        x, y, obj, method = _solve_cvxpy(scaled, solver)
+    x, y = _to_simplex(x, "x", method), _to_simplex(y, "y", method)
+    return x, y, float(obj * span + shift), method
+
+
+def _to_dict(sol: NamedTuple) -> dict[str, object]:
+    return {
+        k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in sol._asdict().items()
+    }
 
 
 def _to_simplex(p: np.ndarray, name: str, method: str) -> np.ndarray:
@@ -181,8 +229,12 @@ def _solve_cvxpy(A: np.ndarray, solver: str) -> tuple[np.ndarray, np.ndarray, fl
             # cvxpy warns on inaccurate solutions; we raise on every non-optimal status instead.
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
             problem.solve(solver=solver, **options)
-    except cp.error.SolverError as err:
-        raise SolverError(f"{label} failed on the {A.shape} game LP: {err}") from err
+    except (cp.error.SolverError, ValueError, ArithmeticError) as err:
+        # e.g. cvxpy's "Cannot unpack invalid solution" when HiGHS gives up on the problem
+        raise SolverError(
+            f"{label} failed on the {A.shape} game LP: {type(err).__name__}: {err}. Use "
+            f"solver='highs-direct' (HiGHS without cvxpy), or solver='CLARABEL'."
+        ) from err
     status = problem.status
     if status == cp.OPTIMAL_INACCURATE and x.value is not None:
         # Clarabel often stops here on dense games. The strategies carry their own certificate:

@@ -21,6 +21,17 @@ def as_batch(value: object, field: str) -> np.ndarray:
     return _as_array(value, field, ndim=3, shape_text="(batch, m, n)")
 
 
+def check_tol(tol: object, field: str = "tol") -> float:
+    """Return ``tol`` as a float if it is a finite real number > 0, else raise."""
+    ok = isinstance(tol, int | float | np.integer | np.floating) and not isinstance(tol, bool)
+    if not (ok and np.isfinite(tol) and tol > 0):
+        raise GameSpecError(
+            f"{field} must be a finite number > 0 (an exploitability in the units of the payoffs); "
+            f"got {tol!r}."
+        )
+    return float(tol)
+
+
 def same_shape(a: np.ndarray, b: np.ndarray, field_a: str, field_b: str) -> None:
     """Raise unless two checked matrices have the same shape."""
     if a.shape != b.shape:
@@ -31,6 +42,7 @@ def same_shape(a: np.ndarray, b: np.ndarray, field_a: str, field_b: str) -> None
 
 
 def _as_array(value: object, field: str, *, ndim: int, shape_text: str) -> np.ndarray:
+    _refuse_complex(value, field)
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -59,3 +71,26 @@ def _as_array(value: object, field: str, *, ndim: int, shape_text: str) -> np.nd
             f"Replace NaN/inf payoffs by finite bounds."
         )
     return np.ascontiguousarray(arr)
+
+
+def _refuse_complex(value: object, field: str) -> None:
+    """Raise on complex input instead of letting numpy drop the imaginary parts with a warning."""
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError):
+        return  # not array-like: the float64 conversion below raises the named error
+    if raw.dtype.kind == "O":  # lists mixing Python complex numbers with other objects
+        bad = [v for v in raw.ravel() if isinstance(v, complex | np.complexfloating)]
+        if not bad:
+            return
+        raw = np.asarray(bad)
+    if raw.dtype.kind != "c":
+        return
+    imag = np.imag(raw)
+    where = tuple(int(i) for i in np.argwhere(imag != 0)[0]) if np.any(imag != 0) else None
+    at = (f"; {field}[{', '.join(map(str, where))}] = {complex(raw[where])!r}"
+          if where is not None and raw.ndim else "")
+    raise GameSpecError(
+        f"{field} must be real (payoffs are real numbers); got a complex array of dtype "
+        f"{raw.dtype}{at}. Pass the real part explicitly (np.real(A)) if that is what you mean."
+    )

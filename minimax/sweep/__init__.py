@@ -4,8 +4,10 @@
 game parameters (budgets, utility price, any channel field) and solves the points in chunks of
 ``sweep.chunk_size`` with :func:`minimax.solve_batch`, resumably (rows keyed by a content hash
 of each point's resolved config, chunk files written atomically) and fault-tolerantly (invalid
-points become ``status="error"`` rows). ``python -m minimax.sweep.aggregate DIR`` gathers
-batched sweeps and per-job Hydra multiruns (``python -m minimax -m ...``) into one table.
+points become ``status="failed"`` rows; every row's ``status`` is read from its result:
+``certified``, ``gap_above_tol`` or ``failed``). ``python -m minimax.sweep.aggregate DIR``
+(:mod:`minimax.sweep.aggregate_cli`) gathers batched sweeps and per-job Hydra multiruns
+(``python -m minimax -m ...``) into one table with :func:`aggregate`.
 """
 
 from minimax.sweep._aggregate import aggregate, tidy, write_table
@@ -13,9 +15,10 @@ from minimax.sweep._figure import plot_sweep
 from minimax.sweep._grid import Point, apply_param, axis_values, expand, point_id
 from minimax.sweep._progress import Progress
 from minimax.sweep._run import SweepInterrupted, plan, run_sweep, solve_chunk, sweep_solver
+from minimax.sweep._status import STATUSES
 
 __all__ = [
-    "Point", "Progress", "SweepInterrupted", "aggregate", "apply_param", "axis_values", "expand",
-    "plan", "plot_sweep", "point_id", "run_sweep", "solve_chunk", "sweep_solver", "tidy",
-    "write_table",
+    "STATUSES", "Point", "Progress", "SweepInterrupted", "aggregate", "apply_param",
+    "axis_values", "expand", "plan", "plot_sweep", "point_id", "run_sweep", "solve_chunk",
+    "sweep_solver", "tidy", "write_table",
 ]

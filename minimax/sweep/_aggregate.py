@@ -10,6 +10,10 @@ and writes ``OUT/results.parquet`` (if pyarrow is installed), ``OUT/results.csv`
 ``OUT/sweep.png`` (value and certified gap over the first two swept axes). One row per point:
 config columns (swept params, game scalars, solver), then result columns (value, upper, lower,
 gap, seconds, iterations, status, error) and JSON columns (defense, attack, config).
+
+``status`` is read from each result (see :mod:`minimax.sweep._status`): ``certified``,
+``gap_above_tol`` or ``failed`` (invalid point, solver error, or a job that left neither
+``result.json`` nor ``error.json``), with the reason in ``error``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from minimax.sweep._status import FAILED, normalise_row_status, result_status
 from minimax.sweep._store import chunk_files, read_rows
 
 log = logging.getLogger("minimax.sweep")
@@ -50,6 +55,9 @@ def _row_from_chunk(row: Mapping[str, Any], source: str) -> dict[str, Any]:
     out.update(row.get("params") or {})
     out.update(_solver_columns(config.get("solver", {})))
     out.update({k: row.get(k) for k in RESULT_COLUMNS})
+    out["status"] = normalise_row_status(row.get("status"), row)
+    if out["status"] == FAILED and not out.get("error"):
+        out["error"] = f"row status {row.get('status')!r} with non-finite numbers"
     out["traceback"] = row.get("traceback")
     out.update({k: _jsonish(row.get(k)) for k in ("defense", "attack", "config")})
     return out
@@ -61,6 +69,8 @@ def tidy(rows: Iterable[Mapping[str, Any]], source: str = "") -> Any:
 
     table = pd.DataFrame([_row_from_chunk(r, source) for r in rows])
     if len(table):
+        # (a point has two rows only in directories written by unlocked concurrent runs)
+        table = table.drop_duplicates("point_id", keep="first")
         table = table.sort_values("index", kind="stable").reset_index(drop=True)
     return table
 
@@ -96,19 +106,30 @@ def _job_rows(root: Path) -> list[dict[str, Any]]:
         result_path, error_path = job / "result.json", job / "error.json"
         if result_path.is_file():
             result = json.loads(result_path.read_text())
-            sol = result.get("solution", {})
+            sol = _result_numbers(result)
             row.update({k: sol.get(k) for k in RESULT_COLUMNS if k in sol})
-            row.update(status="ok", error=None, traceback=None,
+            status, error = result_status(sol, sol.get("status", result.get("status")),
+                                          sol.get("reason", result.get("reason")))
+            row.update(status=status, error=error, traceback=None,
                        defense=_jsonish(sol.get("defense")), attack=_jsonish(sol.get("attack")))
         elif error_path.is_file():
             err = json.loads(error_path.read_text())
-            row.update(status="error", error=err.get("error"), traceback=err.get("traceback"))
+            row.update(status=FAILED, error=err.get("error"), traceback=err.get("traceback"))
         else:
-            row.update(status="missing", error="no result.json or error.json (job killed?)")
+            row.update(status=FAILED, error="no result.json or error.json (job killed?)")
         row["config"] = json.dumps(cfg)
         row["point_id"] = point_id({"job": cfg})
         rows.append(row)
     return rows
+
+
+def _result_numbers(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The certificate in a job's ``result.json``: a pure solve (``solution``), a mixed one
+    (``mixed``), or a finite matrix game (numbers at the top, the gap named exploitability)."""
+    for key in ("solution", "mixed"):
+        if isinstance(result.get(key), Mapping):
+            return dict(result[key])
+    return {**result, "gap": result.get("gap", result.get("exploitability"))}
 
 
 def aggregate(dirs: Sequence[str | Path]) -> Any:
@@ -118,7 +139,8 @@ def aggregate(dirs: Sequence[str | Path]) -> Any:
     frames = []
     for d in map(Path, dirs):
         if not d.is_dir():
-            raise FileNotFoundError(f"aggregate: {d} is not a directory")
+            raise FileNotFoundError(f"aggregate: {str(d)!r} is not a directory; give the "
+                                    f"output directory of a sweep or of a multirun")
         for sweep_root in sorted({p.parent.parent for p in d.rglob("chunks/*.jsonl")}):
             frames.append(tidy(read_rows(chunk_files(sweep_root)), source=str(sweep_root)))
         jobs = _job_rows(d)

@@ -7,7 +7,7 @@ per process (and cached on disk by JAX's persistent compilation cache, so later 
 re-runs skip compilation). The per-point cost is then close to the solver's own.
 
 Every point gets a row (its params, resolved config, certificate, status and error) in a chunk
-file written atomically; invalid points get ``status="error"`` rows with the
+file written atomically; invalid points get ``status="failed"`` rows with the
 :class:`~minimax.GameSpecError` message and the sweep goes on; a chunk whose batched solve fails
 is retried point by point so that only the failing points are marked. Re-running the same sweep
 in the same directory solves only the points that have no row yet.
@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,10 +30,12 @@ from minimax.config import SweepAppConfig, solver_options, validate_config
 from minimax.errors import GameSpecError, MinimaxError
 from minimax.sweep._grid import Point, expand
 from minimax.sweep._progress import Progress
+from minimax.sweep._status import FAILED, GAP_ABOVE_TOL, of_solution
 from minimax.sweep._store import (
     chunk_dir,
     chunk_files,
     done_ids,
+    locked,
     read_rows,
     remove_stale_temporaries,
     write_rows_atomic,
@@ -77,7 +79,7 @@ def base_game(app: SweepAppConfig) -> dict[str, Any]:
 def _error_row(point: Point, err: BaseException, tb: str | None = None) -> dict[str, Any]:
     return {
         "point_id": point.point_id, "index": point.index, "params": point.params,
-        "status": "error", "error": f"{type(err).__name__}: {err}",
+        "status": FAILED, "error": f"{type(err).__name__}: {err}",
         "traceback": tb if tb is not None else traceback.format_exc(),
         "value": None, "upper": None, "lower": None, "gap": None, "seconds": None,
         "iterations": None, "method": point.config["solver"].get("method"),
@@ -86,17 +88,26 @@ def _error_row(point: Point, err: BaseException, tb: str | None = None) -> dict[
 
 
 def _ok_row(point: Point, sol: Any) -> dict[str, Any]:
+    """The row of a solved point; its status is the one the solver reported (see _status)."""
     d = sol.to_dict()
-    finite = all(math.isfinite(d[k]) for k in ("value", "upper", "lower", "gap"))
+    if getattr(sol, "status", None) is None and "status" in d:
+        sol = _Reported(d.get("status"), d.get("reason"))
+    status, error = of_solution(sol, d)
+    numbers = {k: d.get(k) for k in ("value", "upper", "lower", "gap", "seconds", "iterations",
+                                     "method")}
+    for k in ("value", "upper", "lower", "gap"):  # JSON has no NaN: missing numbers are null
+        if not isinstance(numbers[k], int | float) or not math.isfinite(numbers[k]):
+            numbers[k] = None
     return {
         "point_id": point.point_id, "index": point.index, "params": point.params,
-        "status": "ok" if finite else "error",
-        "error": None if finite else "SolverError: non-finite value or bound in the certificate",
-        "traceback": None,
-        **{k: d[k] for k in ("value", "upper", "lower", "gap", "seconds", "iterations",
-                             "method")},
-        "defense": d["defense"], "attack": d["attack"], "config": point.config,
+        "status": status, "error": error, "traceback": None, **numbers,
+        "defense": d.get("defense"), "attack": d.get("attack"), "config": point.config,
     }
+
+
+class _Reported(NamedTuple):
+    status: Any
+    reason: Any
 
 
 def _games(points: Sequence[Point]):
@@ -183,7 +194,7 @@ def run_sweep(cfg: DictConfig | dict, out_dir: str | Path = ".") -> Any:
     """Run (or resume) the sweep of a composed ``conf/sweep.yaml`` config in ``out_dir``.
 
     Returns the tidy table (pandas DataFrame, one row per point of this sweep) and writes
-    ``results.parquet``/``results.csv`` and ``sweep.png`` (see :mod:`minimax.sweep.aggregate`).
+    ``results.parquet``/``results.csv`` and ``sweep.png`` (see :mod:`minimax.sweep.aggregate_cli`).
     """
     from minimax.sweep._aggregate import tidy, write_table
 
@@ -192,28 +203,29 @@ def run_sweep(cfg: DictConfig | dict, out_dir: str | Path = ".") -> Any:
     out.mkdir(parents=True, exist_ok=True)
     container = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
     container = {k: v for k, v in dict(container).items() if k != "hydra"}
-    (out / "sweep_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
-    stale = remove_stale_temporaries(out)
-    if stale:
-        log.info("sweep: removed %d temporary file(s) of an interrupted run", stale)
-    done = done_ids(out)
-    todo = [p for p in points if p.point_id not in done]
-    log.info("sweep %r: %d points, %d already done, %d to solve (solver %s)", app.sweep.name,
-             len(points), len(points) - len(todo), len(todo), points[0].config["solver"]
-             if points else {})
-    good, bad = _validate_points(todo)
-    if bad:
-        path = chunk_dir(out) / _chunk_name([_as_point(r) for r in bad], "invalid")
-        write_rows_atomic(path, bad)
-        log.warning("sweep: %d invalid point(s) recorded with status=error, e.g. %s",
-                    len(bad), bad[0]["error"])
-    progress = Progress(len(points), len(points) - len(good), app.sweep.name)
-    if good:
-        _solve_all(app, good, out, progress)
-    ids = {p.point_id for p in points}
-    rows = [r for r in read_rows(chunk_files(out)) if r["point_id"] in ids]
-    table = tidy(rows, source=str(out))
-    write_table(table, out, figure=app.sweep.figure, axes=[a.param for a in app.sweep.axes])
+    with locked(out):  # a second run on this directory waits here, then resumes
+        (out / "sweep_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
+        stale = remove_stale_temporaries(out)
+        if stale:
+            log.info("sweep: removed %d temporary file(s) of an interrupted run", stale)
+        done = done_ids(out)
+        todo = [p for p in points if p.point_id not in done]
+        log.info("sweep %r: %d points, %d already done, %d to solve (solver %s)",
+                 app.sweep.name, len(points), len(points) - len(todo), len(todo),
+                 points[0].config["solver"] if points else {})
+        good, bad = _validate_points(todo)
+        if bad:
+            path = chunk_dir(out) / _chunk_name([_as_point(r) for r in bad], "invalid")
+            write_rows_atomic(path, bad)
+            log.warning("sweep: %d invalid point(s) recorded with status=failed, e.g. %s",
+                        len(bad), bad[0]["error"])
+        progress = Progress(len(points), len(points) - len(good), app.sweep.name)
+        if good:
+            _solve_all(app, good, out, progress)
+        ids = {p.point_id for p in points}
+        rows = [r for r in read_rows(chunk_files(out)) if r["point_id"] in ids]
+        table = tidy(rows, source=str(out))
+        write_table(table, out, figure=app.sweep.figure, axes=[a.param for a in app.sweep.axes])
     return table
 
 
@@ -251,8 +263,10 @@ def _solve_all(app: SweepAppConfig, good: list[Point], out: Path, progress: Prog
 
 
 def _status_note(rows: Sequence[dict[str, Any]]) -> str:
-    errors = sum(r["status"] != "ok" for r in rows)
-    return f"{errors} error(s) in chunk" if errors else ""
+    failed = sum(r["status"] == FAILED for r in rows)
+    loose = sum(r["status"] == GAP_ABOVE_TOL for r in rows)
+    notes = [f"{failed} failed" if failed else "", f"{loose} gap above tol" if loose else ""]
+    return ", ".join(n for n in notes if n) + (" in chunk" if failed or loose else "")
 
 
 def describe(points: Sequence[Point]) -> dict[str, Any]:

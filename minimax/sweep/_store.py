@@ -5,18 +5,66 @@ to a temporary name in the same directory and renamed into place (``os.replace``
 POSIX), so a file either exists complete or not at all: an interrupted sweep loses only the
 chunks in flight. Finished files are never rewritten; a re-run reads the point ids already
 present and solves only the others.
+
+Two runs on one directory are serialised by an exclusive lock on ``OUT/.sweep.lock``
+(``fcntl.flock``, released by the kernel when its holder exits, even on ``kill -9``): the
+second waits for the first and then resumes, so it solves only what the first left undone
+(whatever its ``chunk_size``), never a point twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import socket
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("minimax.sweep")
+
 CHUNKS = "chunks"
+LOCK = ".sweep.lock"
 _TMP = ".tmp-"
+
+
+@contextlib.contextmanager
+def locked(out_dir: str | Path) -> Iterator[Path]:
+    """Hold the exclusive lock of a sweep directory; wait (logging who holds it) if taken."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, say so once
+        log.warning("sweep: no fcntl on this platform; do not run two sweeps on one directory")
+        yield Path(out_dir)
+        return
+    path = Path(out_dir) / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            log.warning("sweep: %s is in use by another run (%s); waiting for it to finish, "
+                        "then resuming", out_dir, holder)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError as err:  # e.g. a file system without locks (some NFS mounts)
+            log.warning("sweep: cannot lock %s (%s); do not run two sweeps on it at once",
+                        path, err)
+            yield path
+            return
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        try:
+            yield path
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def chunk_dir(out_dir: str | Path) -> Path:
@@ -59,7 +107,8 @@ def remove_stale_temporaries(out_dir: str | Path) -> int:
 
 
 def read_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """All rows of the given chunk files, in file order."""
+    """All rows of the given chunk files, in file order (a point may appear twice only in
+    directories written before runs were locked; readers keep its first row)."""
     rows = []
     for p in paths:
         with open(p) as fh:
