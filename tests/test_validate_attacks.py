@@ -200,11 +200,14 @@ def test_gcg_against_an_ensemble_beats_a_transferred_suffix(target):
     loss_t = atk.gcg_mixture(adaptive, y, k, steps=0, init=sfx_t).loss[0]
     loss_0 = atk.gcg_mixture(adaptive, y, k, steps=0).loss[0]
     assert loss_a <= loss_t + 1e-6 and loss_a < loss_0
-    # and measured: the attack re-run against the ensemble is at least as strong
-    a = target.attack([(1, ens)], {"text": k * target.token_power}, split="calib", seed=0,
-                      options={"text_steps": steps})
-    t = target.attack([(1, Defence())], {"text": k * target.token_power}, split="calib", seed=0,
-                      options={"text_steps": steps})
+    # and measured: the defended system's answers under each suffix (text only)
+    from minimax.validate.target import Attack
+    from minimax.validate.targets import DigitsPayload
+
+    x, _ = target.images("calib")
+    xx = x.repeat_interleave(K, 0)
+    a = Attack("adaptive", {}, DigitsPayload("calib", xx, sfx_a, k), {})
+    t = Attack("transfer", {}, DigitsPayload("calib", xx, sfx_t, k), {})
     sa, st = _bits(target, a, ens)[1], _bits(target, t, ens)[1]
     assert sa >= st - 0.03  # 400 queries: a 3-point allowance for noise
 

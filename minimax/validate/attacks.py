@@ -608,15 +608,47 @@ def _mixture_loss(groups, terms, e_per_group, keep_w: torch.Tensor, scale: float
     return -(keep_w[:, None] * torch.log(prob.clamp_min(1e-30))).sum(-1)
 
 
+def _combine_swaps(sfx: torch.Tensor, cand: torch.Tensor, lc: torch.Tensor, cur: torch.Tensor,
+                   where: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    """Candidates that apply the ``m`` best improving single swaps at distinct positions.
+
+    For each target, single-token swaps are ranked by their loss; the best swap per
+    position among those that beat the current suffix is kept, and for each ``m`` in
+    ``sizes`` the ``m`` best are applied together (Jia et al. 2024, "Improved Techniques
+    for Optimization-Based Jailbreaking", multi-coordinate updating).  Where fewer than
+    ``m`` improve, the candidate is the current suffix itself (never accepted: no gain).
+    """
+    T, c, k = cand.shape
+    out = sfx[:, None].repeat(1, len(sizes), 1)
+    order = lc.argsort(1)
+    for t in range(T):
+        used: dict[int, int] = {}
+        for j in order[t].tolist():
+            if float(lc[t, j]) >= float(cur[t]):
+                break
+            pos = int(where[t, j])
+            if pos not in used:
+                used[pos] = int(cand[t, j, pos])
+        items = list(used.items())
+        for i, m in enumerate(sizes):
+            if len(items) >= m:
+                for pos, tok in items[:m]:
+                    out[t, i, pos] = tok
+    return out
+
+
 def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: int = 40,
                 n_cand: int = 64, topk: int = 64, seed: int = 0,
-                init: dict[int, torch.Tensor] | None = None) -> GCGResult:
+                init: dict[int, torch.Tensor] | None = None,
+                combine: Sequence[int] = (2, 4)) -> GCGResult:
     """Universal ``k``-token suffix per target against a mixture of defended text paths.
 
     The objective is the mixture's expected targeted log-likelihood over the attacker's
     images of other classes, ``sum_n log sum_i w_i E_draws p_i(t | x_n)``, with each side's
     cap applied to the suffix (a side with cap ``c < k`` sees the first ``c`` tokens).
     Weights ``side.weight`` should sum to 1.  ``init`` warm-starts (truncated or padded).
+    ``combine``: also try the ``m`` best improving swaps together, for each ``m`` (two
+    more forward batches of one suffix per target; ``()`` for plain GCG).
     """
     if k <= 0:
         return GCGResult({}, [])
@@ -665,6 +697,10 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
         cand = sfx[:, None].repeat(1, n_cand, 1)
         cand.scatter_(2, where[..., None], top[rows, where, pick][..., None])
         lc = losses(cand)
+        if combine and k > 1:  # multi-coordinate: merge the best improving swaps
+            combo = _combine_swaps(sfx, cand, lc, cur, where, combine)
+            cand = torch.cat([cand, combo], 1)
+            lc = torch.cat([lc, losses(combo)], 1)
         j = lc.argmin(1)
         best = lc[torch.arange(T), j]
         better = best < cur

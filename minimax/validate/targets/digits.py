@@ -85,7 +85,7 @@ SPLITS = ("calib", "held", "attack")
 RECIPES = ("auto", "apgd", "apgd-ce", "apgd-dlr", "pgd", "square")
 # Converged budgets on 2 CPU cores (experiments/results/validate_attack_convergence.md).
 ATTACK_DEFAULTS: dict[str, Any] = {
-    "recipe": "auto", "steps": 50, "restarts": 1, "eot": 16, "text_steps": 24,
+    "recipe": "auto", "steps": 50, "restarts": 1, "eot": 16, "text_steps": 32,
     "n_cand": 16, "topk": 64, "rounds": 2, "norm": "l2",
 }
 DEFAULT_UNITS = {"purify": "noise", "n": 0.2, "n_max": 0.8, "s": 0.5, "s_grid": 0.25,
