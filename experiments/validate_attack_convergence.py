@@ -253,6 +253,7 @@ def main() -> None:
     ap.add_argument("--text-checkpoints", type=str, default="0,8,16,32")
     ap.add_argument("--only", type=str, default="image,eot,text,joint,rounds",
                     help="comma list of sweeps to run: image, eot, text, joint, rounds")
+    ap.add_argument("--text-defences", type=str, default="no defence,ensemble 3,cap 3")
     ap.add_argument("--joint-defences", type=str,
                     default="no defence,adv-ft 0.5,noise 0.2,ensemble 3,cap 3,mask 0.37")
     ap.add_argument("--tag", type=str, default="", help="suffix of the output file names")
@@ -265,6 +266,9 @@ def main() -> None:
         extra = OUT / "validate_attack_convergence_long.json"
         if extra.exists():  # the long GCG run (--tag long) joins the verdicts
             ROWS.extend(r for r in json.loads(extra.read_text())["rows"] if r["x"] > 32)
+        extra = OUT / "validate_attack_convergence_textimg.json"
+        if extra.exists():  # text alone against the image-side defences (--tag textimg)
+            ROWS.extend(json.loads(extra.read_text())["rows"])
         write_md(OUT / "validate_attack_convergence.md", blob["images"], blob.get("n_boot", 200),
                  blob["wall_s"])
         plot(OUT / "validate_attack_convergence.png")
@@ -283,7 +287,7 @@ def main() -> None:
     if "eot" in only:
         eot_sweep(T, args.n_boot)
     if "text" in only:
-        text_sweep(T, defs, ["no defence", "ensemble 3", "cap 3"], 0.0, 8, cps, args.n_boot,
+        text_sweep(T, defs, args.text_defences.split(","), 0.0, 8, cps, args.n_boot,
                    "text steps")
     if "joint" in only:
         text_sweep(T, defs, args.joint_defences.split(","), 0.5, 8, cps, args.n_boot,

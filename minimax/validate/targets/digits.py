@@ -53,7 +53,17 @@ log-probability ``log sum_i w_i p_i(t | x)``; a one-defence mixture is the plain
   same L2 envelope, ``sqrt(P / 64)``).
 
 Defaults (:data:`ATTACK_DEFAULTS`) are the budgets at which bits stopped moving within
-their CI in ``experiments/validate_attack_convergence.py`` (see its results file).
+their CI in ``experiments/validate_attack_convergence.py`` (results in
+``experiments/results/validate_attack_convergence.md``; 50 images x 10 targets, P_image = 1
+unless stated): APGD 50 -> 100 steps moved bits by -0.004 to +0.056 under no defence,
+noise 0.2, fine-tuning 0.5 and mask 0.37; 1 -> 4 restarts by <= 0.02; EOT 16 -> 32 draws by
++0.057 (noise 0.2) and -0.004 (noise 0.4); joint rounds 2 -> 4 by +0.01; Square (1000
+queries) stayed below APGD under every defence; an unbounded attack (P = 64) reached 100%
+targeted success under every image defence.  GCG is the slow part: in the joint attack
+(P_image = 0.5, 8 tokens) 16 -> 32 steps still added +0.06 to +0.2 bits (inside the CI of
+about +-0.35); text alone with 8 tokens stays below 0.1 bits.  Cost on 2 busy cores, 50
+images: an image attack 2-4 s deterministic, ~25 s against noise (EOT 16, APGD + PGD); a
+joint attack with 32 GCG steps 60-220 s (an ensemble of 3 templates triples the text cost).
 
 **Evaluate**: the defended system answers every evaluation image under the attack toward
 each of the ten targets; noise draws are seeded by ``seed`` (the attack's own draws use
