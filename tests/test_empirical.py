@@ -42,7 +42,7 @@ def truth(target):
 
 
 def _true_propose(target, menu):
-    def propose(ymix):
+    def propose(ymix, cells):
         best = min(menu.values(), key=lambda k: sum(w * target.true_bits(k, p) for w, p in ymix))
         return target.lever_values(best)
     return propose

@@ -265,6 +265,11 @@ class _Game:
         cost = np.array([r.cost for r in self.rows])
         return est, lo, hi, est + cost[:, None], boot + cost[None, :, None]
 
+    def table_cells(self) -> list[tuple[dict[str, float], dict[str, float], float, str]]:
+        """``(row levers, column power, bits, row name)`` of every measured cell."""
+        return [(self.rows[i].levers, self.cols[j].power, b.bits, self.rows[i].name)
+                for (i, j), b in self.cells.items()]
+
     def active(self) -> np.ndarray:
         return np.array([r.in_game for r in self.rows])
 
@@ -294,7 +299,7 @@ def solve_empirical(
     grid: int = 10,
     recipes: Sequence[str] = ("auto",),
     predicted_split: Callable[[Mapping[str, float]], Mapping[str, float]] | None = None,
-    propose: Callable[[Sequence[tuple[float, Mapping[str, float]]]],
+    propose: Callable[[Sequence[tuple[float, Mapping[str, float]]], Sequence[tuple]],
                       Mapping[str, float] | None] | None = None,
     row_grid: int | None = None,
     split: str = "held",
@@ -318,7 +323,9 @@ def solve_empirical(
       predicted_split: the calibrated game's best-response split (fractions per channel)
         against given lever amounts; it is always on the grid.
       propose: the calibrated game's defender oracle: lever amounts that best answer an
-        attacker mixture ``[(weight, power per channel), ...]``, or ``None``.
+        attacker mixture ``[(weight, power per channel), ...]``, or ``None``; its second
+        argument is the table so far, ``[(row levers, column power, bits), ...]``, from
+        which it may recalibrate.
       row_grid: split-grid steps of each row's own white-box best response (default
         ``grid``); the row's predicted split is always added.
       split, seed: the units the cells are measured on and the attack seed (shared by
@@ -389,7 +396,7 @@ def solve_empirical(
         # defender oracle: the calibrated game's answer to the attacker's mixture
         if propose is not None:
             ymix = [(float(w), g.cols[j].power) for j, w in enumerate(y) if w > SUPPORT]
-            lev = propose(ymix)
+            lev = propose(ymix, g.table_cells())
             if lev is not None:
                 knobs = target.realise(lev)
                 levers = target.lever_values(knobs)
