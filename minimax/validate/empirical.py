@@ -370,8 +370,10 @@ def solve_empirical(
         att = target.attack(mixture, pw, split=split, seed=seed,
                             options={**opts, "recipe": recipe})
         desc = " ".join(f"{c}={frac[c]:.2f}" for c in chans)
-        log.info("column %s %s vs %s", recipe, desc, against)
-        return Column(f"{recipe} {desc} vs {against}", pw, recipe, against, att)
+        log.info("column %s %s vs %s: %s", recipe, desc, against, att.label)
+        # the power the attack actually spent (a cap-aware attacker moves what a cap drops)
+        spent = {c: float(att.power.get(c, 0.0)) for c in chans} if att.power else pw
+        return Column(f"{recipe} {desc} vs {against}", spent, recipe, against, att)
 
     def best_response_columns(i: int) -> list[str]:
         r = g.rows[i]
