@@ -281,7 +281,7 @@ def test_configs_compose(preset):
     cfg = _compose([f"validate={preset}"])
     assert cfg.validate.name == preset
     assert cfg.validate.target._target_.startswith("minimax.validate.targets.")
-    assert cfg.validate.game.grid >= 4 and cfg.validate.budget.defender > 0
+    assert cfg.validate.game.grid >= 2 and cfg.validate.budget.defender > 0
 
 
 @pytest.mark.slow
