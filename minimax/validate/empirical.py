@@ -115,6 +115,9 @@ class RowScore(NamedTuple):
     regret: float       # worst - worst(x), paired
     regret_lo: float
     regret_hi: float
+    vs_best_pure: float  # worst - worst of the best pure row in the game, paired
+    vs_best_lo: float
+    vs_best_hi: float
 
 
 class EmpiricalGame(NamedTuple):
@@ -466,11 +469,16 @@ def solve_empirical(
     xa_b = np.einsum("i,bij->bj", x, boot).max(1)
     xa = x @ loss
     vlo, vhi = _ci(xa_b, level)
+    act = g.active()
+    best = min((i for i in range(len(g.rows)) if act[i]), key=lambda i: loss[i].max())
+    best_b = boot[:, best, :].max(1)
     scores = []
     for i, r in enumerate(g.rows):
         j = int(np.argmax(loss[i]))
         w_b = boot[:, i, :].max(1)
         scores.append(RowScore(r.name, float(loss[i].max()), *_ci(w_b, level), g.cols[j].label,
-                               float(loss[i].max() - xa.max()), *_ci(w_b - xa_b, level)))
+                               float(loss[i].max() - xa.max()), *_ci(w_b - xa_b, level),
+                               float(loss[i].max() - loss[best].max()),
+                               *_ci(w_b - best_b, level)))
     return EmpiricalGame(g.rows, g.cols, est, lo, hi, loss, x, y, float(xa.max()), vlo, vhi,
                          trace, scores, status)

@@ -217,6 +217,9 @@ def _markdown(res, cfg, df, alloc) -> str:
                f" bits; beats no defence: **{goal['beats_no_defence']}**",
                f"- engine prescription's regret (paired): {_ci(goal['engine_regret'])} bits; "
                f"best within CI: **{goal['engine_best_within_ci']}**",
+               f"- engine prescription minus the best pure row (paired): "
+               f"{_ci(goal.get('engine_minus_best_pure'))} bits; rank "
+               f"{goal.get('engine_rank_among_pure')} of {goal.get('n_pure_rows')} pure rows",
                f"- best pure row: {goal['best_pure_row']} ({_f(goal['best_pure_worst'])} bits);"
                f" no row significantly better than the validated defence: "
                f"{goal['no_row_significantly_better']}", ""]
@@ -302,6 +305,8 @@ def write_seeds(results: list[dict], out: Path) -> None:
             "engine_regret": (g.get("engine_regret") or [None] * 3)[0],
             "engine_regret_lo": (g.get("engine_regret") or [None] * 3)[1],
             "engine_regret_hi": (g.get("engine_regret") or [None] * 3)[2],
+            "engine_minus_best_pure": (g.get("engine_minus_best_pure") or [None])[0],
+            "engine_rank_among_pure": g.get("engine_rank_among_pure"),
             "no_defence_minus_validated": (g.get("no_defence_minus_validated") or [None])[0],
             "beats_no_defence": g.get("beats_no_defence"),
             "rank_corr_one_shot": (d.get("decision") or {}).get("spearman"),

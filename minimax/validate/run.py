@@ -274,6 +274,11 @@ def _goal(game: EmpiricalGame) -> dict[str, Any]:
         "beats_no_defence": bool(none.regret_lo > 0),
         "no_row_significantly_better": bool(all(s.regret_hi >= 0 for s in menu)),
         "engine_regret": [eng.regret, eng.regret_lo, eng.regret_hi] if eng else None,
+        "engine_minus_best_pure": ([eng.vs_best_pure, eng.vs_best_lo, eng.vs_best_hi]
+                                   if eng else None),
+        "engine_rank_among_pure": (1 + sorted(s.worst for s in menu).index(eng.worst)
+                                   if eng and eng.name in {s.name for s in menu} else None),
+        "n_pure_rows": len(menu),
         "engine_best_within_ci": bool(eng and eng.regret_lo <= 0),
         "status": game.status,
     }
