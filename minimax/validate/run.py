@@ -53,11 +53,17 @@ def _plain(x: Any) -> Any:
 
 
 def make_target(cfg, seed: int):
-    """Instantiate ``cfg.target`` (a ``_target_`` spec), passing ``seed`` if it takes one."""
+    """Instantiate ``cfg.target`` (a ``_target_`` spec) for one run seed.
+
+    ``seed`` replaces the target's ``seed`` (data split, attack draws) and its model's
+    ``seed`` (training), so each run seed is a different model and attack.
+    """
     from hydra.utils import instantiate
 
     spec = cfg.target
-    kw = {"seed": int(seed)} if "seed" in spec else {}
+    kw: dict[str, Any] = {"seed": int(seed)} if "seed" in spec else {}
+    if "model" in spec and OmegaConf.is_dict(spec.model) and "seed" in spec.model:
+        kw["model"] = {**_plain(spec.model), "seed": int(seed)}
     return instantiate(spec, **kw, _convert_="all")
 
 
