@@ -435,22 +435,25 @@ def test_tiny_digits_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIMAX_CACHE", str(tmp_path / "cache"))
     o = [
         "validate.n_boot=50",
-        "validate.target.data={n_attack: 16, n_calib: 20, n_held: 20}",
-        "validate.target.model.epochs=15",
-        "validate.target.model.adv_epochs=2",
-        "validate.target.attack_defaults={steps: 5, eot: 2, text_steps: 1, n_cand: 4, "
+        "validate.target.data={n_attack: 8, n_calib: 12, n_held: 12}",
+        "validate.target.model.epochs=8",
+        "validate.target.draws=2",
+        "validate.target.attack_defaults={steps: 4, eot: 2, text_steps: 1, n_cand: 4, "
         "topk: 8, rounds: 1}",
         "validate.conditions.calib=[{defence: {}, power: {image: [0.5, 1, 2]}, "
         "joint: [{image: 0.5, text: 0.5}], clean: true}, {defence: {n_image: 2.0}, "
-        "power: {image: [1]}, clean: true}, {defence: {s_image: 1.0}, "
+        "power: {image: [1]}, clean: true}, {defence: {b_text: 1.0}, "
         "joint: [{image: 0.5, text: 0.5}]}]",
         "validate.conditions.held=[{defence: {n_image: 3.0}, power: {image: [1]}, "
         "clean: true}]",
         "validate.game.menu=false",
-        "validate.game.alternatives={all noise: {n_image: 1.0}, all cap: {b_text: 1.0}}",
-        "validate.game.grid=2",
+        "~validate.game.alternatives",
+        "+validate.game.alternatives={all noise: {n_image: 1.0}, all cap: {b_text: 1.0}}",
+        "validate.game.row_splits=[]",
+        "validate.game.grid=1",
         "validate.game.max_iter=1",
         "validate.game.lever_steps=2",
+        "validate.model.restarts=1",
         "validate.checks=[]",
     ]
     res = run(_compose(o).validate, tmp_path / "out")
