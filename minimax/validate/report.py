@@ -133,21 +133,24 @@ def _trace_fig(g: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _convergence_fig(traces: list[dict], path: Path, limit: int = 24) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    shown = 0
-    for t in traces:
-        for key, v in (t.get("trace") or {}).items():
-            v = list(v)
+def _convergence_fig(traces: list[dict], path: Path, limit: int = 30) -> None:
+    """One panel per trace kind (e.g. image margin, text loss): objective vs attack step."""
+    keys = sorted({k for t in traces for k, v in (t.get("trace") or {}).items()
+                   if len(list(v)) >= 2})
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(5 * max(len(keys), 1), 3.8),
+                             squeeze=False)
+    for ax, key in zip(axes[0], keys or ["none"], strict=True):
+        shown = 0
+        for t in traces:
+            v = list((t.get("trace") or {}).get(key, []))
             if len(v) < 2 or shown >= limit:
                 continue
             ax.plot(np.arange(1, len(v) + 1), v, lw=0.8, alpha=0.7,
-                    label=f"{t['label'][:40]} ({key})" if shown < 10 else None)
+                    label=t["label"][:38] if shown < 8 else None)
             shown += 1
-    ax.set(xlabel="attack step", ylabel="attack objective / success",
-           title=f"attack convergence ({shown} of {len(traces)} attacks)")
-    if shown:
-        ax.legend(fontsize=5)
+        ax.set(xlabel="attack step", ylabel=key, title=f"{key}: {shown} attacks")
+        if shown:
+            ax.legend(fontsize=5)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
