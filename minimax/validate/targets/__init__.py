@@ -1,0 +1,1 @@
+"""Systems the validation measures, each implementing :class:`minimax.validate.target.Target`."""
