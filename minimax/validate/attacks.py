@@ -1,20 +1,42 @@
-"""Targeted attacks on the defended pipeline: PGD on pixels, GCG on prompt tokens.
+"""Targeted attacks on the defended pipeline: APGD, PGD and Square on pixels, GCG on tokens.
 
-* :func:`pgd` — projected gradient descent (Madry et al. 2018) on the targeted
-  cross-entropy of the *full* pipeline, L2 or Linf ball intersected with the pixel box
-  [0, 1], with random restarts (the best restart per sample is kept).  Attacker power
-  ``P`` is the squared L2 budget ``||delta||_2^2 <= P``.  Gradients go through the
-  purifier: exactly for blur and masks, by BPDA (identity backward) for quantisation, and
-  by EOT over noise draws for randomised smoothing.
-* :func:`gcg` — greedy coordinate gradient (Zou et al. 2023, "Universal and Transferable
-  Adversarial Attacks on Aligned Language Models"): the attacker controls ``k`` suffix
-  tokens appended to the prompt(s) of its target class; each step takes the gradient of
-  the loss with respect to the one-hot tokens through the real transformer, proposes
+Every image attack here maximises the *targeted* objective of a pipeline (a
+:class:`~minimax.validate.pipeline.Pipeline` or a mixture of them): ``log p(t | x)``, the
+log of the (expected, for randomised or mixed defences) probability of the attacker's
+target.  Attacker power ``P`` is a squared L2 budget ``||delta||_2^2 <= P``; the Linf
+threat model uses the radius with the same L2 envelope, ``eps = sqrt(P / d)``.
+
+* :func:`apgd` — Auto-PGD (Croce & Hein 2020, "Reliable evaluation of adversarial
+  robustness with an ensemble of diverse parameter-free attacks"): step size ``2 eps``,
+  momentum 0.75, checkpoints ``p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} -
+  0.03, 0.06)`` at which the step is halved and the iterate restarted from the best point
+  when fewer than 75% of the steps since the last checkpoint raised the loss, or when
+  neither the step nor the best loss changed.  Losses: cross-entropy (``"ce"``) and the
+  targeted difference-of-logits ratio (``"dlr"``).  Randomised defences are attacked by
+  EOT (``eot`` draws per gradient); quantisation by BPDA (identity backward).
+* :func:`pgd` — fixed-step PGD (Madry et al. 2018), kept as the baseline APGD must beat.
+* :func:`square` — Square attack (Andriushchenko et al. 2020), gradient-free random search
+  over square-shaped updates: the gradient-masking check.  If it beats the gradient
+  attacks, their gradients are lying.
+* :func:`gcg_mixture` — greedy coordinate gradient (Zou et al. 2023, "Universal and
+  Transferable Adversarial Attacks on Aligned Language Models") against a mixture of
+  *defended* text paths: the attacker controls ``k`` suffix tokens appended to every
+  prompt template of its target class; each step takes the gradient of the mixture
+  objective with respect to the one-hot tokens through the real transformer, proposes
   ``n_cand`` single-token swaps from the top-``topk`` tokens per position and keeps the
-  best.  The suffix is universal over the attacker's own images (one per target).
+  best if it improves.  Each defence in the mixture sees the suffix through its own
+  ensemble and token cap, and the attacker's images through its own image path (tower,
+  mask, noise draws), so nothing is transferred from an undefended model.  The suffix is
+  universal over the attacker's own images (one per target); in a joint attack those
+  images carry the attacker's current perturbations toward the target.
+* :func:`gcg` — the single-defence GCG of earlier versions (mean image embedding, no cap).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -166,3 +188,476 @@ def defended_image_embeddings(model, defence: Defence, order, x: torch.Tensor) -
     return F.normalize(z, dim=-1)
 
 
+
+
+# ---------------------------------------------------------------- APGD
+
+
+def target_margin(lp: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log p(t) - max_{c != t} log p(c)`` per row: > 0 exactly when the target wins."""
+    rows = torch.arange(len(targets))
+    other = lp.clone()
+    other[rows, targets] = float("-inf")
+    return lp[rows, targets] - other.max(-1).values
+
+
+def _objective(lp: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.Tensor:
+    """Per-row objective the attacker maximises: ``log p(t)`` or the targeted DLR.
+
+    Targeted DLR (Croce & Hein 2020, eq. 7, with the strongest other class in place of the
+    true one): ``(z_t - max_{c != t} z_c) / (z_(1) - (z_(3) + z_(4)) / 2)``, ``z`` the
+    log-probabilities sorted decreasingly as ``z_(i)``; invariant to shifts and scales.
+    """
+    rows = torch.arange(len(targets))
+    if loss == "ce":
+        return lp[rows, targets]
+    zs = lp.sort(-1, descending=True).values
+    return target_margin(lp, targets) / (zs[:, 0] - 0.5 * (zs[:, 2] + zs[:, 3]) + 1e-12)
+
+
+def apgd_checkpoints(steps: int) -> list[int]:
+    """Iterations at which APGD checks its step size: ``ceil(p_j * steps)``, j >= 1."""
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return sorted({math.ceil(q * steps) for q in p[1:] if q <= 1} - {0})
+
+
+def _rows(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, *[1] * (x.ndim - 1))
+
+
+def _direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    if norm == "linf":
+        return grad.sign()
+    return grad / _rows(grad.flatten(1).norm(dim=1).clamp_min(1e-12), grad)
+
+
+def _check_norm(norm: str) -> None:
+    if norm not in ("l2", "linf"):
+        raise ValueError(f"norm={norm!r}; expected 'l2' or 'linf'")
+
+
+def _random_start(x: torch.Tensor, eps: float, norm: str, g: torch.Generator) -> torch.Tensor:
+    if norm == "linf":
+        delta = eps * (2 * torch.rand(x.shape, generator=g) - 1)
+    else:
+        delta = torch.randn(x.shape, generator=g)
+        delta = eps * delta / _rows(delta.flatten(1).norm(dim=1).clamp_min(1e-12), x)
+    return _project(delta, x, eps, norm)
+
+
+class ImageAttackResult(NamedTuple):
+    """Adversarial images and how the attack got there."""
+
+    x_adv: torch.Tensor      # (n, C, H, W) in [0, 1], inside the ball around x
+    margin: torch.Tensor     # (n,) attacker's estimate of the target margin at x_adv
+    trace: list[float]       # mean margin of the iterates, all runs in sequence
+
+
+def apgd(pipe, x: torch.Tensor, targets: torch.Tensor, eps: float, norm: str = "l2",
+         steps: int = 100, restarts: int = 1, eot: int | None = None,
+         losses: Sequence[str] = ("ce", "dlr"), seed: int = 0) -> ImageAttackResult:
+    """Targeted APGD with ``restarts`` runs per loss in ``losses``; keeps the best per image.
+
+    The first restart starts at ``x``, the others at a random point of the ball.  On a
+    deterministic pipeline each image keeps the iterate with the largest target margin
+    seen over every iteration, restart and loss.  On a randomised one a margin estimated
+    from ``eot`` draws is noisy, and the maximum over hundreds of iterates would keep the
+    luckiest draw (a winner's curse measured at -4 to -8 points of success against noise
+    0.4 here); instead each run offers two candidates, its last iterate and its best-loss
+    iterate, and the winner per image is chosen on fresh draws (``4 eot``).
+    """
+    _check_norm(norm)
+    bad = [v for v in losses if v not in ("ce", "dlr")]
+    if bad:
+        raise ValueError(f"losses={list(losses)}; expected a subset of ('ce', 'dlr')")
+    n = len(x)
+    noisy = bool(getattr(pipe, "randomised", False))
+    sel_draws = 4 * (eot or 8)
+    best_x = x.clone()
+    with torch.no_grad():
+        best_m = target_margin(pipe.log_probs(x, targets, sel_draws if noisy else eot), targets)
+    trace: list[float] = []
+    if eps <= 0 or steps <= 0:
+        return ImageAttackResult(best_x, best_m, trace)
+    g = torch.Generator().manual_seed(seed)
+    checks = set(apgd_checkpoints(steps))
+
+    def evaluate(z: torch.Tensor, loss: str):
+        z = z.detach().requires_grad_(True)
+        lp = pipe.log_probs(z, targets, eot)
+        f = _objective(lp, targets, loss)
+        (grad,) = torch.autograd.grad(f.sum(), z)
+        return f.detach(), grad, target_margin(lp.detach(), targets)
+
+    def offer(z: torch.Tensor, m: torch.Tensor | None) -> None:
+        if m is None:  # randomised: re-estimate on fresh draws before comparing
+            with torch.no_grad():
+                m = target_margin(pipe.log_probs(z, targets, sel_draws), targets)
+        better = m > best_m
+        best_x[better] = z[better].detach()
+        best_m[better] = m[better]
+
+    for loss in losses:
+        for r in range(restarts):
+            cur = x.clone() if r == 0 else x + _random_start(x, eps, norm, g)
+            f, grad, m = evaluate(cur, loss)
+            eta = torch.full((n,), 2.0 * eps)
+            f_best, x_loss_best, g_best = f.clone(), cur.clone(), grad.clone()
+            f_best_ckpt = f_best.clone()
+            reduced_ckpt = torch.zeros(n, dtype=torch.bool)
+            n_up = torch.zeros(n)
+            last_ckpt = 0
+            prev = cur.clone()
+            for k in range(1, steps + 1):
+                with torch.no_grad():
+                    z = x + _project(cur + _rows(eta, x) * _direction(grad, norm) - x, x, eps,
+                                     norm)
+                    if k > 1:  # momentum 0.75 (Croce & Hein 2020, eq. 2)
+                        z = 0.75 * z + 0.25 * cur + 0.25 * (cur - prev)
+                        z = x + _project(z - x, x, eps, norm)
+                prev = cur
+                cur = z
+                f_new, grad, m = evaluate(cur, loss)
+                if not noisy:
+                    offer(cur, m)
+                trace.append(float(m.mean()))
+                n_up += (f_new > f).float()
+                f = f_new
+                up = f > f_best
+                f_best = torch.where(up, f, f_best)
+                x_loss_best[up] = cur[up]
+                g_best[up] = grad[up]
+                if k in checks:
+                    osc = n_up <= 0.75 * (k - last_ckpt)
+                    stall = ~reduced_ckpt & (f_best_ckpt >= f_best)
+                    halve = osc | stall
+                    eta = torch.where(halve, eta / 2, eta)
+                    cur = torch.where(_rows(halve, x), x_loss_best, cur)
+                    grad = torch.where(_rows(halve, x), g_best, grad)
+                    f = torch.where(halve, f_best, f)
+                    reduced_ckpt, f_best_ckpt = halve, f_best.clone()
+                    n_up.zero_()
+                    last_ckpt = k
+            if noisy:
+                offer(cur, None)
+                offer(x_loss_best, None)
+    return ImageAttackResult(best_x.detach(), best_m, trace)
+
+
+def pgd_result(pipe, x: torch.Tensor, targets: torch.Tensor, eps: float, norm: str = "l2",
+               steps: int = 30, restarts: int = 1, eot: int | None = None,
+               seed: int = 0) -> ImageAttackResult:
+    """:func:`pgd` wrapped as an :class:`ImageAttackResult` (margin of the returned images)."""
+    xa = pgd(pipe, x, targets, eps, norm, steps, restarts, eot, seed=seed)
+    with torch.no_grad():
+        m = target_margin(pipe.log_probs(xa, targets, eot), targets)
+    return ImageAttackResult(xa, m, [float(m.mean())])
+
+
+# ---------------------------------------------------------------- Square attack
+
+
+def _p_schedule(p_init: float, it: int, n_iters: int) -> float:
+    """Fraction of pixels a square covers at iteration ``it`` (Andriushchenko et al., App. A)."""
+    it = int(it / n_iters * 10000)
+    for thr, div in ((8000, 512), (6000, 256), (4000, 128), (2000, 64), (1000, 32),
+                     (500, 16), (200, 8), (50, 4), (10, 2)):
+        if it > thr:
+            return p_init / div
+    return p_init
+
+
+def _pseudo_gaussian(h: int, w: int) -> torch.Tensor:
+    """Concentric rectangles weighted ``1 / (r + 1)^2``, unit L2 norm (the paper's bump)."""
+    d = torch.zeros(h, w)
+    ch, cw = h // 2, w // 2
+    for r in range(max(h, w)):
+        d[max(ch - r, 0): min(ch + r + 1, h), max(cw - r, 0): min(cw + r + 1, w)] += 1.0 / (
+            r + 1) ** 2
+    return d / d.norm().clamp_min(1e-12)
+
+
+def _square_bump(s: int, g: torch.Generator) -> torch.Tensor:
+    """``s x s`` update: two halves of opposite sign, randomly transposed, unit L2 norm."""
+    d = torch.zeros(s, s)
+    d[: s // 2] = _pseudo_gaussian(s // 2, s)
+    d[s // 2:] = -_pseudo_gaussian(s - s // 2, s)
+    d = d / d.norm().clamp_min(1e-12)
+    return d.T if float(torch.rand(1, generator=g)) > 0.5 else d
+
+
+def square(pipe, x: torch.Tensor, targets: torch.Tensor, eps: float, norm: str = "l2",
+           queries: int = 1000, eot: int | None = None, p_init: float | None = None,
+           seed: int = 0) -> ImageAttackResult:
+    """Targeted Square attack (Andriushchenko et al. 2020, Algorithms 2 and 3).
+
+    Random search that only queries ``log p(t | x)``: at each iteration a square window of
+    side ``s`` (shrinking with the schedule of ``p``, the fraction of pixels it covers)
+    gets a new update, ``+-eps`` for Linf, or for L2 a pseudo-Gaussian bump that takes the
+    mass of the window and of a second window (set to zero) so the norm stays ``eps``; the
+    candidate is kept per image when it raises the objective.  Images whose target already
+    wins stop.  Returns the best images found and the trace of the mean margin.
+    """
+    _check_norm(norm)
+    g = torch.Generator().manual_seed(seed)
+    n, c, h, w = x.shape
+    with torch.no_grad():
+        f0 = pipe.log_probs(x, targets, eot)
+    if eps <= 0 or queries <= 0:
+        return ImageAttackResult(x.clone(), target_margin(f0, targets), [])
+    p_init = p_init or (0.1 if norm == "l2" else 0.05)
+    # initialisation: vertical stripes of +-eps (Linf) / a grid of +-bumps rescaled to eps (L2)
+    if norm == "linf":
+        delta = eps * torch.randint(0, 2, (n, c, 1, w), generator=g).float().mul(2).sub(1)
+        delta = delta.expand(n, c, h, w).clone()
+    else:
+        s0 = max(2, h // 5)
+        delta = torch.zeros_like(x)
+        for i in range(0, h - s0 + 1, s0):
+            for j in range(0, w - s0 + 1, s0):
+                sign = torch.randint(0, 2, (n, c, 1, 1), generator=g).float().mul(2).sub(1)
+                delta[:, :, i:i + s0, j:j + s0] += _square_bump(s0, g) * sign
+        delta = eps * delta / _rows(delta.flatten(1).norm(dim=1).clamp_min(1e-12), x)
+    xb = (x + delta).clamp(0, 1)
+    with torch.no_grad():
+        lp = pipe.log_probs(xb, targets, eot)
+    fb = lp[torch.arange(n), targets]
+    mb = target_margin(lp, targets)
+    trace = [float(mb.mean())]
+    for it in range(queries):
+        act = mb <= 0
+        if not act.any():
+            trace.append(float(mb.mean()))
+            continue
+        idx = act.nonzero().squeeze(1)
+        xa, xc = x[idx], xb[idx]
+        dc = xc - xa
+        p = _p_schedule(p_init, it, queries)
+        if norm == "linf":
+            s = min(max(int(round(math.sqrt(p * h * w))), 1), h - 1)
+            i, j = (int(torch.randint(0, h - s + 1, (1,), generator=g)),
+                    int(torch.randint(0, w - s + 1, (1,), generator=g)))
+            new = dc.clone()
+            sign = torch.randint(0, 2, (len(idx), c, 1, 1), generator=g).float().mul(2).sub(1)
+            new[:, :, i:i + s, j:j + s] = eps * sign
+        else:
+            s = max(int(round(math.sqrt(p * h * w))), 3)
+            s = min(s + (s % 2 == 0), h - 1)
+            i, j = (int(torch.randint(0, h - s + 1, (1,), generator=g)),
+                    int(torch.randint(0, w - s + 1, (1,), generator=g)))
+            i2, j2 = (int(torch.randint(0, h - s + 1, (1,), generator=g)),
+                      int(torch.randint(0, w - s + 1, (1,), generator=g)))
+            m1 = torch.zeros(1, 1, h, w)
+            m1[..., i:i + s, j:j + s] = 1
+            m2 = torch.zeros(1, 1, h, w)
+            m2[..., i2:i2 + s, j2:j2 + s] = 1
+            both = torch.maximum(m1, m2)
+            n_win = (dc * m1).flatten(2).norm(dim=2).view(-1, c, 1, 1)
+            n_img = dc.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+            n_both = (dc * both).flatten(2).norm(dim=2).view(-1, c, 1, 1)
+            sign = torch.randint(0, 2, (len(idx), c, 1, 1), generator=g).float().mul(2).sub(1)
+            upd = _square_bump(s, g).view(1, 1, s, s) * sign
+            upd = upd + dc[:, :, i:i + s, j:j + s] / (n_win + 1e-10)
+            mass = ((eps ** 2 - n_img ** 2).clamp_min(0) / c + n_both ** 2).sqrt()
+            upd = upd / upd.flatten(2).norm(dim=2).view(-1, c, 1, 1).clamp_min(1e-12) * mass
+            new = dc.clone()
+            new[:, :, i2:i2 + s, j2:j2 + s] = 0
+            new[:, :, i:i + s, j:j + s] = upd
+            new = eps * new / _rows(new.flatten(1).norm(dim=1).clamp_min(1e-12), x)
+        xn = (xa + new).clamp(0, 1)
+        with torch.no_grad():
+            lp = pipe.log_probs(xn, targets[idx], eot)
+        fn = lp[torch.arange(len(idx)), targets[idx]]
+        better = fn > fb[idx]
+        sel = idx[better]
+        xb[sel] = xn[better]
+        fb[sel] = fn[better]
+        mb[sel] = target_margin(lp, targets[idx])[better]
+        trace.append(float(mb.mean()))
+    return ImageAttackResult(xb, mb, trace)
+
+
+# ---------------------------------------------------------------- GCG against a mixture
+
+
+class TextSide(NamedTuple):
+    """One defence of a mixture as the text attack sees it."""
+
+    weight: float               # probability the defender draws this defence
+    model: object               # DualEncoder that embeds the prompts (and made image_emb)
+    text_id: object             # hashable: sides with equal text_id share one text path
+    ensemble: int               # prompt templates averaged per class
+    cap: int | None             # untrusted-token cap (None: no cap)
+    image_emb: torch.Tensor     # (T or 1, n, draws, D) attacker images, defended image path
+
+
+class GCGResult(NamedTuple):
+    suffixes: dict[int, torch.Tensor]  # target -> (k,) token ids
+    loss: list[float]                  # mean objective over targets after each step (nats)
+
+
+def _prompt_batch(model, ensemble: int, kk: int):
+    """Prompt ids of every (target, template) with ``kk`` suffix slots, padded right.
+
+    Returns ids and mask ``(T, E, L)`` and the slot positions ``(T, E, kk)``.
+    """
+    bank = prompt_bank(model, ensemble)
+    n_t = len(bank[0])
+    rows, pos = [], []
+    for t in range(n_t):
+        for row in bank:
+            body, end = model.prompt_ids(row[t])
+            rows.append(body + [0] * kk + end)
+            pos.append(list(range(len(body), len(body) + kk)))
+    L = max(map(len, rows))
+    ids = torch.zeros(len(rows), L, dtype=torch.long)
+    mask = torch.zeros(len(rows), L, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    pos_t = torch.tensor(pos, dtype=torch.long).view(n_t, ensemble, kk)
+    return ids.view(n_t, ensemble, L), mask.view(n_t, ensemble, L), pos_t
+
+
+class _TextGroup:
+    """Sides sharing a text path, ensemble and effective suffix length ``kk``."""
+
+    def __init__(self, side: TextSide, kk: int) -> None:
+        self.model, self.ensemble, self.kk = side.model, side.ensemble, kk
+        self.ids, self.mask, self.pos = _prompt_batch(side.model, side.ensemble, kk)
+        self.base = class_embeddings(side.model, side.ensemble)  # (T, D)
+        self.sides: list[TextSide] = []
+
+    def embed(self, cands: torch.Tensor) -> torch.Tensor:
+        """Class-``t`` embeddings for candidate suffixes ``(T, c, k)`` -> ``(T, c, D)``."""
+        T, c = cands.shape[:2]
+        if self.kk == 0:
+            return self.base[:, None].expand(T, c, -1)
+        E, L = self.ids.shape[1:]
+        ids = self.ids[:, None].expand(T, c, E, L).clone()
+        tok = cands[..., : self.kk][:, :, None].expand(T, c, E, self.kk)
+        ids.scatter_(3, self.pos[:, None].expand(T, c, E, self.kk), tok)
+        mask = self.mask[:, None].expand(T, c, E, L)
+        with torch.no_grad():
+            e = self.model.encode_text(ids.reshape(-1, L), mask.reshape(-1, L))
+        return F.normalize(e.view(T, c, E, -1).mean(2), dim=-1)
+
+    def embed_onehot(self, onehot: torch.Tensor, w_emb: torch.Tensor) -> torch.Tensor:
+        """Differentiable class-``t`` embeddings for one-hot suffixes ``(T, k, V)`` -> (T, D)."""
+        if self.kk == 0:
+            return self.base
+        T, E, L = self.ids.shape
+        emb = w_emb[self.ids].clone()  # (T, E, L, W)
+        sfx = (onehot[:, : self.kk] @ w_emb)[:, None].expand(T, E, self.kk, -1)
+        ti = torch.arange(T).view(T, 1, 1).expand(T, E, self.kk)
+        ei = torch.arange(E).view(1, E, 1).expand(T, E, self.kk)
+        emb = emb.index_put((ti, ei, self.pos), sfx)
+        e = self.model.encode_text(self.ids.view(-1, L), self.mask.view(-1, L),
+                                   embeds=emb.view(T * E, L, -1))
+        return F.normalize(e.view(T, E, -1).mean(1), dim=-1)
+
+
+def _side_terms(side: TextSide, base: torch.Tensor, scale: float):
+    """Per side: image embeddings and the log-sum-exp of the non-target class logits."""
+    img = side.image_emb  # (T|1, n, R, D)
+    T = base.shape[0]
+    logits = scale * img @ base.T  # (T|1, n, R, T)
+    logits = logits.expand(T, *logits.shape[1:])
+    eye = torch.eye(T, dtype=torch.bool).view(T, 1, 1, T)
+    others = torch.logsumexp(logits.masked_fill(eye, float("-inf")), dim=-1)  # (T, n, R)
+    return img, others
+
+
+def _mixture_loss(groups, terms, e_per_group, keep_w: torch.Tensor, scale: float):
+    """``-sum_n w_tn log sum_i w_i E_draws p_i(t | x_n)`` for class-``t`` embeddings.
+
+    ``e_per_group[g]`` is ``(T, c, D)``; returns the objective per (target, candidate).
+    """
+    prob = 0.0
+    for g, group in enumerate(groups):
+        for side in group.sides:
+            img, others = terms[id(side)]
+            s = scale * torch.einsum("tnrd,tcd->tcnr", img.expand(len(keep_w), -1, -1, -1),
+                                     e_per_group[g])
+            logp = s - torch.logaddexp(s, others[:, None])
+            prob = prob + side.weight * logp.exp().mean(-1)  # (T, c, n)
+    return -(keep_w[:, None] * torch.log(prob.clamp_min(1e-30))).sum(-1)
+
+
+def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: int = 40,
+                n_cand: int = 64, topk: int = 64, seed: int = 0,
+                init: dict[int, torch.Tensor] | None = None) -> GCGResult:
+    """Universal ``k``-token suffix per target against a mixture of defended text paths.
+
+    The objective is the mixture's expected targeted log-likelihood over the attacker's
+    images of other classes, ``sum_n log sum_i w_i E_draws p_i(t | x_n)``, with each side's
+    cap applied to the suffix (a side with cap ``c < k`` sees the first ``c`` tokens).
+    Weights ``side.weight`` should sum to 1.  ``init`` warm-starts (truncated or padded).
+    """
+    if k <= 0:
+        return GCGResult({}, [])
+    if not sides:
+        raise ValueError("gcg_mixture needs at least one TextSide")
+    g = torch.Generator().manual_seed(seed)
+    model0 = sides[0].model
+    w_emb = model0.input_embedding().weight.detach()
+    allowed = model0.candidate_tokens()
+    block = torch.ones(w_emb.shape[0], dtype=torch.bool)
+    block[allowed] = False
+    scale = float(model0.logit_scale)
+    groups: dict[tuple, _TextGroup] = {}
+    for side in sides:
+        kk = k if side.cap is None else min(k, int(side.cap))
+        key = (side.text_id, side.ensemble, kk)
+        if key not in groups:
+            groups[key] = _TextGroup(side, kk)
+        groups[key].sides.append(side)
+    glist = list(groups.values())
+    terms = {id(s): _side_terms(s, grp.base, scale) for grp in glist for s in grp.sides}
+    T = glist[0].base.shape[0]
+    keep = (labels[None, :] != torch.arange(T)[:, None]).to(w_emb.dtype)  # (T, n)
+    keep_w = keep / keep.sum(1, keepdim=True).clamp_min(1.0)
+
+    sfx = torch.full((T, k), int(allowed[len(allowed) // 2]), dtype=torch.long)
+    for t, ids in (init or {}).items():
+        m = min(k, int(ids.numel()))
+        sfx[t, :m] = ids[:m]
+
+    def losses(cands: torch.Tensor) -> torch.Tensor:
+        return _mixture_loss(glist, terms, [grp.embed(cands) for grp in glist], keep_w, scale)
+
+    cur = losses(sfx[:, None])[:, 0]
+    trace = [float(cur.mean())]
+    rows = torch.arange(T)[:, None]
+    for _ in range(steps):
+        onehot = F.one_hot(sfx, w_emb.shape[0]).to(w_emb.dtype).requires_grad_(True)
+        e = [grp.embed_onehot(onehot, w_emb)[:, None] for grp in glist]
+        total = _mixture_loss(glist, terms, e, keep_w, scale).sum()
+        (grad,) = torch.autograd.grad(total, onehot)
+        grad = grad.masked_fill(block, float("inf"))
+        top = (-grad).topk(topk, dim=-1).indices  # (T, k, topk)
+        where = torch.randint(k, (T, n_cand), generator=g)
+        pick = torch.randint(topk, (T, n_cand), generator=g)
+        cand = sfx[:, None].repeat(1, n_cand, 1)
+        cand.scatter_(2, where[..., None], top[rows, where, pick][..., None])
+        lc = losses(cand)
+        j = lc.argmin(1)
+        best = lc[torch.arange(T), j]
+        better = best < cur
+        sfx = torch.where(better[:, None], cand[torch.arange(T), j], sfx)
+        cur = torch.where(better, best, cur)
+        trace.append(float(cur.mean()))
+    return GCGResult({t: sfx[t].clone() for t in range(T)}, trace)
+
+
+def image_side_embeddings(pipe, x: torch.Tensor, draws: int) -> torch.Tensor:
+    """Unit image embeddings through a pipeline's defended image path, ``(n, R, D)``.
+
+    ``R = draws`` noise draws for a randomised defence, else 1.
+    """
+    r = draws if pipe.randomised else 1
+    with torch.no_grad():
+        z = [pipe.model.encode_image(purify(x, pipe.d, pipe.mask, pipe.gen)) for _ in range(r)]
+    return torch.stack(z, 1)
