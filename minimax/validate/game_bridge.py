@@ -1,12 +1,24 @@
-"""Calibrated channels -> :class:`minimax.Game`, and game levers -> realisable defences."""
+"""Calibrated channels -> the defender's decision, and game levers -> realisable defences.
+
+* :func:`solve_game` / :func:`best_response_value`: the smooth calibrated channels as a
+  :class:`minimax.Game`, solved by :func:`minimax.solve` (the engine's continuous solver).
+* :func:`prescribe` / :func:`proposer` / :func:`split_predictor`: the calibrated
+  :class:`~minimax.validate.calibrate.ChannelModel` (threshold caps, cross-channel and
+  joint-attack terms: outside the engine's closed-form family) solved on a grid: the
+  defender's budget ``D`` split over the target's levers in steps of ``D / steps``
+  (budget-matched: the amounts sum to ``D``), the attacker's power over channels on a
+  simplex grid; the one-shot prescription is the grid allocation with the smallest worst
+  case ``min_d max_a bits(d, a)`` (exact on the grid), plus the priced clean cost.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from minimax.validate.calibrate import ChannelModel, model_predict
 from minimax.validate.defences import Defence
 
 CHANNELS = ("image", "text")
@@ -78,3 +90,85 @@ def realise(levers: dict[str, float], units: dict[str, float], k_max: int,
     return base.with_(purify=units.get("purify", "noise") if n > 0 else "none",
                       level=float(min(n, units.get("n_max", 1.0))), adv_eps=float(s_eps),
                       pixel_keep=keep, ensemble=ens, token_cap=cap)
+
+
+# ---------------------------------------------------------------- the calibrated model's decision
+
+
+def lever_grid(levers: tuple[str, ...] | list[str], budget: float, steps: int
+               ) -> dict[str, np.ndarray]:
+    """Every split of ``budget`` over ``levers`` in steps of ``budget / steps``: arrays (G,)."""
+    from minimax.validate.empirical import split_grid
+
+    if budget < 0 or steps < 1:
+        raise ValueError(f"lever grid needs budget >= 0 and steps >= 1; got {budget}, {steps}")
+    g = split_grid(tuple(levers), steps)
+    return {lv: np.array([budget * f[lv] for f in g]) for lv in levers}
+
+
+def _clean_cost(model: ChannelModel, grid: dict[str, np.ndarray], price: float) -> np.ndarray:
+    n = len(next(iter(grid.values())))
+    if price == 0:
+        return np.zeros(n)
+    none = float(model_predict(model, "leg", {}, {}))
+    return price * np.maximum(none - np.broadcast_to(model_predict(model, "leg", {}, grid),
+                                                     (n,)), 0.0)
+
+
+def _loss(model: ChannelModel, grid: dict[str, np.ndarray], powers) -> np.ndarray:
+    """Predicted bits ``(G, len(powers))`` of each grid allocation against each power split."""
+    n = len(next(iter(grid.values())))
+    return np.stack([np.broadcast_to(model_predict(model, "adv", p, grid), (n,))
+                     for p in powers], -1)
+
+
+class Prescription(NamedTuple):
+    """The calibrated model's one-shot prescription (pure minimax on the lever grid)."""
+
+    levers: dict[str, float]      # lever amounts, summing to the defender budget
+    predicted_bits: float         # its predicted worst case (plus priced clean cost), bits
+    attack: dict[str, float]      # the predicted best-response split (fractions per channel)
+    no_defence_bits: float        # predicted worst case without defence, bits
+
+
+def prescribe(model: ChannelModel, levers, attacker_budget: float, defender_budget: float,
+              steps: int = 8, split_steps: int = 20, utility_price: float = 0.0
+              ) -> Prescription:
+    """``argmin_d max_a`` predicted bits over the lever grid and the split grid."""
+    from minimax.validate.empirical import split_grid
+
+    grid = lever_grid(levers, defender_budget, steps)
+    splits = split_grid(model.channels, split_steps)
+    powers = [{c: attacker_budget * f[c] for c in model.channels} for f in splits]
+    loss = _loss(model, grid, powers) + _clean_cost(model, grid, utility_price)[:, None]
+    i = int(np.argmin(loss.max(1)))
+    j = int(np.argmax(loss[i]))
+    none = max(float(model_predict(model, "adv", p, {})) for p in powers)
+    return Prescription({lv: float(v[i]) for lv, v in grid.items()}, float(loss[i].max()),
+                        splits[j], none)
+
+
+def proposer(model_of, levers, defender_budget: float, steps: int = 8,
+             utility_price: float = 0.0):
+    """The defender oracle: the grid allocation minimising predicted bits against a mixture.
+
+    ``model_of()`` returns the current (possibly recalibrated) :class:`ChannelModel`.
+    """
+    def propose(ymix):
+        model = model_of()
+        grid = lever_grid(levers, defender_budget, steps)
+        w = np.array([w for w, _ in ymix])
+        loss = _loss(model, grid, [p for _, p in ymix]) @ w
+        loss = loss + _clean_cost(model, grid, utility_price)
+        i = int(np.argmin(loss))
+        return {lv: float(v[i]) for lv, v in grid.items()}
+    return propose
+
+
+def split_predictor(model_of, attacker_budget: float, split_steps: int = 40):
+    """The model's best-response split (fractions per channel) against given lever amounts."""
+    from minimax.validate.calibrate import worst_case
+
+    def predicted(levers):
+        return worst_case(model_of(), levers, attacker_budget, split_steps)[1]
+    return predicted

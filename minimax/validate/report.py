@@ -1,4 +1,4 @@
-"""Markdown + CSV + PNG report of a validation run."""
+"""Markdown + CSV + PNG report of a validation run (one seed, and the seeds' summary)."""
 
 from __future__ import annotations
 
@@ -8,143 +8,310 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
 def _f(x, nd=3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
-    return f"{x:.{nd}f}" if isinstance(x, float) else str(x)
+    return f"{x:.{nd}f}" if isinstance(x, float | np.floating) else str(x)
+
+
+def _ci(v, nd=3) -> str:
+    return f"{_f(v[0], nd)} [{_f(v[1], nd)}, {_f(v[2], nd)}]" if v else "n/a"
 
 
 def conditions_frame(conds) -> pd.DataFrame:
     rows = []
     for c in conds:
         rows.append({"label": c.label, "kind": c.kind, "split": c.split,
-                     "P_image": c.a.get("image", 0.0), "P_text": c.a.get("text", 0.0),
-                     "k": c.extra.get("k"), **c.levers, "bits": c.bits, "lo": c.lo,
-                     "hi": c.hi, "predicted": c.extra.get("predicted"),
-                     "success_or_acc": c.extra.get("success"), "defence": c.extra.get("defence")})
+                     **{f"P_{k}": v for k, v in c.a.items()}, **c.levers, "bits": c.bits,
+                     "lo": c.lo, "hi": c.hi, "predicted": c.extra.get("predicted"),
+                     "predicted_blind": c.extra.get("predicted_blind"),
+                     "knobs": c.extra.get("knobs")})
     return pd.DataFrame(rows)
 
 
-def _scatter(df: pd.DataFrame, path: Path) -> None:
+def allocation_frame(res: dict[str, Any]) -> pd.DataFrame:
+    """One row per defence of the empirical game, the validated mixture first."""
+    g = res.get("game")
+    if not g:
+        return pd.DataFrame()
+    pred = {a["allocation"]: a for a in (res.get("decision") or {}).get("allocations", [])}
+    rows = [{"allocation": "validated defence", "measured_bits": g["value"],
+             "measured_lo": g["value_lo"], "measured_hi": g["value_hi"], "regret": 0.0,
+             "regret_lo": 0.0, "regret_hi": 0.0, "weight": 1.0,
+             "realised": json.dumps({k: round(v, 3) for k, v in g["defence"].items()}),
+             "origin": "double oracle"}]
+    scores = {s["name"]: s for s in g["scores"]}
+    for r in g["rows"]:
+        s = scores[r["name"]]
+        p = pred.get(r["name"], {})
+        rows.append({"allocation": r["name"], "measured_bits": s["worst"],
+                     "measured_lo": s["worst_lo"], "measured_hi": s["worst_hi"],
+                     "regret": s["regret"], "regret_lo": s["regret_lo"],
+                     "regret_hi": s["regret_hi"], "worst_column": s["worst_column"],
+                     "predicted_bits": p.get("predicted"),
+                     "predicted_recalibrated": p.get("predicted_recalibrated"),
+                     "legit_bits": r["legit_bits"], "weight": r["weight"],
+                     "in_game": r["in_game"], "origin": r["origin"], "realised": r["knobs"],
+                     "levers": json.dumps({k: round(v, 4) for k, v in r["levers"].items()})})
+    head, rest = rows[:1], sorted(rows[1:], key=lambda r: r["measured_bits"])
+    return pd.DataFrame(head + rest)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _scatter(df: pd.DataFrame, path: Path, imax: float) -> None:
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    for split, mk in (("calib", "o"), ("held", "^")):
-        s = df[(df.split == split) & (df.kind == "adv")]
-        yerr = [(s.bits - s.lo).clip(lower=0), (s.hi - s.bits).clip(lower=0)]
-        ax.errorbar(s.predicted, s.bits, yerr=yerr, fmt=mk, ms=4,
-                    alpha=0.8, label=f"{split} ({len(s)})")
-    lim = [-0.1, 3.45]
-    ax.plot(lim, lim, "k--", lw=0.8)
-    ax.set(xlim=lim, ylim=lim, xlabel="predicted adversarial bits / query",
-           ylabel="measured I(T; Y_hat), bits / query",
-           title="calibrated channel vs real attacks")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _protection(res: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for key, mk in (("noise", "o-"), ("bandwidth", "s-")):
-        a = res["asymmetry"].get(key)
-        if not a or not a["rows"]:
+    for (split, kind), mk in ((("calib", "adv"), "o"), (("held", "adv"), "^"),
+                              (("calib", "leg"), "s"), (("held", "leg"), "D")):
+        s = df[(df.split == split) & (df.kind == kind)]
+        if s.empty or s.predicted.isna().all():
             continue
-        r = pd.DataFrame(a["rows"])
-        ax.plot(r.P, r.R_measured, mk, label=f"{key} ({a['defence']}), measured")
-        ax.plot(r.P, r.R_predicted_raw, mk[0] + ":", alpha=0.6,
-                label=f"{key}, calibrated channel")
-    ax.set_xscale("log")
-    ps = sorted({r["P"] for a in res["asymmetry"].values() for r in a["rows"]})
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xticks(ps, [f"{p:g}" for p in ps], fontsize=7)
-    ax.set(xlabel="attacker power P (squared L2 budget)", ylabel="relative protection R(P)",
-           title="asymmetry: protection vs attacker power")
-    ax.axhline(0, color="k", lw=0.5)
+        yerr = [(s.bits - s.lo).clip(lower=0), (s.hi - s.bits).clip(lower=0)]
+        ax.errorbar(s.predicted, s.bits, yerr=yerr, fmt=mk, ms=4, alpha=0.8,
+                    label=f"{split} {'attacked' if kind == 'adv' else 'clean'} ({len(s)})")
+    lim = [-0.1, imax + 0.1]
+    ax.plot(lim, lim, "k--", lw=0.8)
+    ax.set(xlim=lim, ylim=lim, xlabel="predicted bits / query", ylabel="measured bits / query",
+           title="channel model vs measured conditions")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def write_report(res: dict[str, Any], cfg, out: Path) -> None:
-    df = conditions_frame(res["conditions"])
-    df.to_csv(out / "conditions.csv", index=False)
-    pd.DataFrame(res["checks"]).to_csv(out / "checks.csv", index=False)
-    alloc = res.get("allocation")
-    if alloc:
-        pd.DataFrame([{k: v for k, v in r.items() if k not in ("splits", "levers",
-                                                               "predicted_attack",
-                                                               "best_split")}
-                      for r in alloc["rows"]]).to_csv(out / "allocation.csv", index=False)
-    _scatter(df, out / "predicted_vs_measured.png")
-    _protection(res, out / "protection_vs_power.png")
-    summary = {k: v for k, v in res.items() if k not in ("conditions",)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+def _table_fig(g: dict, path: Path) -> None:
+    t = np.asarray(g["table"])
+    x = np.array([r["weight"] for r in g["rows"]])
+    y = np.array([c["weight"] for c in g["columns"]])
+    fig = plt.figure(figsize=(min(3 + 0.22 * t.shape[1], 18), 2 + 0.32 * t.shape[0]))
+    gs = fig.add_gridspec(2, 2, width_ratios=[t.shape[1], 3], height_ratios=[2, t.shape[0]],
+                          wspace=0.05, hspace=0.05)
+    ax = fig.add_subplot(gs[1, 0])
+    im = ax.imshow(t, aspect="auto", cmap="viridis", vmin=0)
+    ax.set_yticks(range(t.shape[0]), [r["name"] for r in g["rows"]], fontsize=7)
+    ax.set_xticks(range(t.shape[1]), [str(j) for j in range(t.shape[1])], fontsize=5)
+    ax.set_xlabel("attacker column (see game_table.csv)")
+    fig.colorbar(im, ax=ax, fraction=0.03, label="bits / query")
+    axr = fig.add_subplot(gs[1, 1], sharey=ax)
+    axr.barh(range(len(x)), x, color="C3")
+    axr.set_xlabel("defender x")
+    axr.tick_params(labelleft=False)
+    axt = fig.add_subplot(gs[0, 0], sharex=ax)
+    axt.bar(range(len(y)), y, color="C1")
+    axt.set_ylabel("attacker y")
+    axt.tick_params(labelbottom=False)
+    axt.set_title(f"empirical game: value {g['value']:.3f} bits [{g['value_lo']:.3f}, "
+                  f"{g['value_hi']:.3f}]")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
 
-    L = res["legit_capacity"]
-    md = [f"# minimax.validate report ({cfg.name})", "",
-          f"Wall time: {res['wall_s']:.0f} s. Model: MiniLM-L6 text tower (real, frozen) + "
-          "MLP image tower trained contrastively on sklearn digits.", "",
-          "## Clean model",
-          f"- zero-shot accuracy (calibration images): {res['clean_accuracy']:.3f}",
-          f"- legitimate capacity I(Y; Y_hat): {L['bits']:.3f} bits "
-          f"[{L['lo']:.3f}, {L['hi']:.3f}] (95% bootstrap, Miller-Madow; max 3.322)", "",
-          "## Measured conditions (bits per query, 95% CI)", "",
-          "| split | condition | measured | CI | predicted | success / acc |",
-          "|---|---|---|---|---|---|"]
-    for _, r in df.iterrows():
-        md.append(f"| {r.split} | {r.label} | {r.bits:.3f} | [{r.lo:.3f}, {r.hi:.3f}] | "
-                  f"{_f(r.predicted)} | {_f(r.success_or_acc)} |")
-    h = res["heldout"]
-    md += ["", "## Calibration and held-out prediction", "",
-           "Saturation: measured bits = I_max (1 - exp(-(C/I_max)^q)) of the summed raw channel "
-           f"capacity C, fitted shape q = {res['params']['image']['link_q']:.3f} "
-           "(see `minimax.validate.calibrate`).", "",
-           "| channel | " + " | ".join(["B", "S", "N", "alpha", "beta", "gamma", "rho"])
-           + " | fit RMS (bits) |", "|---" * 9 + "|"]
-    for ch, p in res["params"].items():
-        md.append(f"| {ch} | " + " | ".join(_f(p[k], 4) for k in
-                                             ("B", "S", "N", "alpha", "beta", "gamma", "rho"))
-                  + f" | {res['fit_rms_bits'][ch]:.3f} |")
-    md += ["", f"Held-out conditions: n = {h['n']}, Spearman rho = {_f(h['spearman'])}, "
-           f"MAE = {_f(h['mae_bits'])} bits.", "", "![scatter](predicted_vs_measured.png)", ""]
-    md += ["## Attack checklist (gradient-masking signs)", "",
-           "| defence | P | bits | bits (more steps + restarts) | delta | unbounded success | "
-           "transfer bits | Linf bits | signs |", "|---" * 9 + "|"]
-    for c in res["checks"]:
-        md.append(f"| {c['defence']} | {c['power']:g} | {c['bits']:.3f} | "
-                  f"{c['bits_more_steps_restarts']:.3f} | {c['delta_bits']:+.3f} | "
-                  f"{_f(c.get('success_unbounded'))} | {_f(c.get('bits_transfer'))} | "
-                  f"{_f(c.get('bits_linf_same_l2_envelope'))} | {c['masking_signs'] or 'none'} |")
-    if alloc:
-        s = alloc["solution"]
-        md += ["", "## Allocation check", "",
-               f"Game (calibrated): value {s['value']:.3f} raw bits, gap {s['gap']:.2e}; "
-               f"levers {json.dumps({k: round(v, 3) for k, v in s['levers'].items()})}.", "",
-               "| allocation | realised defence | predicted bits | measured worst-split bits | "
-               "CI | worst split | clean acc |", "|---" * 7 + "|"]
-        for r in sorted(alloc["rows"], key=lambda r: r["measured_bits"]):
-            b = r["best_split"] or {}
-            md.append(f"| {r['allocation']} | `{r['realised']}` | {r['predicted_bits']:.3f} | "
-                      f"{r['measured_bits']:.3f} | [{r['measured_lo']:.3f}, "
-                      f"{r['measured_hi']:.3f}] | f_img={b.get('f_image')}, k={b.get('k')} | "
-                      f"{r['clean_accuracy']:.3f} |")
-        md += ["", f"Game's allocation ranks {alloc['game_rank']} of {alloc['n']} "
-               f"(best: {alloc['best']}; game - best = {alloc['game_minus_best_bits']:+.3f} bits;"
-               f" CIs overlap: {alloc['game_ci_overlaps_best']})."]
-    md += ["", "## Asymmetry", "", "![protection](protection_vs_power.png)", ""]
-    for key, a in res["asymmetry"].items():
-        md.append(f"- {key} ({a['defence']}): " + ", ".join(
-            f"P={r['P']:g}: R={_f(r['R_measured'], 2)} (pred {_f(r['R_predicted_raw'], 2)})"
-            for r in a["rows"]))
+
+def _trace_fig(g: dict, path: Path) -> None:
+    tr = pd.DataFrame(g["trace"])
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    if not tr.empty:
+        ax.errorbar(tr.iteration, tr.exploitability,
+                    yerr=[(tr.exploitability - tr.expl_lo).clip(lower=0),
+                          (tr.expl_hi - tr.exploitability).clip(lower=0)],
+                    fmt="o-", label="exploitability (paired 95% CI)")
+        ax.plot(tr.iteration, tr.gain_attacker, "s:", label="attacker oracle gain")
+        ax.plot(tr.iteration, tr.gain_defender, "^:", label="defender oracle gain")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set(xlabel="double-oracle iteration", ylabel="bits / query",
+           title=f"double oracle ({g['status']})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _convergence_fig(traces: list[dict], path: Path, limit: int = 24) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    shown = 0
+    for t in traces:
+        for key, v in (t.get("trace") or {}).items():
+            v = list(v)
+            if len(v) < 2 or shown >= limit:
+                continue
+            ax.plot(np.arange(1, len(v) + 1), v, lw=0.8, alpha=0.7,
+                    label=f"{t['label'][:40]} ({key})" if shown < 10 else None)
+            shown += 1
+    ax.set(xlabel="attack step", ylabel="attack objective / success",
+           title=f"attack convergence ({shown} of {len(traces)} attacks)")
+    if shown:
+        ax.legend(fontsize=5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _decision_fig(dec: dict, path: Path) -> None:
+    a = pd.DataFrame(dec["allocations"])
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    for col, mk, lab in (("predicted", "o", "one-shot"), ("predicted_recalibrated", "^",
+                                                          "recalibrated (held out)"),
+                         ("predicted_blind_recalibrated", "x", "defence-blind")):
+        ax.plot(a[col], a.measured, mk, label=lab)
+    lo = float(np.nanmin(a[["measured", "predicted", "predicted_recalibrated"]].values)) - 0.1
+    hi = float(np.nanmax(a[["measured", "predicted", "predicted_recalibrated"]].values)) + 0.1
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set(xlabel="predicted worst-case bits", ylabel="measured worst-case bits",
+           title="decision level: budget-matched allocations")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- writers
+
+
+def write_report(res: dict[str, Any], cfg, out: Path) -> None:
+    out = Path(out)
+    df = conditions_frame(res.get("conditions", []))
+    df.to_csv(out / "conditions.csv", index=False)
+    alloc = allocation_frame(res)
+    alloc.to_csv(out / "allocation.csv", index=False)
+    pd.DataFrame(res.get("checks", [])).to_csv(out / "checks.csv", index=False)
+    imax = float((res.get("model") or {}).get("imax", 3.3219))
+    if not df.empty and "predicted" in df:
+        _scatter(df, out / "predicted_vs_measured.png", imax)
+    g = res.get("game")
+    if g:
+        _table_fig(g, out / "game_table.png")
+        _trace_fig(g, out / "exploitability.png")
+        pd.DataFrame(g["trace"]).to_csv(out / "trace.csv", index=False)
+        cols = [c["label"] for c in g["columns"]]
+        tab = pd.DataFrame(g["table"], index=[r["name"] for r in g["rows"]], columns=cols)
+        tab.index.name = "defence"
+        tab.to_csv(out / "game_table.csv")
+    _convergence_fig(res.get("traces", []), out / "convergence.png")
+    if res.get("decision"):
+        _decision_fig(res["decision"], out / "decision.png")
+    summary = {k: v for k, v in res.items() if k not in ("conditions", "traces")}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    (out / "report.md").write_text(_markdown(res, cfg, df, alloc))
+
+
+def _markdown(res, cfg, df, alloc) -> str:
+    name = cfg.get("name", "validate") if hasattr(cfg, "get") else "validate"
+    md = [f"# minimax.validate report ({name}, target {res.get('target')}, seed {res['seed']})",
+          "", f"Status: **{res['status']}**. Wall time: {res.get('wall_s', float('nan')):.0f} s.",
+          ""]
+    goal = res.get("goal")
+    if goal:
+        md += ["## The decision, measured", "",
+               f"- validated defence (double oracle): `{json.dumps(goal['validated_defence'])}`,"
+               f" worst case {_f(goal['validated_worst'])} bits "
+               f"[{_f(goal['validated_lo'])}, {_f(goal['validated_hi'])}] "
+               f"({goal['status']})",
+               f"- no defence minus validated (paired): {_ci(goal['no_defence_minus_validated'])}"
+               f" bits; beats no defence: **{goal['beats_no_defence']}**",
+               f"- engine prescription's regret (paired): {_ci(goal['engine_regret'])} bits; "
+               f"best within CI: **{goal['engine_best_within_ci']}**",
+               f"- best pure row: {goal['best_pure_row']} ({_f(goal['best_pure_worst'])} bits);"
+               f" no row significantly better than the validated defence: "
+               f"{goal['no_row_significantly_better']}", ""]
+    if not alloc.empty:
+        md += ["## Allocations (worst case over every attacker column, bits per query)", "",
+               "| allocation | measured | CI | regret vs validated (paired CI) | predicted "
+               "(one-shot) | predicted (recalibrated) | legit bits | weight |",
+               "|---|---|---|---|---|---|---|---|"]
+        for _, r in alloc.iterrows():
+            md.append(f"| {r.allocation} | {r.measured_bits:.3f} | [{r.measured_lo:.3f}, "
+                      f"{r.measured_hi:.3f}] | {r.regret:+.3f} [{r.regret_lo:+.3f}, "
+                      f"{r.regret_hi:+.3f}] | {_f(r.get('predicted_bits'))} | "
+                      f"{_f(r.get('predicted_recalibrated'))} | {_f(r.get('legit_bits'))} | "
+                      f"{_f(r.weight)} |")
+        md += ["", "![game](game_table.png)", "", "![trace](exploitability.png)", ""]
+    g = res.get("game")
+    if g:
+        md += ["## Double-oracle trace", "", "| it | rows | cols | value | attacker gain (CI) |"
+               " defender gain (CI) | exploitability (CI) |", "|---|---|---|---|---|---|---|"]
+        for t in g["trace"]:
+            md.append(f"| {t['iteration']} | {t['n_rows']} | {t['n_cols']} | {t['value']:.3f} "
+                      f"| {t['gain_attacker']:+.3f} [{t['gain_att_lo']:+.3f}, "
+                      f"{t['gain_att_hi']:+.3f}] | {t['gain_defender']:+.3f} "
+                      f"[{t['gain_def_lo']:+.3f}, {t['gain_def_hi']:+.3f}] | "
+                      f"{t['exploitability']:.3f} [{t['expl_lo']:.3f}, {t['expl_hi']:.3f}] |")
+        md.append("")
+    dec, ho = res.get("decision"), res.get("heldout")
+    if ho:
+        m, b = ho["model"], ho["blind"]
+        md += ["## Prediction", "",
+               f"Channel model: terms {res['model']['terms']}, caps {res['model']['caps']}, "
+               f"kappa {res['model']['kappa']:.3f}, cross {json.dumps(res['model']['cross'])}, "
+               f"fit RMS {res['model']['rms']:.3f} bits on {res['model']['n_fit']} conditions.",
+               "", "| score | model | defence-blind baseline |", "|---|---|---|",
+               f"| held-out conditions (n={m['n']}, clean and joint included): Spearman | "
+               f"{_f(m['spearman'])} | {_f(b['spearman'])} |",
+               f"| held-out MAE (bits) | {_f(m['mae'])} | {_f(b['mae'])} |"]
+        if dec:
+            for key, lab in (("decision", "one-shot"), ("recalibrated",
+                                                        "recalibrated, leave-one-row-out")):
+                s, sb = dec[key], dec["blind_" + key]
+                md.append(f"| allocations (n={s['n']}), {lab}: Spearman | {_f(s['spearman'])} |"
+                          f" {_f(sb['spearman'])} |")
+                md.append(f"| allocations, {lab}: MAE (bits) | {_f(s['mae'])} | "
+                          f"{_f(sb['mae'])} |")
+        md += ["", "![scatter](predicted_vs_measured.png)", ""]
+        if dec:
+            md += ["![decision](decision.png)", ""]
+    if res.get("checks"):
+        md += ["## Attack-strength checks (stronger options vs defaults, paired)", "",
+               "| check | options | bits | bits (stronger) | delta (CI) | converged |",
+               "|---|---|---|---|---|---|"]
+        for c in res["checks"]:
+            md.append(f"| {c['check']} | `{json.dumps(c['options'])}` | {c['bits']:.3f} | "
+                      f"{c['bits_stronger']:.3f} | {c['delta']:+.3f} [{c['delta_lo']:+.3f}, "
+                      f"{c['delta_hi']:+.3f}] | {c['converged']} |")
+        md.append("")
+    md += ["![convergence](convergence.png)", ""]
+    if not df.empty:
+        md += ["## Measured conditions (bits per query, 95% CI)", "",
+               "| split | condition | measured | CI | predicted | defence-blind |",
+               "|---|---|---|---|---|---|"]
+        for _, r in df.iterrows():
+            md.append(f"| {r.split} | {r.label} | {r.bits:.3f} | [{r.lo:.3f}, {r.hi:.3f}] | "
+                      f"{_f(r.predicted)} | {_f(r.predicted_blind)} |")
     if res["errors"]:
         md += ["", "## Failed points", ""] + [f"- {e['label']}: {e['error']}"
                                               for e in res["errors"]]
-    (out / "report.md").write_text("\n".join(md) + "\n")
+    return "\n".join(md) + "\n"
+
+
+def write_seeds(results: list[dict], out: Path) -> None:
+    """``seeds.csv`` and ``seeds.md``: every seed's headline numbers side by side."""
+    rows = []
+    for r in results:
+        g, d = r.get("goal") or {}, r.get("decision") or {}
+        ho = (r.get("heldout") or {}).get("model", {})
+        rows.append({
+            "seed": r["seed"], "status": r.get("status"),
+            "validated_defence": json.dumps(g.get("validated_defence")),
+            "validated_worst": g.get("validated_worst"), "validated_lo": g.get("validated_lo"),
+            "validated_hi": g.get("validated_hi"),
+            "engine_regret": (g.get("engine_regret") or [None] * 3)[0],
+            "engine_regret_lo": (g.get("engine_regret") or [None] * 3)[1],
+            "engine_regret_hi": (g.get("engine_regret") or [None] * 3)[2],
+            "no_defence_minus_validated": (g.get("no_defence_minus_validated") or [None])[0],
+            "beats_no_defence": g.get("beats_no_defence"),
+            "rank_corr_one_shot": (d.get("decision") or {}).get("spearman"),
+            "rank_corr_recalibrated": (d.get("recalibrated") or {}).get("spearman"),
+            "rank_corr_blind": (d.get("blind_recalibrated") or {}).get("spearman"),
+            "heldout_mae": ho.get("mae"), "heldout_spearman": ho.get("spearman"),
+            "wall_s": r.get("wall_s")})
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "seeds.csv", index=False)
+    md = ["# Seeds (model and attack)", "", "| " + " | ".join(df.columns) + " |",
+          "|" + "---|" * len(df.columns)]
+    md += ["| " + " | ".join(_f(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    (out / "seeds.md").write_text("\n".join(md) + "\n")

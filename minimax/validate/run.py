@@ -1,362 +1,356 @@
-"""The validation experiment: measure, calibrate, predict, solve, check.
+"""The validation pipeline over any target: measure, calibrate, empirical game, report.
 
-Steps (each writes rows to the report):
+Written once against :class:`minimax.validate.target.Target`; the target comes from the
+config (``validate.target._target_``).  For each seed (model and attack):
 
-1. build the model (cached) and measure clean zero-shot accuracy and the legitimate
-   capacity ``I(Y; Y_hat)`` with a bootstrap CI, with and without each defence;
-2. calibration conditions on the calibration images: targeted PGD-L2 on the image at
-   several powers under each image defence, GCG suffixes of several lengths on the text;
-3. the robustness-evaluation checklist (Carlini et al. 2019, "On Evaluating Adversarial
-   Robustness"): more steps and restarts, an unbounded attack, transfer from the
-   undefended model; Linf PGD as a second threat model;
-4. held-out conditions on disjoint images: other powers, other intensities, joint
-   image+text allocations;
-5. fit the channels (:mod:`minimax.validate.calibrate`), predict the held-out bits, and
-   report Spearman's rho and the mean absolute error;
-6. solve the calibrated game, realise its minimax defence and >= 5 alternatives of the
-   same budget, attack each adaptively (PGD + GCG, best split of the attacker's budget)
-   and rank them;
-7. the asymmetry: relative protection of the noise and the bandwidth defences vs power.
+1. **clean**: legitimate bits ``I(truth; answer)`` under each clean condition's defence;
+2. **calibration conditions** (``calib`` units): attacks at several powers per channel
+   under several defences, and joint attacks under image-side and text-side defences,
+   each optimised against its own defence (``target.attack``), measured by
+   ``target.evaluate``; **held-out conditions** (``held`` units): other powers, other
+   defence intensities, clean and joint conditions;
+3. **channel model** (:mod:`minimax.validate.calibrate`): fit on the calibration
+   conditions (threshold caps, interaction terms where the data demand them) and a
+   defence-blind baseline the same way; score both on the held-out conditions;
+4. **engine prescription**: the calibrated game's one-shot minimax allocation
+   (:func:`minimax.validate.game_bridge.prescribe`), realised by ``target.realise``;
+5. **empirical game** (:mod:`minimax.validate.empirical`): rows = the target's menu within
+   the defender budget (with "no defence"), the prescription and named alternatives;
+   grown by double oracle, the defender oracle being the channel model recalibrated
+   from the game's cells; output the validated defence, its worst case and the regrets;
+6. **decision-level score**: rank correlation of predicted vs measured worst-case bits
+   across the budget-matched rows, one-shot and recalibrated leaving each row out,
+   beside the defence-blind baseline;
+7. **attack-strength checks**: stronger attack options vs the defaults, paired.
+
+Every step records its failures and the run goes on; ``status`` is ``"failed"`` when no
+empirical game could be solved (the CLI then exits non-zero).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 import traceback
-from dataclasses import asdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from omegaconf import OmegaConf
 
 from minimax.validate import calibrate as cal
-from minimax.validate.attacks import defended_image_embeddings, gcg, pgd
-from minimax.validate.data import load_digits_split
-from minimax.validate.defences import Defence, lever_values, pixel_order
-from minimax.validate.game_bridge import best_response_value, realise, solve_game
-from minimax.validate.measure import mi_with_ci
-from minimax.validate.model import DigitsCLIPConfig, build_digits_clip
-from minimax.validate.pipeline import Pipeline
+from minimax.validate.empirical import EmpiricalGame, solve_empirical
+from minimax.validate.game_bridge import prescribe, proposer, split_predictor
+from minimax.validate.measure import bootstrap_weights, max_bits, outcome_bits, paired_difference
 
 log = logging.getLogger(__name__)
-K = 10
+ENGINE, NONE = "engine prescription", "no defence"
 
 
-class Lab:
-    """Holds the model variants, the data and the attack caches of one run."""
-
-    def __init__(self, cfg) -> None:
-        self.cfg = cfg
-        self.split = load_digits_split(cfg.data.n_attack, cfg.data.n_calib, cfg.data.n_held,
-                                       cfg.seed)
-        self.model_cfg = DigitsCLIPConfig(**dict(cfg.model))
-        self.models: dict[float, Any] = {}
-        self.order = pixel_order(self.split.x_train)
-        self.suffixes: dict[tuple, dict[int, torch.Tensor]] = {}
-        self.units = dict(cfg.levers)
-        self.k_max = int(cfg.text.k_max)
-
-    def model(self, adv_eps: float):
-        if adv_eps not in self.models:
-            mc = DigitsCLIPConfig(**{**asdict(self.model_cfg), "adv_eps": float(adv_eps)})
-            self.models[adv_eps] = build_digits_clip(self.split, mc)
-        return self.models[adv_eps]
-
-    def images(self, which: str):
-        x = getattr(self.split, f"x_{which}")
-        y = getattr(self.split, f"y_{which}")
-        return torch.from_numpy(x), y
-
-    def suffix(self, k: int, d: Defence, steps: int | None = None) -> dict[int, torch.Tensor]:
-        """GCG suffixes of ``k`` tokens against the text side of ``d`` (cached, warm-started).
-
-        Fit on the attacker's images through the *undefended-image* base tower (the
-        attacker's surrogate), so one suffix serves every image-side defence.
-        """
-        tc = self.cfg.text
-        steps = steps or tc.steps
-        key = (k, d.ensemble, steps)
-        if k <= 0:
-            return {}
-        if key not in self.suffixes:
-            shorter = [kk for (kk, e, st) in self.suffixes if kk < k and e == d.ensemble
-                       and st == steps]
-            init = self.suffixes[(max(shorter), d.ensemble, steps)] if shorter else None
-            m = self.model(0.0)
-            xa = torch.from_numpy(self.split.x_attack)
-            emb = defended_image_embeddings(m, Defence(), self.order, xa)
-            t0 = time.perf_counter()
-            self.suffixes[key] = gcg(m, Defence(ensemble=d.ensemble), emb,
-                                     torch.from_numpy(self.split.y_attack), k, steps=steps,
-                                     n_cand=tc.n_cand, topk=tc.topk, seed=self.cfg.seed,
-                                     init=init)
-            log.info("GCG k=%d ens=%d steps=%d: %.1fs", k, d.ensemble, steps,
-                     time.perf_counter() - t0)
-        return self.suffixes[key]
-
-    def legit(self, d: Defence, which: str = "calib"):
-        x, y = self.images(which)
-        pipe = Pipeline(self.model(d.adv_eps), d, self.order, seed=self.cfg.seed)
-        pred = pipe.predict(x, torch.zeros(len(x), dtype=torch.long))
-        return float((pred == y).mean()), mi_with_ci(y, pred, K, self.cfg.n_boot, seed=0)
-
-    def attack(self, d: Defence, a_img: float, k: int, which: str = "calib",
-               norm: str = "l2", steps: int | None = None, restarts: int = 1,
-               eps: float | None = None, transfer_from: Defence | None = None,
-               text_steps: int | None = None):
-        """Targeted attack toward every target for every image; returns (success, MI).
-
-        The adaptive attacker against a token cap optimises only the tokens it keeps.
-        """
-        ac = self.cfg.attack
-        x, _ = self.images(which)
-        n = len(x)
-        xx = x.repeat_interleave(K, 0)
-        tt = torch.arange(K).repeat(n)
-        k_eff = k if d.token_cap is None else min(k, d.token_cap)
-        sfx = self.suffix(k_eff, d, text_steps) if k_eff > 0 else None
-        pipe = Pipeline(self.model(d.adv_eps), d, self.order, sfx, seed=self.cfg.seed)
-        if eps is None:
-            eps = math.sqrt(a_img) if norm == "l2" else math.sqrt(a_img / xx[0].numel())
-        src = pipe
-        if transfer_from is not None:
-            src = Pipeline(self.model(transfer_from.adv_eps), transfer_from, self.order, sfx)
-        xadv = pgd(src, xx, tt, eps, norm=norm, steps=steps or ac.steps, restarts=restarts,
-                   eot=ac.eot, seed=self.cfg.seed) if a_img > 0 else xx
-        pred = pipe.predict(xadv, tt)
-        t2, p2 = tt.numpy().reshape(n, K), pred.reshape(n, K)
-        return float((p2 == t2).mean()), mi_with_ci(t2, p2, K, self.cfg.n_boot, seed=0)
+def _plain(x: Any) -> Any:
+    return OmegaConf.to_container(x, resolve=True) if OmegaConf.is_config(x) else x
 
 
-def _defence(spec) -> Defence:
-    return Defence(**dict(spec))
+def make_target(cfg, seed: int):
+    """Instantiate ``cfg.target`` (a ``_target_`` spec), passing ``seed`` if it takes one."""
+    from hydra.utils import instantiate
+
+    spec = cfg.target
+    kw = {"seed": int(seed)} if "seed" in spec else {}
+    return instantiate(spec, **kw, _convert_="all")
 
 
-def run(cfg, out_dir: str | Path) -> dict[str, Any]:
-    """Run the validation described by ``cfg`` and write the report into ``out_dir``."""
+class Measurer:
+    """Measures conditions on one target with paired bootstrap weights per unit count."""
+
+    def __init__(self, target, cfg, seed: int) -> None:
+        self.t, self.seed = target, int(seed)
+        self.n_boot, self.level = int(cfg.n_boot), float(cfg.get("level", 0.95))
+        self.options = dict(_plain(cfg.get("attack", {})) or {})
+        self._w: dict[tuple[int, str], np.ndarray] = {}
+        self.traces: list[dict] = []
+
+    def bits(self, outcome, kind: str):
+        u = int(np.asarray(outcome.sent).shape[0])
+        if (u, kind) not in self._w:
+            self._w[u, kind] = bootstrap_weights(u, self.n_boot, self.seed)
+        return outcome_bits(outcome, self._w[u, kind], self.level)
+
+    def clean(self, levers: Mapping[str, float], split: str):
+        knobs = self.t.realise(dict(levers))
+        return knobs, self.bits(self.t.clean(knobs, split=split, seed=self.seed), "leg")
+
+    def adv(self, levers: Mapping[str, float], power: Mapping[str, float], split: str,
+            options: Mapping[str, Any] | None = None, label: str = ""):
+        knobs = self.t.realise(dict(levers))
+        att = self.t.attack([(1.0, knobs)], dict(power), split=split, seed=self.seed,
+                            options={**self.options, **dict(options or {})})
+        self.traces.append({"label": label or att.label, "trace": dict(att.trace)})
+        return knobs, self.bits(self.t.evaluate(att, knobs, split=split, seed=self.seed), "adv")
+
+
+def _condition_specs(groups, split: str):
+    """Expand config groups into ``(label, kind, levers, power)``."""
+    out = []
+    for g in groups or []:
+        g = _plain(g)
+        lev = dict(g.get("defence", {}) or {})
+        name = g.get("name") or (" ".join(f"{k}={v:g}" for k, v in lev.items()) or "none")
+        for ch, powers in (g.get("power") or {}).items():
+            for p in powers:
+                out.append((f"{ch} P={p:g} {name}", "adv", lev, {ch: float(p)}))
+        for pw in g.get("joint") or []:
+            desc = " ".join(f"{k}={v:g}" for k, v in pw.items())
+            out.append((f"joint {desc} {name}", "adv", lev, {k: float(v) for k, v in pw.items()}))
+        if g.get("clean"):
+            out.append((f"clean {name}", "leg", lev, {}))
+    return out
+
+
+def measure_conditions(m: Measurer, cfg, res: dict) -> list[cal.Condition]:
+    conds = []
+    for split in ("calib", "held"):
+        for label, kind, lev, power in _condition_specs(cfg.conditions.get(split), split):
+            try:
+                if kind == "leg":
+                    knobs, b = m.clean(lev, split)
+                else:
+                    knobs, b = m.adv(lev, power, split, label=label)
+            except Exception as e:  # a failed point records its traceback; the sweep goes on
+                res["errors"].append({"label": label, "error": repr(e),
+                                      "traceback": traceback.format_exc()})
+                log.exception("condition %s failed", label)
+                continue
+            c = cal.Condition(label, kind, split, dict(power), m.t.lever_values(knobs), b.bits,
+                              b.lo, b.hi, {"knobs": repr(knobs)})
+            conds.append(c)
+            log.info("%-5s %-44s bits=%.3f [%.3f, %.3f]", split, label, b.bits, b.lo, b.hi)
+    return conds
+
+
+def _rows(target, cfg, engine_levers) -> list[tuple[str, Any, str]]:
+    gc = cfg.game
+    D = float(cfg.budget.defender)
+    rows = [(NONE, target.realise({}), "menu")]
+    if engine_levers is not None:
+        rows.append((ENGINE, target.realise(engine_levers), "engine"))
+    if gc.get("menu", True):
+        for name, knobs in target.menu(D).items():
+            if name != NONE:
+                rows.append((name, knobs, "menu"))
+    for name, frac in (_plain(gc.get("alternatives")) or {}).items():
+        rows.append((name, target.realise({k: D * float(v) for k, v in frac.items()}),
+                     "alternative"))
+    return rows
+
+
+def _model_kw(target, cfg) -> dict[str, Any]:
+    mc = _plain(cfg.get("model", {})) or {}
+    caps = dict(getattr(target, "power_caps", None) or mc.get("caps") or {})
+    return {"caps": caps, "imax": max_bits(target.n_classes),
+            "reallocate": bool(mc.get("reallocate", True)),
+            "restarts": int(mc.get("restarts", 4))}
+
+
+def run_seed(cfg, seed: int, out: Path) -> dict[str, Any]:
+    """One seed of the pipeline (module docstring); writes its report into ``out``."""
     from minimax.validate.report import write_report
 
-    t_start = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(int(cfg.threads))
-    torch.manual_seed(cfg.seed)
-    lab = Lab(cfg)
-    res: dict[str, Any] = {"errors": [], "conditions": [], "checks": [], "legit": []}
-    tau = float(cfg.text.token_power)
+    t0 = time.perf_counter()
+    res: dict[str, Any] = {"seed": int(seed), "errors": [], "status": "ok"}
+    target = make_target(cfg, seed)
+    res["target"] = target.name
+    chans = tuple(target.channels)
+    P, D = float(cfg.budget.attacker), float(cfg.budget.defender)
+    m = Measurer(target, cfg, seed)
 
-    # 1. clean model and legitimate capacity --------------------------------------------
-    acc, mi = lab.legit(Defence())
-    res["clean_accuracy"], res["legit_capacity"] = acc, mi._asdict()
-    log.info("clean zero-shot accuracy %.3f, I(Y;Y_hat) = %.3f [%.3f, %.3f] bits", acc, *mi[:3])
-
-    def lev(d: Defence) -> dict[str, float]:
-        return lever_values(d, lab.units, lab.k_max)
-
-    conds: list[cal.Condition] = []
-
-    def add(label, d, a_img, k, split, kind="adv", **kw):
-        try:
-            if kind == "leg":
-                acc, m = lab.legit(d, "calib" if split == "calib" else "held")
-                succ = acc
-            else:
-                succ, m = lab.attack(d, a_img, k, "calib" if split == "calib" else "held", **kw)
-        except Exception as e:  # a failed point records its traceback; the sweep goes on
-            res["errors"].append({"label": label, "error": repr(e),
-                                  "traceback": traceback.format_exc()})
-            log.exception("condition %s failed", label)
-            return None
-        c = cal.Condition(label, kind, split, {"image": a_img, "text": tau * k}, lev(d),
-                          m.bits, m.lo, m.hi,
-                          {"success": succ, "defence": d.key(), "k": k, "P_image": a_img})
-        conds.append(c)
-        log.info("%-5s %-40s bits=%.3f [%.3f, %.3f] success/acc=%.3f", split, label, m.bits,
-                 m.lo, m.hi, succ)
-        return c
-
-    # 2. calibration conditions -----------------------------------------------------------
-    ccfg = cfg.conditions
-    image_defs = {name: _defence(spec) for name, spec in ccfg.image_defences.items()}
-    held_defs = {name: _defence(spec) for name, spec in ccfg.held_defences.items()}
-    for name, d in {"none": Defence(), **image_defs}.items():
-        add(f"legit {name}", d, 0.0, 0, "calib", kind="leg")
-        for p in ccfg.powers:
-            add(f"image P={p:g} {name}", d, float(p), 0, "calib")
-    for name, spec in ccfg.text_defences.items():
-        d = _defence(spec.defence)
-        for k in spec.tokens:
-            add(f"text k={k} {name}", d, 0.0, int(k), "calib")
-
-    for a_img, k, tname in ccfg.joint_calib:
-        d = _defence(ccfg.text_defences[tname].defence)
-        add(f"joint P={a_img:g} k={k} {tname}", d, float(a_img), int(k), "calib")
-
-    # 3. checklist ------------------------------------------------------------------------
-    chk = cfg.checks
-    for name, d in {"none": Defence(), **image_defs}.items():
-        p = float(chk.power)
-        try:
-            base = lab.attack(d, p, 0)
-            more = lab.attack(d, p, 0, steps=chk.steps_factor * cfg.attack.steps,
-                              restarts=chk.restarts)
-            unb = lab.attack(d, float(chk.unbounded_power), 0)
-            trans = lab.attack(d, p, 0, transfer_from=Defence())
-            linf = lab.attack(d, p, 0, norm="linf")
-            res["checks"].append({
-                "defence": name, "power": p, "bits": base[1].bits, "success": base[0],
-                "bits_more_steps_restarts": more[1].bits, "success_more": more[0],
-                "delta_bits": more[1].bits - base[1].bits,
-                "success_unbounded": unb[0], "bits_transfer": trans[1].bits,
-                "success_transfer": trans[0], "bits_linf_same_l2_envelope": linf[1].bits,
-                "masking_signs": _masking_signs(base, more, unb, trans, chk.tolerance_bits),
-            })
-            log.info("check %s: %s", name, res["checks"][-1])
-        except Exception as e:
-            res["errors"].append({"label": f"check {name}", "error": repr(e),
-                                  "traceback": traceback.format_exc()})
-    try:
-        k = int(min(ccfg.text_defences.none.tokens))
-        b1 = lab.attack(Defence(), 0.0, k)
-        b2 = lab.attack(Defence(), 0.0, k, text_steps=chk.steps_factor * cfg.text.steps)
-        res["checks"].append({"defence": "text none", "power": tau * k, "bits": b1[1].bits,
-                              "success": b1[0], "bits_more_steps_restarts": b2[1].bits,
-                              "success_more": b2[0], "delta_bits": b2[1].bits - b1[1].bits,
-                              "masking_signs": "" if b2[1].bits - b1[1].bits
-                              <= chk.tolerance_bits else "GCG not converged"})
-    except Exception as e:
-        res["errors"].append({"label": "check text", "error": repr(e),
-                              "traceback": traceback.format_exc()})
-
-    # 4. held-out conditions --------------------------------------------------------------
-    for name, d in {"none": Defence(), **image_defs, **held_defs}.items():
-        if name in held_defs:
-            add(f"legit {name}", d, 0.0, 0, "held", kind="leg")
-        powers = ccfg.held_powers if name not in held_defs else [*ccfg.powers, *ccfg.held_powers]
-        for p in powers:
-            add(f"image P={p:g} {name}", d, float(p), 0, "held")
-    for a_img, k, tname in ccfg.joint:
-        d = _defence(ccfg.text_defences[tname].defence)
-        add(f"joint P={a_img:g} k={k} {tname}", d, float(a_img), int(k), "held")
-
-    # 5. calibration and prediction -------------------------------------------------------
-    calib = [c for c in conds if c.split == "calib"]
-    params, rms = {}, {}
-    params["image"], rms["image"] = cal.fit_channel(calib, "image")
-    pi = params["image"]
-    # Text alone sits in the link's dead zone; the joint calibration conditions identify it.
-    params["text"], rms["text"] = cal.fit_channel(
-        calib, "text", fixed={"alpha": 1e-6, "rho": 0.0, "S": pi["S"] / pi["N"], "N": 1.0},
-        link_q=pi["link_q"], others={"image": pi})
-    res["params"], res["fit_rms_bits"] = params, rms
-    for c in conds:
-        c.extra["predicted"] = cal.predict(params, c)
-    held = [c for c in conds if c.split == "held" and c.kind == "adv"]
-    pred = np.array([c.extra["predicted"] for c in held])
-    meas = np.array([c.bits for c in held])
-    res["heldout"] = {"n": len(held), "spearman": cal.spearman(pred, meas),
-                      "mae_bits": float(np.mean(np.abs(pred - meas))) if len(held) else None}
-    log.info("held-out: %s", res["heldout"])
-
-    # 6. allocation check -----------------------------------------------------------------
-    try:
-        res["allocation"] = _allocation_check(lab, cfg, params)
-    except Exception as e:
-        res["errors"].append({"label": "allocation", "error": repr(e),
-                              "traceback": traceback.format_exc()})
-        log.exception("allocation check failed")
-
-    # 7. asymmetry ------------------------------------------------------------------------
-    res["asymmetry"] = _asymmetry(conds, cfg, params)
+    conds = measure_conditions(m, cfg, res)
     res["conditions"] = conds
-    res["wall_s"] = time.perf_counter() - t_start
+    calib = [c for c in conds if c.split == "calib"]
+    held = [c for c in conds if c.split == "held"]
+    kw = _model_kw(target, cfg)
+    model = blind = None
+    try:
+        model = cal.fit_model(calib, chans, **kw)
+        blind = cal.fit_model(calib, chans, blind=True, **kw)
+        for c in conds:
+            c.extra["predicted"] = cal.predict_condition(model, c)
+            c.extra["predicted_blind"] = cal.predict_condition(blind, c)
+        res["model"], res["blind_model"] = model.to_dict(), blind.to_dict()
+        res["heldout"] = {
+            "model": cal.score([c.extra["predicted"] for c in held],
+                               [c.bits for c in held])._asdict(),
+            "blind": cal.score([c.extra["predicted_blind"] for c in held],
+                               [c.bits for c in held])._asdict()}
+        log.info("channel model terms %s, fit RMS %.3f; held-out %s", model.terms, model.rms,
+                 res["heldout"])
+    except Exception as e:
+        res["errors"].append({"label": "calibration", "error": repr(e),
+                              "traceback": traceback.format_exc()})
+        log.exception("calibration failed")
+
+    gc = cfg.game
+    price = float(gc.get("utility_price", 0.0))
+    engine = None
+    if model is not None:
+        try:
+            pres = prescribe(model, target.levers, P, D, int(gc.get("lever_steps", 8)),
+                             int(gc.get("split_steps", 20)), price)
+            engine = pres.levers
+            res["prescription"] = pres._asdict()
+            log.info("engine prescription %s (predicted worst case %.3f bits)",
+                     {k: round(v, 3) for k, v in engine.items()}, pres.predicted_bits)
+        except Exception as e:
+            res["errors"].append({"label": "prescription", "error": repr(e),
+                                  "traceback": traceback.format_exc()})
+
+    current = {"model": model}
+
+    def model_of():
+        return current["model"]
+
+    def propose(ymix, cells):
+        if current["model"] is None:
+            return None
+        if gc.get("recalibrate", True):
+            game = [cal.Condition(f"game {r}", "adv", "game", dict(p), dict(lv), b)
+                    for lv, p, b, r in cells]
+            try:
+                current["model"] = cal.fit_model([*calib, *game], chans, **kw)
+            except Exception:
+                log.exception("recalibration failed; keeping the previous model")
+        return proposer(model_of, target.levers, D, int(gc.get("lever_steps", 8)),
+                        price)(ymix)
+
+    game: EmpiricalGame | None = None
+    try:
+        game = solve_empirical(
+            target, _rows(target, cfg, engine), power=P, grid=int(gc.grid),
+            recipes=tuple(gc.get("recipes", ["auto"])),
+            predicted_split=split_predictor(model_of, P) if model is not None else None,
+            propose=propose if model is not None else None,
+            row_grid=gc.get("row_grid"), split="held", seed=int(seed), options=m.options,
+            n_boot=int(cfg.n_boot), level=m.level, utility_price=price,
+            max_clean_drop=gc.get("max_clean_drop"), max_iter=int(gc.max_iter),
+            on_step=lambda s: log.info("double oracle %s", s._asdict()))
+        res["game"] = game.to_dict()
+        res["recalibrated_model"] = current["model"].to_dict() if current["model"] else None
+    except Exception as e:
+        res["status"] = "failed"
+        res["errors"].append({"label": "empirical game", "error": repr(e),
+                              "traceback": traceback.format_exc()})
+        log.exception("empirical game failed")
+
+    if game is not None:
+        res["goal"] = _goal(game)
+        if model is not None:
+            try:
+                res["decision"] = _decision(game, calib, held, chans, P, kw, model)
+            except Exception as e:
+                res["errors"].append({"label": "decision score", "error": repr(e),
+                                      "traceback": traceback.format_exc()})
+    res["checks"] = _checks(m, cfg, res)
+    res["traces"] = m.traces + ([{"label": c["label"], "trace": c["trace"]}
+                                 for c in res["game"]["columns"]] if game is not None else [])
+    res["wall_s"] = time.perf_counter() - t0
     write_report(res, cfg, out)
-    log.info("done in %.1fs; report in %s", res["wall_s"], out)
+    log.info("seed %d done in %.1fs; report in %s", seed, res["wall_s"], out)
     return res
 
 
-def _masking_signs(base, more, unb, trans, tol) -> str:
-    signs = []
-    if more[1].bits - base[1].bits > tol:
-        signs.append("more steps/restarts raise bits")
-    if unb[0] < 0.99:
-        signs.append(f"unbounded attack only {unb[0]:.2f} success")
-    if trans[1].bits - base[1].bits > tol:
-        signs.append("transfer beats white-box")
-    return "; ".join(signs)
+def _goal(game: EmpiricalGame) -> dict[str, Any]:
+    """Issue's goal: the validated defence vs every row (paired), and vs no defence."""
+    menu = [s for s, r in zip(game.scores, game.rows, strict=True) if r.in_game]
+    best_pure = min(menu, key=lambda s: s.worst)
+    none = game.score(NONE)
+    eng = next((s for s in game.scores if s.name == ENGINE), None)
+    return {
+        "validated_defence": game.defence(), "validated_worst": game.value,
+        "validated_lo": game.value_lo, "validated_hi": game.value_hi,
+        "best_pure_row": best_pure.name, "best_pure_worst": best_pure.worst,
+        "no_defence_minus_validated": [none.regret, none.regret_lo, none.regret_hi],
+        "beats_no_defence": bool(none.regret_lo > 0),
+        "no_row_significantly_better": bool(all(s.regret_hi >= 0 for s in menu)),
+        "engine_regret": [eng.regret, eng.regret_lo, eng.regret_hi] if eng else None,
+        "engine_best_within_ci": bool(eng and eng.regret_lo <= 0),
+        "status": game.status,
+    }
 
 
-def _allocation_check(lab: Lab, cfg, params) -> dict[str, Any]:
-    ac = cfg.allocation
-    P, D = float(ac.attacker_budget), float(ac.defender_budget)
-    tau = float(cfg.text.token_power)
-    sol = solve_game(params, P, D)
-    allocs = {"game minimax": sol["levers"]}
-    for name, spec in ac.alternatives.items():
-        allocs[name] = {k: D * float(v) for k, v in dict(spec).items()}
-    rows = []
-    for name, levers in allocs.items():
-        d = realise(levers, lab.units, lab.k_max, Defence(draws=int(cfg.allocation.draws)))
-        realised = lever_values(d, lab.units, lab.k_max)
-        pred_raw, pred_attack = best_response_value(params, realised, P)
-        splits = []
-        for f in ac.image_fractions:
-            a_img = f * P
-            k = int(round((1 - f) * P / tau))
-            k = min(k, lab.k_max)
-            try:
-                succ, m = lab.attack(d, a_img, k, "held")
-                splits.append({"f_image": f, "k": k, "bits": m.bits, "lo": m.lo, "hi": m.hi,
-                               "success": succ})
-            except Exception as e:
-                splits.append({"f_image": f, "k": k, "error": repr(e)})
-        ok = [s for s in splits if "bits" in s]
-        worst = max(ok, key=lambda s: s["bits"]) if ok else None
-        acc, leg = lab.legit(d, "held")
-        rows.append({"allocation": name, "levers": levers, "realised": d.key(),
-                     "predicted_bits": float(cal.link(pred_raw, q=params["image"]["link_q"])),
-                     "predicted_attack": pred_attack,
-                     "measured_bits": worst["bits"] if worst else float("nan"),
-                     "measured_lo": worst["lo"] if worst else float("nan"),
-                     "measured_hi": worst["hi"] if worst else float("nan"),
-                     "best_split": worst, "splits": splits, "clean_accuracy": acc,
-                     "legit_bits": leg.bits})
-        log.info("allocation %-22s %s measured %.3f predicted %.3f", name, d.key(),
-                 rows[-1]["measured_bits"], rows[-1]["predicted_bits"])
-    order = sorted(rows, key=lambda r: r["measured_bits"])
-    rank = 1 + [r["allocation"] for r in order].index("game minimax")
-    best = order[0]
-    game = next(r for r in rows if r["allocation"] == "game minimax")
-    return {"solution": sol, "rows": rows, "game_rank": rank, "n": len(rows),
-            "best": best["allocation"],
-            "game_minus_best_bits": game["measured_bits"] - best["measured_bits"],
-            "game_ci_overlaps_best": bool(game["measured_lo"] <= best["measured_hi"])}
-
-
-def _asymmetry(conds, cfg, params) -> dict[str, Any]:
-    """Relative protection ``R(P) = 1 - I_def(P) / I_none(P)`` from the measured bits."""
-    names = cfg.asymmetry
-    by = {}
-    for c in conds:
-        if c.kind == "adv" and c.a["text"] == 0 and c.a["image"] > 0:
-            by.setdefault(c.label.split(" ", 2)[2], {}).setdefault(c.a["image"], []).append(c)
-    out = {}
-    none = by.get("none", {})
-    for key in ("noise", "bandwidth"):
-        name = names[key]
-        rows = []
-        for p in sorted(set(none) & set(by.get(name, {}))):
-            i0 = np.mean([c.bits for c in none[p]])
-            i1 = np.mean([c.bits for c in by[name][p]])
-            lv = by[name][p][0].levers
-            c0 = cal.raw_capacity(params["image"], p, 0, 0, 0)
-            c1 = cal.raw_capacity(params["image"], p, lv["n_image"], lv["s_image"],
-                                  lv["b_image"])
-            rows.append({"P": p, "bits_none": i0, "bits_defended": i1,
-                         "R_measured": 1 - i1 / i0 if i0 > 0.05 else float("nan"),
-                         "R_predicted_raw": 1 - c1 / c0 if c0 > 0 else float("nan")})
-        out[key] = {"defence": name, "rows": rows}
+def _decision(game: EmpiricalGame, calib, held, chans, P, kw, model) -> dict[str, Any]:
+    cells = []
+    for i, r in enumerate(game.rows):
+        if r.name == NONE:
+            continue  # budget-matched rows only
+        for j, c in enumerate(game.columns):
+            cells.append(cal.Condition(f"{r.name} | {c.label}", "adv", "game", dict(c.power),
+                                       dict(r.levers), float(game.table[i, j]),
+                                       extra={"allocation": r.name}))
+    pr = cal.prediction_report(calib, held, cells, channels=chans, power=P, model=model,
+                               **{k: v for k, v in kw.items() if k != "restarts"})
+    out = {k: v._asdict() for k, v in pr._asdict().items() if k != "allocations"}
+    out["allocations"] = pr.allocations
+    log.info("decision-level score: one-shot %s, recalibrated %s, blind %s", pr.decision,
+             pr.recalibrated, pr.blind_recalibrated)
     return out
+
+
+def _checks(m: Measurer, cfg, res) -> list[dict]:
+    """Stronger attack options vs the defaults on the same units and seed (paired)."""
+    out = []
+    for spec in _plain(cfg.get("checks")) or []:
+        lev, power = dict(spec.get("defence") or {}), dict(spec["power"])
+        label = spec.get("name") or f"{lev} {power}"
+        try:
+            _, base = m.adv(lev, power, "held", label=f"check {label} default")
+            _, strong = m.adv(lev, power, "held", spec.get("options"),
+                              label=f"check {label} stronger")
+            d = paired_difference(strong, base)
+            out.append({"check": label, "options": spec.get("options"), "bits": base.bits,
+                        "bits_stronger": strong.bits, "delta": d.diff, "delta_lo": d.lo,
+                        "delta_hi": d.hi, "converged": bool(d.lo <= 0)})
+            log.info("check %s: %s", label, out[-1])
+        except Exception as e:
+            res["errors"].append({"label": f"check {label}", "error": repr(e),
+                                  "traceback": traceback.format_exc()})
+    return out
+
+
+def run(cfg, out_dir: str | Path) -> dict[str, Any]:
+    """Run every seed of ``cfg`` (``seeds`` or ``[seed]``) and write the reports.
+
+    One seed writes into ``out_dir``; several write ``out_dir/seed<k>/`` each and a
+    ``seeds.csv`` / ``seeds.md`` summary with every seed's result.
+    """
+    from minimax.validate.report import write_seeds
+
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        import torch
+
+        torch.set_num_threads(int(cfg.get("threads", 1)))
+    except ImportError:
+        pass
+    seeds = list(cfg.get("seeds") or [cfg.seed])
+    results = []
+    for s in seeds:
+        sub = out if len(seeds) == 1 else out / f"seed{s}"
+        sub.mkdir(parents=True, exist_ok=True)
+        try:
+            results.append(run_seed(cfg, int(s), sub))
+        except Exception as e:
+            log.exception("seed %s failed", s)
+            results.append({"seed": int(s), "status": "failed",
+                            "errors": [{"label": "seed", "error": repr(e),
+                                        "traceback": traceback.format_exc()}]})
+    summary = {"seeds": results if len(seeds) == 1 else [
+        {k: r.get(k) for k in ("seed", "status", "goal", "wall_s")} for r in results],
+        "wall_s": time.perf_counter() - t0,
+        "status": "failed" if any(r.get("status") == "failed" for r in results) else "ok"}
+    if len(seeds) > 1:
+        write_seeds(results, out)
+    log.info("validation %s in %.1fs", summary["status"], summary["wall_s"])
+    return results[0] if len(seeds) == 1 else summary
