@@ -301,6 +301,7 @@ class DigitsTarget:
             return self._text_cache[key]
         xa, ya = self.images("attack")
         n_a = len(xa)
+        K = self.n_classes
         x_rep, t_rep = xa.repeat_interleave(K, 0), torch.arange(K).repeat(n_a)
         rounds = o["rounds"] if eps > 0 else 1
         per = math.ceil(o["text_steps"] / rounds)
@@ -341,6 +342,7 @@ class DigitsTarget:
         text_trace: list[float] = []
         if k > 0:
             sfx, text_trace = self._text_stage(mix, k, eps, o, seed)
+        K = self.n_classes
         xx, tt = x.repeat_interleave(K, 0), torch.arange(K).repeat(n)
         pipe = self._pipes(mix, sfx, seed=seed * 7919 + 303)
         res = self._image_attack(pipe, xx, tt, eps, o, seed)
@@ -362,6 +364,7 @@ class DigitsTarget:
             raise ValueError(f"attack was optimised on split {pay.split!r}; evaluate(split="
                              f"{split!r}) needs an attack on those images")
         pipe = Pipeline(self.model(knobs.adv_eps), knobs, self.order, pay.suffixes, seed=seed)
+        K = self.n_classes
         n = len(pay.x_adv) // K
         t = torch.arange(K).repeat(n)
         pred = pipe.predict(pay.x_adv, t)
@@ -371,4 +374,4 @@ class DigitsTarget:
         x, y = self.images(split)
         pipe = Pipeline(self.model(knobs.adv_eps), knobs, self.order, seed=seed)
         pred = pipe.predict(x, torch.zeros(len(x), dtype=torch.long))
-        return Outcome(y.reshape(-1, 1), pred.reshape(-1, 1), K)
+        return Outcome(y.reshape(-1, 1), pred.reshape(-1, 1), self.n_classes)

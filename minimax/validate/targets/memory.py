@@ -272,6 +272,8 @@ class MemoryTarget:
                         and t not in self.all_city_ids)
         self.vocab_fluent = torch.tensor(fluent + [self.pad])
         self._attacks: dict[str, Attack] = {}
+        # The write limit is a threshold on power: at most r entries of max_tokens tokens.
+        self.power_caps = {"memory": float(self.cfg.max_entries * self.cfg.max_tokens)}
 
     # ------------------------------------------------------------ embeddings
 
@@ -721,3 +723,12 @@ def memory_config(**overrides: Any) -> MemoryConfig:
         raise ValueError(f"memory target config: unknown fields {sorted(bad)}; expected "
                          f"{sorted(known)}")
     return replace(MemoryConfig(), **overrides)
+
+
+def make_memory_target(seed: int = 0, **config: Any) -> MemoryTarget:
+    """The memory target from plain config fields (Hydra: ``validate.target``).
+
+    ``seed`` seeds the fact base (a run seed draws a new fact base, new victims and new
+    provenance).
+    """
+    return MemoryTarget(memory_config(**{**config, "seed": int(seed)}))
