@@ -41,11 +41,12 @@ class Pipeline:
         """``log E_draws softmax(scale <f(purify(x)), g(t_c)>)``, shape ``(n, classes)``."""
         draws = (draws or self.d.draws) if self.d.randomised else 1
         text = self.text[targets]  # (n, classes, D)
-        probs = 0.0
-        for _ in range(draws):
-            z = self.model.encode_image(purify(x, self.d, self.mask, self.gen))
-            logits = self.model.logit_scale * torch.einsum("nd,ncd->nc", z, text)
-            probs = probs + torch.softmax(logits, -1) / draws
+        n = len(x)
+        # all draws in one batch: (draws * n) rows through the tower, then averaged
+        xr = x.repeat(draws, *[1] * (x.ndim - 1)) if draws > 1 else x
+        z = self.model.encode_image(purify(xr, self.d, self.mask, self.gen)).view(draws, n, -1)
+        logits = self.model.logit_scale * torch.einsum("rnd,ncd->rnc", z, text)
+        probs = torch.softmax(logits, -1).mean(0)
         return torch.log(probs.clamp_min(1e-30))
 
     def predict(self, x: torch.Tensor, targets: torch.Tensor, batch: int = 2048) -> np.ndarray:

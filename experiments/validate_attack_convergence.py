@@ -1,0 +1,221 @@
+"""Do the digits target's attacks converge? Bits vs attack budget under each defence.
+
+For the image attack (APGD-CE + APGD-DLR, the ``auto`` recipe) at ``P_image = 1``:
+bits vs steps, restarts and EOT draws; the old fixed-step PGD and the gradient-free
+Square attack beside it (the gradient-masking check); an unbounded attack (``P = 64``,
+radius 8: any 8x8 image is reachable) must reach ~100% targeted success.  For the text
+attack (GCG against each defended text path, never transferred) bits vs GCG steps, alone
+(``k = 8`` tokens) and jointly with the image (``P_image = 0.5``, ``k = 8``), each GCG
+checkpoint followed by the final image attack; and the joint attack's alternation rounds.
+
+Bits are ``I(T; answer)`` (Miller-Madow, 95% bootstrap CI over images) of the defended
+system on the calibration images, attacked toward each of the ten targets.  Defences are
+the budget-1 menu rows of :class:`minimax.validate.targets.DigitsTarget` (noise 0.2,
+adversarial fine-tuning 0.5, pixel mask 0.37, token cap 3, ensemble 3) plus noise 0.4 for
+the EOT sweep, and no defence.
+
+Run: ``PYTHONPATH=. python experiments/validate_attack_convergence.py [--images 50]``;
+writes ``experiments/results/validate_attack_convergence.{md,json,png}``.  About 10 min on
+2 shared cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from minimax.validate import attacks as atk
+from minimax.validate.defences import Defence
+from minimax.validate.measure import mi_with_ci
+from minimax.validate.target import Attack
+from minimax.validate.targets.digits import ATTACK_DEFAULTS, DigitsPayload, DigitsTarget, K
+
+OUT = Path(__file__).resolve().parent / "results"
+ROWS: list[dict] = []
+
+
+def measure(T: DigitsTarget, res: atk.ImageAttackResult, sfx, d: Defence, n_boot: int):
+    att = Attack("", {}, DigitsPayload("calib", res.x_adv, sfx, 0), {})
+    o = T.evaluate(att, d, split="calib", seed=0)
+    m = mi_with_ci(o.sent, o.answers, K, n_boot, seed=0)
+    return m, float((o.sent == o.answers).mean())
+
+
+def record(sweep, defence, x, m, succ, secs, **extra):
+    row = {"sweep": sweep, "defence": defence, "x": x, "bits": m.bits, "lo": m.lo, "hi": m.hi,
+           "success": succ, "seconds": secs, **extra}
+    ROWS.append(row)
+    print(f"{sweep:14s} {defence:14s} {str(x):>6s}  bits {m.bits:.3f} [{m.lo:.3f}, {m.hi:.3f}]"
+          f"  success {succ:.3f}  {secs:6.1f}s", flush=True)
+
+
+def image_sweeps(T, defs, n_boot):
+    base = {**ATTACK_DEFAULTS, "eot": 8}
+    for name, d in defs.items():
+        if d.token_cap is not None or d.ensemble > 1:
+            continue  # text-side defences: the image attack does not see them
+        for steps in (5, 10, 25, 50, 100):
+            t0 = time.perf_counter()
+            r = T.attack_images([(1, d)], {}, "calib", 1.0, {**base, "steps": steps}, seed=0)
+            record("image steps", name, steps, *measure(T, r, {}, d, n_boot),
+                   time.perf_counter() - t0)
+        for restarts in (2, 4):
+            t0 = time.perf_counter()
+            r = T.attack_images([(1, d)], {}, "calib", 1.0,
+                                {**base, "steps": 25, "restarts": restarts}, seed=0)
+            record("image restarts", name, restarts, *measure(T, r, {}, d, n_boot),
+                   time.perf_counter() - t0)
+        for recipe, steps in (("pgd", 25), ("pgd", 50), ("pgd", 100), ("square", 100),
+                              ("square", 300), ("square", 1000)):
+            t0 = time.perf_counter()
+            r = T.attack_images([(1, d)], {}, "calib", 1.0,
+                                {**base, "recipe": recipe, "steps": steps}, seed=0)
+            record(f"{recipe} steps", name, steps, *measure(T, r, {}, d, n_boot),
+                   time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        r = T.attack_images([(1, d)], {}, "calib", 64.0, {**base, "steps": 50}, seed=0)
+        record("unbounded", name, 64, *measure(T, r, {}, d, n_boot), time.perf_counter() - t0)
+
+
+def eot_sweep(T, n_boot):
+    for level in (0.2, 0.4):
+        d = Defence(purify="noise", level=level, draws=8)
+        for eot in (1, 2, 4, 8, 16, 32):
+            t0 = time.perf_counter()
+            r = T.attack_images([(1, d)], {}, "calib", 1.0,
+                                {**ATTACK_DEFAULTS, "steps": 25, "eot": eot}, seed=0)
+            record("image eot", f"noise {level}", eot, *measure(T, r, {}, d, n_boot),
+                   time.perf_counter() - t0)
+
+
+def text_sweep(T, defs, names, p_img, k, checkpoints, n_boot, sweep):
+    """GCG in chunks (warm-started), the final image attack after each chunk."""
+    xa, ya = T.images("attack")
+    o = T._options(None)
+    for name in names:
+        d = defs[name]
+        mix = [(1.0, d)]
+        p_eff, k_eff = T.budget_split(mix, {"image": p_img, "text": k * T.token_power})
+        eps = T._eps(p_eff, "l2")
+        t0 = time.perf_counter()
+        x_att, per_target = xa, False
+        if eps > 0:
+            x_rep, t_rep = xa.repeat_interleave(K, 0), torch.arange(K).repeat(len(xa))
+            pipe = T._pipes(mix, None, seed=101)
+            x_att = T._image_attack(pipe, x_rep, t_rep, eps, T.inner_options(o), 0).x_adv
+            per_target = True
+        sides = T.text_sides(mix, x_att, per_target, o["eot"], seed=202)
+        sfx, done = None, 0
+        for c in checkpoints:
+            if c > done and k_eff > 0:
+                sfx = atk.gcg_mixture(sides, torch.from_numpy(ya), k_eff, steps=c - done,
+                                      n_cand=o["n_cand"], topk=o["topk"], seed=c,
+                                      init=sfx).suffixes
+                done = c
+            r = T.attack_images(mix, sfx or {}, "calib", p_eff, o, seed=0)
+            record(sweep, name, c, *measure(T, r, sfx or {}, d, n_boot),
+                   time.perf_counter() - t0, tokens=k_eff, p_image=p_eff)
+
+
+def rounds_sweep(T, defs, n_boot):
+    for name in ("no defence",):
+        d = defs[name]
+        for rounds in (1, 2, 3):
+            t0 = time.perf_counter()
+            a = T.attack([(1.0, d)], {"image": 0.5, "text": 1.0}, split="calib", seed=0,
+                         options={"rounds": rounds})
+            o = T.evaluate(a, d, split="calib", seed=0)
+            m = mi_with_ci(o.sent, o.answers, K, n_boot, seed=0)
+            record("joint rounds", name, rounds, m, float((o.sent == o.answers).mean()),
+                   time.perf_counter() - t0)
+
+
+def plot(path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("image steps", "APGD steps (P=1)"), ("image restarts", "APGD restarts (25 steps)"),
+              ("image eot", "EOT draws (noise, 25 steps)"), ("square steps", "Square queries"),
+              ("text steps", "GCG steps, text only (k=8)"),
+              ("joint steps", "GCG steps, joint (P=0.5, k=8)")]
+    fig, axes = plt.subplots(2, 3, figsize=(14, 8))
+    for ax, (sweep, title) in zip(axes.ravel(), panels, strict=True):
+        by: dict[str, list[dict]] = {}
+        for r in ROWS:
+            if r["sweep"] == sweep:
+                by.setdefault(r["defence"], []).append(r)
+        for name, rows in by.items():
+            x = np.array([r["x"] for r in rows], float)
+            b = np.array([r["bits"] for r in rows])
+            lo, hi = np.array([r["lo"] for r in rows]), np.array([r["hi"] for r in rows])
+            ax.errorbar(x, b, yerr=[np.maximum(b - lo, 0), np.maximum(hi - b, 0)], marker="o",
+                        capsize=3, label=name)
+        if sweep == "square steps":
+            for r in ROWS:
+                if r["sweep"] == "image steps" and r["x"] == 50:
+                    ax.axhline(r["bits"], ls=":", color="grey")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_title(title)
+        ax.set_ylabel("bits I(T; answer)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def write_md(path: Path, args, wall: float) -> None:
+    lines = ["# Attack convergence on the digits target", "",
+             f"`PYTHONPATH=. python experiments/validate_attack_convergence.py --images "
+             f"{args.images}`: {args.images} calibration images x 10 targets, bootstrap "
+             f"{args.n_boot}; wall {wall / 60:.1f} min on 2 shared cores. Bits are "
+             "I(T; answer) with a 95% CI; success is the targeted success rate.", "",
+             f"Defaults being checked: `{ATTACK_DEFAULTS}`.", "",
+             "| sweep | defence | budget | bits | CI | success | s |",
+             "|---|---|---:|---:|---|---:|---:|"]
+    for r in ROWS:
+        lines.append(f"| {r['sweep']} | {r['defence']} | {r['x']} | {r['bits']:.3f} | "
+                     f"[{r['lo']:.3f}, {r['hi']:.3f}] | {r['success']:.3f} | "
+                     f"{r['seconds']:.1f} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=50)
+    ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--text-checkpoints", type=str, default="0,8,16,32")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    T = DigitsTarget(data={"n_attack": 64, "n_calib": args.images, "n_held": 100})
+    menu = T.menu(1.0)
+    defs = {"no defence": menu["no defence"], "noise 0.2": menu["noise 0.2"],
+            "adv-ft 0.5": menu["adv-ft 0.5"], "mask 0.37": menu["mask 0.37"],
+            "cap 3": menu["cap 3"], "ensemble 3": menu["ensemble 3"]}
+    cps = [int(c) for c in args.text_checkpoints.split(",")]
+    image_sweeps(T, defs, args.n_boot)
+    eot_sweep(T, args.n_boot)
+    text_sweep(T, defs, ["no defence", "ensemble 3", "cap 3"], 0.0, 8, cps, args.n_boot,
+               "text steps")
+    text_sweep(T, defs, ["no defence", "adv-ft 0.5", "noise 0.2", "ensemble 3", "cap 3",
+                         "mask 0.37"], 0.5, 8, cps, args.n_boot, "joint steps")
+    rounds_sweep(T, defs, args.n_boot)
+    wall = time.perf_counter() - t0
+    OUT.mkdir(exist_ok=True)
+    (OUT / "validate_attack_convergence.json").write_text(json.dumps(
+        {"defaults": ATTACK_DEFAULTS, "images": args.images, "wall_s": wall, "rows": ROWS},
+        indent=1))
+    write_md(OUT / "validate_attack_convergence.md", args, wall)
+    plot(OUT / "validate_attack_convergence.png")
+    print(f"wall {wall:.0f}s ({math.ceil(wall / 60)} min)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Tests of the attacker oracle: APGD, Square, mixture GCG and the digits target."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+pytest.importorskip("transformers")
+
+from minimax.validate import attacks as atk  # noqa: E402
+from minimax.validate.defences import Defence  # noqa: E402
+from minimax.validate.measure import mi_with_ci  # noqa: E402
+
+K = 10
+TOL_BITS = 0.1  # noise allowance on bits between two budgets, same images and seed
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    import os
+
+    from minimax.validate.targets import DigitsTarget
+
+    old = os.environ.get("MINIMAX_CACHE")
+    os.environ["MINIMAX_CACHE"] = str(tmp_path_factory.mktemp("cache"))  # never ~/.cache
+    torch.set_num_threads(1)
+    t = DigitsTarget(data={"n_attack": 32, "n_calib": 40, "n_held": 40}, model={"epochs": 15},
+                     attack_defaults={"steps": 20, "eot": 4, "text_steps": 4, "n_cand": 8,
+                                      "topk": 32, "rounds": 1})
+    t.model(0.0)
+    yield t
+    if old is None:
+        os.environ.pop("MINIMAX_CACHE", None)
+    else:
+        os.environ["MINIMAX_CACHE"] = old
+
+
+def _bits(t, a, d, seed=0):
+    o = t.evaluate(a, d, split="calib", seed=seed)
+    return mi_with_ci(o.sent, o.answers, K, 50, seed=0), float((o.sent == o.answers).mean())
+
+
+def _batch(t, n=40):
+    x, _ = t.images("calib")
+    x = x[:n]
+    return x.repeat_interleave(K, 0), torch.arange(K).repeat(len(x))
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def test_apgd_checkpoints_match_the_paper():
+    # p = 0, .22, .41, .57, .70, .80, .87, .93, .99 (Croce & Hein 2020, sec. 3.2)
+    assert atk.apgd_checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+
+
+def test_dlr_is_positive_exactly_when_target_wins():
+    lp = torch.log_softmax(torch.tensor([[3.0, 1.0, 0.5, 0.0], [1.0, 3.0, 0.5, 0.0]]), -1)
+    t = torch.tensor([0, 0])
+    dlr = atk._objective(lp, t, "dlr")
+    assert dlr[0] > 0 > dlr[1]
+    # shift and scale invariant: (z_t - z_other) / (z_1 - (z_3 + z_4) / 2)
+    assert float(dlr[0]) == pytest.approx((3 - 1) / (3 - 0.25), rel=1e-5)
+
+
+def test_mixture_pipeline_is_the_weighted_probability(target):
+    from minimax.validate.pipeline import MixturePipeline, Pipeline
+
+    x, tt = _batch(target, 5)
+    m = target.model(0.0)
+    p1 = Pipeline(m, Defence(), target.order)
+    p2 = Pipeline(m, Defence(pixel_keep=0.5), target.order)
+    mix = MixturePipeline([(0.3, p1), (0.7, p2)])
+    with torch.no_grad():
+        want = torch.log(0.3 * p1.log_probs(x, tt).exp() + 0.7 * p2.log_probs(x, tt).exp())
+        assert torch.allclose(mix.log_probs(x, tt), want, atol=1e-5)
+        same = MixturePipeline([(0.25, p1), (0.75, p1)])
+        assert torch.allclose(same.log_probs(x, tt), p1.log_probs(x, tt), atol=1e-5)
+    with pytest.raises(ValueError, match="weights"):
+        MixturePipeline([(-1.0, p1)])
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_image_attacks_respect_the_ball_and_the_box(target, norm):
+    from minimax.validate.pipeline import Pipeline
+
+    pipe = Pipeline(target.model(0.0), Defence(), target.order)
+    x, tt = _batch(target, 10)
+    eps = 1.0 if norm == "l2" else 0.125
+    for r in (atk.apgd(pipe, x, tt, eps, norm, steps=10),
+              atk.square(pipe, x, tt, eps, norm, queries=50)):
+        d = (r.x_adv - x).flatten(1)
+        size = d.norm(dim=1) if norm == "l2" else d.abs().max(1).values
+        assert float(size.max()) <= eps * (1 + 1e-5)
+        assert float(r.x_adv.min()) >= 0 and float(r.x_adv.max()) <= 1
+
+
+# ---------------------------------------------------------------- the target
+
+
+def test_digits_target_protocol_menu_and_options(target):
+    from minimax.validate.target import Target
+
+    assert isinstance(target, Target)
+    menu = target.menu(1.0)
+    assert "no defence" in menu and menu["no defence"] == Defence(draws=target.draws)
+    assert 6 <= len(menu) <= 12
+    for name, d in menu.items():
+        assert sum(target.lever_values(d).values()) <= 1.0 + 1e-9, name
+    assert len({d.key() for d in menu.values()}) == len(menu)
+    assert target.menu(0.0) == {"no defence": menu["no defence"]}
+    d = target.realise({"b_text": 1.0, "n_image": 0.5})
+    assert d.token_cap == 2 and d.level == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="stepz"):
+        target.attack([(1.0, Defence())], {"image": 1.0}, split="calib", seed=0,
+                      options={"stepz": 3})
+    with pytest.raises(ValueError, match="recipe"):
+        target.attack([(1.0, Defence())], {"image": 1.0}, split="calib", seed=0,
+                      options={"recipe": "fgsm"})
+    with pytest.raises(ValueError, match="split"):
+        target.attack([(1.0, Defence())], {"image": 1.0}, split="test", seed=0)
+    with pytest.raises(ValueError, match="audio"):
+        target.attack([(1.0, Defence())], {"audio": 1.0}, split="calib", seed=0)
+
+
+def test_cap_aware_budget_moves_truncated_tokens_to_the_image(target):
+    tau = target.token_power
+    cap2 = Defence(token_cap=2)
+    assert target.budget_split([(1.0, cap2)], {"image": 0.5, "text": 8 * tau}) == (
+        pytest.approx(0.5 + 6 * tau), 2)
+    # a mixture with an uncapped defence keeps every token
+    assert target.budget_split([(0.5, cap2), (0.5, Defence())],
+                               {"image": 0.5, "text": 8 * tau})[1] == 8
+    a = target.attack([(1.0, cap2)], {"image": 0.5, "text": 8 * tau}, split="calib", seed=0,
+                      options={"text_steps": 2})
+    assert a.payload.tokens == 2 and all(s.numel() == 2 for s in a.payload.suffixes.values())
+    assert a.power["image"] == pytest.approx(0.5 + 6 * tau)
+    assert a.power["text"] == pytest.approx(2 * tau)
+    x, _ = target.images("calib")
+    dx = (a.payload.x_adv - x.repeat_interleave(K, 0)).flatten(1).norm(dim=1)
+    assert float(dx.max()) <= math.sqrt(0.5 + 6 * tau) * (1 + 1e-5)
+    assert float(dx.max()) > math.sqrt(0.5) * 1.05  # the freed power was spent on the image
+
+
+def test_unbounded_attack_reaches_full_targeted_success(target):
+    a = target.attack([(1.0, Defence())], {"image": 64.0}, split="calib", seed=0)
+    m, succ = _bits(target, a, Defence())
+    assert succ >= 0.99 and m.bits > 3.1
+
+
+@pytest.mark.slow
+def test_attack_strength_more_budget_never_lowers_bits(target):
+    p = {"image": 1.0}
+    none, noise = Defence(), Defence(purify="noise", level=0.3, draws=8)
+    weak = _bits(target, target.attack([(1, none)], p, split="calib", seed=0,
+                                       options={"steps": 1}), none)[0].bits
+    for d, lo_opt, hi_opt in [(none, {"steps": 5}, {"steps": 40}),
+                              (none, {"restarts": 1}, {"restarts": 3}),
+                              (noise, {"eot": 1}, {"eot": 8})]:
+        lo = _bits(target, target.attack([(1, d)], p, split="calib", seed=0,
+                                         options=lo_opt), d)[0]
+        hi = _bits(target, target.attack([(1, d)], p, split="calib", seed=0,
+                                         options=hi_opt), d)[0]
+        assert hi.bits >= lo.bits - TOL_BITS, (d.key(), lo_opt, hi_opt, lo, hi)
+    # the comparison can fail: one step is far weaker than forty
+    strong = _bits(target, target.attack([(1, none)], p, split="calib", seed=0,
+                                         options={"steps": 40}), none)[0].bits
+    assert strong > weak + 2 * TOL_BITS
+
+
+@pytest.mark.slow
+def test_apgd_at_least_as_strong_as_pgd_and_square_never_stronger(target):
+    for d in (Defence(), Defence(pixel_keep=0.5)):
+        bits = {}
+        for recipe, steps in (("auto", 20), ("pgd", 20), ("square", 300)):
+            a = target.attack([(1, d)], {"image": 0.7}, split="calib", seed=0,
+                              options={"recipe": recipe, "steps": steps})
+            bits[recipe] = _bits(target, a, d)[0]
+        ap, pg, sq = bits["auto"], bits["pgd"], bits["square"]
+        assert ap.bits >= pg.bits - 0.05, (d.key(), ap, pg)
+        assert sq.bits <= ap.bits + (ap.hi - ap.bits), (d.key(), sq, ap)
+
+
+@pytest.mark.slow
+def test_gcg_against_an_ensemble_beats_a_transferred_suffix(target):
+    ens = Defence(ensemble=3)
+    xa, ya = target.images("attack")
+    y = torch.from_numpy(ya)
+    adaptive = target.text_sides([(1.0, ens)], xa, False, 1, seed=0)
+    plain = target.text_sides([(1.0, Defence())], xa, False, 1, seed=0)
+    k, steps = 2, 3
+    sfx_a = atk.gcg_mixture(adaptive, y, k, steps=steps, n_cand=8, topk=32).suffixes
+    sfx_t = atk.gcg_mixture(plain, y, k, steps=steps, n_cand=8, topk=32).suffixes
+    # the objective under the ensemble defence of each suffix (0 steps = evaluate only)
+    loss_a = atk.gcg_mixture(adaptive, y, k, steps=0, init=sfx_a).loss[0]
+    loss_t = atk.gcg_mixture(adaptive, y, k, steps=0, init=sfx_t).loss[0]
+    loss_0 = atk.gcg_mixture(adaptive, y, k, steps=0).loss[0]
+    assert loss_a <= loss_t + 1e-6 and loss_a < loss_0
+    # and measured: the attack re-run against the ensemble is at least as strong
+    a = target.attack([(1, ens)], {"text": k * target.token_power}, split="calib", seed=0,
+                      options={"text_steps": steps})
+    t = target.attack([(1, Defence())], {"text": k * target.token_power}, split="calib", seed=0,
+                      options={"text_steps": steps})
+    sa, st = _bits(target, a, ens)[1], _bits(target, t, ens)[1]
+    assert sa >= st - 0.03  # 400 queries: a 3-point allowance for noise
+
+
+@pytest.mark.slow
+def test_mixture_attack_on_a_single_defence_is_the_plain_attack(target):
+    d = Defence(pixel_keep=0.6)
+    p = {"image": 0.5, "text": 2 * target.token_power}
+    plain = target.attack([(1.0, d)], p, split="calib", seed=0, options={"text_steps": 2})
+    split_mix = target.attack([(0.4, d), (0.6, d)], p, split="calib", seed=0,
+                              options={"text_steps": 2})
+    for t in range(K):
+        assert torch.equal(plain.payload.suffixes[t], split_mix.payload.suffixes[t])
+    # equal up to float rounding of log(0.4 p + 0.6 p), which can flip an APGD step-size
+    # decision for a few images: most rows identical, answers agree
+    diff = (plain.payload.x_adv - split_mix.payload.x_adv).flatten(1).abs().max(1).values
+    assert float((diff < 1e-3).float().mean()) >= 0.9
+    o1 = target.evaluate(plain, d, split="calib", seed=0)
+    o2 = target.evaluate(split_mix, d, split="calib", seed=0)
+    assert np.mean(o1.answers != o2.answers) <= 0.02
+    with pytest.raises(ValueError, match="split"):
+        target.evaluate(plain, d, split="held", seed=0)
