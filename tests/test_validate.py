@@ -281,7 +281,7 @@ def test_configs_compose(preset):
     cfg = _compose([f"validate={preset}"])
     assert cfg.validate.name == preset
     assert cfg.validate.target._target_.startswith("minimax.validate.targets.")
-    assert cfg.validate.game.grid >= 4 and cfg.validate.budget.defender > 0
+    assert cfg.validate.game.grid >= 2 and cfg.validate.budget.defender > 0
 
 
 @pytest.mark.slow
@@ -424,3 +424,40 @@ def test_decision_level_score_on_stored_measurements():
     # ...and the test can fail: without interaction terms the same procedure does not rank
     flat = cal.prediction_report(calib, held, cells, terms=(), **kw)
     assert flat.recalibrated.spearman < 0.5
+
+
+@pytest.mark.slow
+def test_tiny_digits_end_to_end(tmp_path, monkeypatch):
+    """The quick preset's pipeline on the real digits model, shrunk to seconds."""
+    pytest.importorskip("minimax.validate.targets.digits")
+    from minimax.validate.run import run
+
+    monkeypatch.setenv("MINIMAX_CACHE", str(tmp_path / "cache"))
+    o = [
+        "validate.n_boot=50",
+        "validate.target.data={n_attack: 16, n_calib: 20, n_held: 20}",
+        "validate.target.model.epochs=15",
+        "validate.target.model.adv_epochs=2",
+        "validate.target.attack_defaults={steps: 5, eot: 2, text_steps: 1, n_cand: 4, "
+        "topk: 8, rounds: 1}",
+        "validate.conditions.calib=[{defence: {}, power: {image: [0.5, 1, 2]}, "
+        "joint: [{image: 0.5, text: 0.5}], clean: true}, {defence: {n_image: 2.0}, "
+        "power: {image: [1]}, clean: true}, {defence: {s_image: 1.0}, "
+        "joint: [{image: 0.5, text: 0.5}]}]",
+        "validate.conditions.held=[{defence: {n_image: 3.0}, power: {image: [1]}, "
+        "clean: true}]",
+        "validate.game.menu=false",
+        "validate.game.alternatives={all noise: {n_image: 1.0}, all cap: {b_text: 1.0}}",
+        "validate.game.grid=2",
+        "validate.game.max_iter=1",
+        "validate.game.lever_steps=2",
+        "validate.checks=[]",
+    ]
+    res = run(_compose(o).validate, tmp_path / "out")
+    assert res["status"] == "ok" and not res["errors"], res["errors"]
+    alloc = pd.read_csv(tmp_path / "out" / "allocation.csv")
+    assert {"no defence", "engine prescription"} <= set(alloc.allocation)
+    assert ((alloc.measured_lo <= alloc.measured_bits + 1e-12)
+            & (alloc.measured_bits <= alloc.measured_hi + 1e-12)).all()
+    assert alloc.measured_hi.max() <= math.log2(10) + 1e-12 and alloc.measured_lo.min() >= 0
+    assert (tmp_path / "out" / "game_table.png").exists()

@@ -196,6 +196,18 @@ def split_grid(channels: Sequence[str], n: int,
     return out
 
 
+def _unique(channels: Sequence[str], splits: Sequence[Mapping[str, float]]
+            ) -> list[dict[str, float]]:
+    """``splits`` normalised to fractions, duplicates dropped (no grid)."""
+    out: list[dict[str, float]] = []
+    for e in splits:
+        s = sum(max(float(e.get(c, 0.0)), 0.0) for c in channels)
+        f = {c: max(float(e.get(c, 0.0)), 0.0) / s for c in channels} if s > 0 else None
+        if f and all(max(abs(f[c] - g[c]) for c in channels) > 1e-9 for g in out):
+            out.append(f)
+    return out
+
+
 def _key(levers: Mapping[str, float]) -> tuple:
     return tuple(sorted((k, round(float(v), 6)) for k, v in levers.items()))
 
@@ -302,6 +314,7 @@ def solve_empirical(
     propose: Callable[[Sequence[tuple[float, Mapping[str, float]]], Sequence[tuple]],
                       Mapping[str, float] | None] | None = None,
     row_grid: int | None = None,
+    row_splits: Sequence[Mapping[str, float]] = (),
     split: str = "held",
     seed: int = 0,
     options: Mapping[str, Any] | None = None,
@@ -327,7 +340,8 @@ def solve_empirical(
         argument is the table so far, ``[(row levers, column power, bits), ...]``, from
         which it may recalibrate.
       row_grid: split-grid steps of each row's own white-box best response (default
-        ``grid``); the row's predicted split is always added.
+        ``grid``; 0: no grid); the row's predicted split and ``row_splits`` (fractions
+        per channel) are always added.
       split, seed: the units the cells are measured on and the attack seed (shared by
         every cell, which makes every comparison paired).
       options: attack options passed to ``target.attack`` (e.g. steps, eot).
@@ -356,13 +370,20 @@ def solve_empirical(
         att = target.attack(mixture, pw, split=split, seed=seed,
                             options={**opts, "recipe": recipe})
         desc = " ".join(f"{c}={frac[c]:.2f}" for c in chans)
-        return Column(f"{recipe} {desc} vs {against}", pw, recipe, against, att)
+        log.info("column %s %s vs %s: %s", recipe, desc, against, att.label)
+        # the power the attack actually spent (a cap-aware attacker moves what a cap drops)
+        spent = {c: float(att.power.get(c, 0.0)) for c in chans} if att.power else pw
+        return Column(f"{recipe} {desc} vs {against}", spent, recipe, against, att)
 
     def best_response_columns(i: int) -> list[str]:
         r = g.rows[i]
-        extra = [predicted_split(r.levers)] if predicted_split else []
+        extra = [*row_splits, *([predicted_split(r.levers)] if predicted_split else [])]
+        fracs = split_grid(chans, rgrid, extra) if rgrid > 0 else _unique(chans, extra)
+        if not fracs:
+            raise ValueError("each row needs a best-response split: set row_grid >= 1, "
+                             "row_splits or predicted_split")
         added = []
-        for frac in split_grid(chans, rgrid, extra):
+        for frac in fracs:
             for rec in recipes:
                 added.append(g.cols[g.add_column(column([(1.0, r.knobs)], frac, rec,
                                                         r.name))].label)

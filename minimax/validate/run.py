@@ -230,7 +230,8 @@ def run_seed(cfg, seed: int, out: Path) -> dict[str, Any]:
             recipes=tuple(gc.get("recipes", ["auto"])),
             predicted_split=split_predictor(model_of, P) if model is not None else None,
             propose=propose if model is not None else None,
-            row_grid=gc.get("row_grid"), split="held", seed=int(seed), options=m.options,
+            row_grid=gc.get("row_grid"), row_splits=_plain(gc.get("row_splits")) or (),
+            split="held", seed=int(seed), options=m.options,
             n_boot=int(cfg.n_boot), level=m.level, utility_price=price,
             max_clean_drop=gc.get("max_clean_drop"), max_iter=int(gc.max_iter),
             on_step=lambda s: log.info("double oracle %s", s._asdict()))
