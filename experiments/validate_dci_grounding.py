@@ -85,20 +85,25 @@ def main():
     chans = {c["name"]: c for c in game["channels"]}
     mem = json.loads((OUT / "results.json").read_text())
     k_mem = mem["config"]["n_classes"]
-    plan = {  # catalogue defence -> (target, measured defence, catalogued lever)
-        "perplexity_filter": ("memory", "ppl filter (n)", "n", math.log2(k_mem)),
-        "memory_isolation": ("memory", "untrusted cap 1 (b)", "b", math.log2(k_mem)),
-        "randomized_smoothing": ("digits", "noise", "n", math.log2(10)),
-        "adversarial_training_vision": ("digits", "signal", "n", math.log2(10)),
+    # catalogue defence -> (target, measured defence, catalogued lever, channels grounded);
+    # a channel the target does not have keeps its catalogued (assumed) amount.
+    image = ("prediction/image", "agent_app/image", "multi_agent/image", "memory/image")
+    plan = {
+        "perplexity_filter": ("memory", "ppl filter (n)", "n", math.log2(k_mem),
+                              ("prediction/text",)),
+        "memory_isolation": ("memory", "untrusted cap 1 (b)", "b", math.log2(k_mem),
+                             ("memory/text", "memory/image")),
+        "randomized_smoothing": ("digits", "noise", "n", math.log2(10), ("prediction/image",)),
+        "adversarial_training_vision": ("digits", "signal", "n", math.log2(10), image),
     }
     out = {}
-    for name, (tg, meas, lever, imax) in plan.items():
+    for name, (tg, meas, lever, imax, grounded) in plan.items():
         pairs = memory_pairs(mem, meas) if tg == "memory" else digits_pairs(meas)
         r, used = retained(pairs, imax)
         spec = yaml.safe_load(open(ROOT / f"conf/defense/{name}.yaml"))
         amounts = {}
         for pattern, lv in spec["investments"].items():
-            if lever in lv and pattern in chans:
+            if lever in lv and pattern in chans and pattern in grounded:
                 amounts[pattern] = round(invert(lever, r, chans[pattern]), 3)
         out[name] = {"target": tg, "measured_defence": meas, "lever": lever, "retained": r,
                      "pairs": used, "amounts": amounts}
