@@ -38,8 +38,10 @@ survive the defence (``E`` over a mixture's components).  Recipes (``options["re
 * ``"auto"`` (default): ``"gcg-fluent"`` if a component of the mixture filters, else
   ``"gcg"``.
 
-Options: ``text_steps`` (GCG steps, default ``steps`` of the config = 20, the converged
-budget measured by ``experiments/validate_memory.py``), ``steps`` (alias of
+Options: ``text_steps`` (GCG steps, default ``steps`` of the config = 20; measured by
+``experiments/validate_memory.py`` at 48 entry-tokens, bits stay flat within their CI from
+0 to 24 steps, with and without the perplexity filter, while the search's loss keeps
+falling: the seeds already carry the bits, the search sharpens them), ``steps`` (alias of
 ``text_steps``: there is no image), ``restarts`` (independent starts, the best kept per
 target), ``eot`` (accepted, must be 1: no defence here is randomised),
 ``tokens_per_entry`` (``L``).  A cap-aware attacker never pays for entries a write limit
@@ -119,7 +121,7 @@ class MemoryConfig:
     tokens_per_entry: int = 8     # L: attacker tokens per entry (default split of power)
     max_entries: int = 8          # reference for the write-limit lever, ln(max_entries / r)
     max_tokens: int = 24          # longest entry a cap-aware attacker writes
-    steps: int = 20               # GCG steps (converged budget; see the module docstring)
+    steps: int = 20               # GCG steps (bits flat from 0 to 24: module docstring)
     n_cand: int = 32              # GCG candidates per step and target
     topk: int = 64                # GCG top tokens per position
     restarts: int = 1
