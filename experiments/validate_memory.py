@@ -82,7 +82,33 @@ def main(quick: bool) -> None:
         d = DEFENCES["ppl filter (n)"]
         a = tg.attack([(1.0, d)], {"memory": pc}, split="calib", options={"recipe": rec})
         res["recipes"][f"ppl filter, {rec}"] = bits(tg.evaluate(a, d, split="calib"), k)
-    # the game's channel model, fitted on everything measured here
+    finish(res, tg, t0)
+
+
+def add_power(p: int) -> None:
+    """Measure every defence at one more power and redo the fit, asymmetry and report."""
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    res = json.loads((OUT / "results.json").read_text())
+    cfg = memory_config(**{k: v for k, v in res["config"].items()})
+    tg = MemoryTarget(cfg)
+    k = tg.n_classes
+    for name, d in DEFENCES.items():
+        if any(r["P"] == p for r in res["adv"][name]):
+            continue
+        a = tg.attack([(1.0, d)], {"memory": p}, split="calib")
+        row = {"P": p, **bits(tg.evaluate(a, d, split="calib"), k),
+               "m": a.payload["m"], "L": a.payload["L"], "recipe": a.payload["recipe"],
+               "seconds": a.payload["seconds"], "loss": a.trace["loss"]}
+        res["adv"][name] = sorted([*res["adv"][name], row], key=lambda r: r["P"])
+        print(name, {kk: v for kk, v in row.items() if kk != "loss"}, flush=True)
+    res["powers"] = sorted({*res["powers"], p})
+    finish(res, tg, t0 - res.get("wall_s", 0.0))
+
+
+def finish(res, tg, t0) -> None:
+    """Fit the game's channel model on the measured conditions; asymmetry, figures, report."""
+    k = tg.n_classes
     conds = []
     for name, rows in res["adv"].items():
         lv = res["clean"][name]["levers"]
@@ -225,4 +251,10 @@ def write_md(res):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    main(ap.parse_args().quick)
+    ap.add_argument("--add-power", type=int, default=None,
+                    help="measure one more power into the existing results")
+    args = ap.parse_args()
+    if args.add_power:
+        add_power(args.add_power)
+    else:
+        main(args.quick)
