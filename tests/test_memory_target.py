@@ -106,6 +106,13 @@ def test_levers_menu_and_errors(target):
         lv = target.lever_values(d)
         assert set(lv) == set(target.levers) and sum(lv.values()) <= 2.0 + 1e-9, name
     assert target.menu(0.0) == {"no defence": mem.MemoryDefence()}
+    rng = np.random.default_rng(1)
+    for lv in rng.uniform(0, 2.5, (50, 3)):
+        want = dict(zip(target.levers, lv, strict=True))
+        got = target.lever_values(target.realise(want))
+        assert all(got[k] <= want[k] + 1e-9 for k in target.levers), (want, got)
+    d = target.realise({"b_memory": 1.0})
+    assert d.write_limit == 3  # ceil(8 / e): the loosest limit within the request
     for d in (mem.MemoryDefence(write_limit=2), mem.MemoryDefence(paraphrases=3),
               mem.MemoryDefence(ppl_fpr=0.05)):
         assert target.realise(target.lever_values(d)) == d

@@ -333,11 +333,13 @@ class MemoryTarget:
         n = float(levers.get("n_memory", 0.0))
         s = float(levers.get("s_memory", 0.0))
         b = float(levers.get("b_memory", 0.0))
-        fpr = None if n < 0.5 else float(np.clip((n - 1.0) * self.cfg.ppl_unit, 0.0, 0.5))
-        r = int(np.clip(1 + round(2 * s), 1, 1 + len(REWRITES)))
+        # Every knob rounds toward less defence, so no lever exceeds its request.
+        fpr = None if n < 1.0 - 1e-9 else float(np.clip((n - 1.0) * self.cfg.ppl_unit, 0.0, 0.5))
+        r = int(np.clip(1 + math.floor(2 * s + 1e-9), 1, 1 + len(REWRITES)))
         limit = None
         if b > 1e-6:
-            limit = max(1, int(math.floor(self.cfg.max_entries * math.exp(-b) + 1e-9)))
+            limit = int(math.ceil(self.cfg.max_entries * math.exp(-b) - 1e-9))
+            limit = None if limit >= self.cfg.max_entries else max(1, limit)
         return MemoryDefence(ppl_fpr=fpr, paraphrases=r, write_limit=limit)
 
     def menu(self, budget: float) -> dict[str, MemoryDefence]:
