@@ -98,7 +98,7 @@ def run_taxonomy(a: DictConfig, game: minimax.Game, out: Path) -> dict[str, Any]
                 float(np.asarray(getattr(x, lv))[i]) > 0 for lv in "nsb"))
         drows.append({"defence": s.name, "category": s.category, "cost": s.cost,
                       "investments": levers, "adaptive_failure": s.adaptive_failure,
-                      "source": s.source})
+                      "provenance": s.provenance, "source": s.source})
     md += "\n" + write_table(drows, out, "catalogue", "Defence catalogue")
     fig, ax = plt.subplots(figsize=(10, 5.5))
     ax.imshow(np.array(reach), cmap="Greys", vmin=0, vmax=1.2, aspect="auto")
@@ -160,7 +160,9 @@ def _heatmap(r: an.DCIResult, path: Path, tag: str) -> None:
     im = ax.imshow(data, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_xticks(range(len(r.classes)), r.classes, rotation=50, ha="right", fontsize=8)
     ax.set_yticks(range(len(order)),
-                  [f"{r.defences[j]} [{r.categories[j]}] {r.dci[j]:.3f}" for j in order],
+                  [f"{r.defences[j]} [{r.categories[j]}, "
+                   f"{r.provenance[j] if r.provenance else 'assumed'}] {r.dci[j]:.3f}"
+                   for j in order],
                   fontsize=8)
     for i in range(data.shape[0]):
         for k in range(data.shape[1]):

@@ -72,6 +72,7 @@ class DCIResult(NamedTuple):
     utility_loss: np.ndarray  # (J,) sum_i u_i Cleg_i lost to the defence, bits per query
     skipped: tuple[str, ...]  # classes that reach no channel of the game (left out)
     equal_budget: bool  # whether every defence was rescaled to the game's defender budget
+    provenance: tuple[str, ...] = ()  # (J,) "measured" | "assumed": where the amounts come from
 
     def ranking(self) -> np.ndarray:
         """Indices of the defences, highest DCI first (ties keep catalogue order)."""
@@ -88,6 +89,7 @@ class DCIResult(NamedTuple):
                 "cover_high_P": float(self.curve[j, -1]),
                 "decay": float(self.curve[j, 0] - self.curve[j, -1]),
                 "cost": float(self.cost[j]), "utility_loss_bits": float(self.utility_loss[j]),
+                "provenance": self.provenance[j] if self.provenance else "assumed",
             })
         return rows
 
@@ -228,6 +230,7 @@ def dci(game: Game, catalogue: Sequence[DefenceSpec], taxonomy: Taxonomy,
     ])
     return DCIResult(
         defences=tuple(s.name for s in catalogue), categories=tuple(s.category for s in catalogue),
+        provenance=tuple(s.provenance for s in catalogue),
         classes=tuple(c.name for c in classes), flows=FLOWS, powers=powers, weights=weights,
         dci=dci_values, per_class=per_class, per_flow=per_flow, curve=curve, cover=cover,
         value=value, value_none=value_none, cost=costs, utility_loss=utility_loss,

@@ -71,6 +71,8 @@ class DefenceSpec(NamedTuple):
     adaptive_failure: str = ""  # "yes" | "partial" | "no" | "unknown"
     adaptive_evidence: str = ""
     parameters: str = ""  # why these amounts
+    provenance: str = "assumed"  # "measured" (amounts from a validation target) | "assumed"
+    provenance_note: str = ""  # measured on which target and how, or assumed from which source
 
 
 # ----------------------------------------------------------------------------- loading
@@ -177,8 +179,18 @@ def defence_from_dict(d: Mapping[str, Any], name: str | None = None) -> DefenceS
     if d["adaptive_failure"] not in ("yes", "partial", "no", "unknown"):
         raise GameSpecError(f"{where}.adaptive_failure: got {d['adaptive_failure']!r}; expected "
                             f"yes, partial, no or unknown")
+    prov = d.get("provenance") or {}
+    if not isinstance(prov, Mapping):
+        raise GameSpecError(f"{where}.provenance: expected a mapping {{status: measured|assumed,"
+                            f" note: ...}}")
+    status = str(prov.get("status", "assumed"))
+    if status not in ("measured", "assumed"):
+        raise GameSpecError(f"{where}.provenance.status: got {status!r}; expected measured or "
+                            f"assumed")
+    note = str(prov.get("note", "") or ("assumed from: " + str(d["source"]).strip())).strip()
     return DefenceSpec(
         name=name, category=category, investments=tuple(triples), cost=float(cost),
+        provenance=status, provenance_note=note,
         description=str(d.get("description", "")).strip(), source=str(d["source"]).strip(),
         adaptive_failure=str(d["adaptive_failure"]),
         adaptive_evidence=str(d.get("adaptive_evidence", "")).strip(),

@@ -33,6 +33,16 @@ EVAL_TEMPLATES = (
 )
 
 
+def class_prompts(model) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Class names and evaluation templates of ``model``'s zero-shot classifier.
+
+    A model carries its own as ``class_names`` / ``templates`` attributes (a user's CLIP);
+    the bundled digits model uses :data:`CLASS_NAMES` and :data:`EVAL_TEMPLATES`.
+    """
+    return (tuple(getattr(model, "class_names", None) or CLASS_NAMES),
+            tuple(getattr(model, "templates", None) or EVAL_TEMPLATES))
+
+
 class Split(NamedTuple):
     x_train: np.ndarray   # (n, 1, 8, 8) float32 in [0, 1]
     y_train: np.ndarray   # (n,) int64 class labels 0..9

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from minimax.validate.data import CLASS_NAMES, EVAL_TEMPLATES
+from minimax.validate.data import class_prompts
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,10 @@ def purify(x: torch.Tensor, d: Defence, mask: torch.Tensor | None,
 
 def prompt_bank(model, ensemble: int) -> list[list[str]]:
     """Class prompts per template: ``[template][class]`` for the first ``ensemble`` templates."""
-    if not 1 <= ensemble <= len(EVAL_TEMPLATES):
-        raise ValueError(f"ensemble={ensemble}; expected 1..{len(EVAL_TEMPLATES)}")
-    return [[t.format(c) for c in CLASS_NAMES] for t in EVAL_TEMPLATES[:ensemble]]
+    names, templates = class_prompts(model)
+    if not 1 <= ensemble <= len(templates):
+        raise ValueError(f"ensemble={ensemble}; expected 1..{len(templates)}")
+    return [[t.format(c) for c in names] for t in templates[:ensemble]]
 
 
 def build_prompt_ids(model, texts: list[str], suffix: torch.Tensor | None):
@@ -141,7 +142,7 @@ def class_embeddings(model, ensemble: int) -> torch.Tensor:
     flat = [t for row in bank for t in row]
     ids, mask, _ = build_prompt_ids(model, flat, None)
     with torch.no_grad():
-        e = model.encode_text(ids, mask).view(ensemble, len(CLASS_NAMES), -1)
+        e = model.encode_text(ids, mask).view(ensemble, len(bank[0]), -1)
     return F.normalize(e.mean(0), dim=-1)
 
 
@@ -159,7 +160,7 @@ def targeted_text(model, d: Defence, suffixes: dict[int, torch.Tensor] | None) -
     class ``t`` (the untrusted slot of that prompt), after the defender's token cap.
     """
     base = class_embeddings(model, d.ensemble)
-    out = base.expand(len(CLASS_NAMES), -1, -1).clone()
+    out = base.expand(base.shape[0], -1, -1).clone()
     if not suffixes:
         return out
     bank = prompt_bank(model, d.ensemble)

@@ -13,8 +13,12 @@ Two implementations of one interface, :class:`DualEncoder`:
 
 Prediction: ``argmax_c <f(x), g(t_c)>`` over unit-norm embeddings (zero-shot).  The text
 attack needs gradients with respect to one-hot tokens, which every implementation gets
-the same way: :meth:`DualEncoder.encode_text` accepts ``embeds`` and substitutes them for
-the output of the input-embedding layer with a forward hook.
+the same way: :meth:`DualEncoder.encode_text` accepts ``embeds``, the token embeddings
+``(n, L, width)`` that the input-embedding lookup of ``ids`` would give, and passes them
+to the text tower in place of that lookup (an ``inputs_embeds`` argument), *before*
+position embeddings are added.  ``ids`` are still passed: padding masks, causal masks and
+end-of-text pooling (CLIP pools the hidden state at the end token) read them, so towers
+with positional embeddings and a fixed context length work unchanged.
 """
 
 from __future__ import annotations
@@ -52,14 +56,21 @@ class DualEncoder(nn.Module):
     def encode_text(
         self, ids: torch.Tensor, mask: torch.Tensor, embeds: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Embed token ids; ``embeds`` (same leading shape plus width) replaces the lookup."""
-        if embeds is None:
-            return F.normalize(self._encode_text(ids, mask), dim=-1)
-        handle = self.input_embedding().register_forward_hook(lambda *_: embeds)
-        try:
-            return F.normalize(self._encode_text(ids, mask), dim=-1)
-        finally:
-            handle.remove()
+        """Unit-norm text embeddings ``(n, D)`` of token ids ``(n, L)`` with padding ``mask``.
+
+        ``embeds`` ``(n, L, width)``, if given, replaces the token-embedding lookup of
+        ``ids`` (gradients flow into it); positions, masks and pooling still follow ``ids``.
+        """
+        if embeds is not None and tuple(embeds.shape[:2]) != tuple(ids.shape):
+            raise ValueError(
+                f"encode_text: embeds has shape {tuple(embeds.shape)}; expected "
+                f"{tuple(ids.shape)} + (width,), one vector per token of ids"
+            )
+        return F.normalize(self._encode_text(ids, mask, embeds), dim=-1)
+
+    def _encode_text(self, ids: torch.Tensor, mask: torch.Tensor,
+                     embeds: torch.Tensor | None) -> torch.Tensor:
+        raise TypeError(f"{type(self).__name__} must define _encode_text (DualEncoder interface)")
 
     def prompt_ids(self, text: str) -> tuple[list[int], list[int]]:
         """Token ids of ``text`` split as (body, end): an attacker's suffix goes between."""
@@ -97,8 +108,17 @@ class MiniLMText(nn.Module):
             p.requires_grad_(False)
         self.width = int(self.bert.config.hidden_size)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor,
+                embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean-pooled last hidden states ``(n, width)``; ``embeds`` replace the word lookup.
+
+        BERT adds position and token-type embeddings to ``inputs_embeds`` itself, so
+        passing ``embeds = word_embeddings(ids)`` gives exactly the plain forward.
+        """
+        if embeds is None:
+            h = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        else:
+            h = self.bert(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
         m = mask[..., None].to(h.dtype)
         return (h * m).sum(-2) / m.sum(-2).clamp_min(1.0)
 
@@ -150,8 +170,8 @@ class DigitsCLIP(DualEncoder):
     def _encode_image(self, x):
         return self.image(x)
 
-    def _encode_text(self, ids, mask):
-        return self.text_proj(self.text(ids, mask))
+    def _encode_text(self, ids, mask, embeds=None):
+        return self.text_proj(self.text(ids, mask, embeds))
 
     def input_embedding(self):
         return self.text.bert.get_input_embeddings()
@@ -307,8 +327,10 @@ class TransformersCLIP(DualEncoder):
     def _encode_image(self, x):
         return self._pooled(self.clip.get_image_features(pixel_values=(x - self.mean) / self.std))
 
-    def _encode_text(self, ids, mask):
-        return self._pooled(self.clip.get_text_features(input_ids=ids, attention_mask=mask))
+    def _encode_text(self, ids, mask, embeds=None):
+        if embeds is None:
+            return self._pooled(self.clip.get_text_features(input_ids=ids, attention_mask=mask))
+        return clip_text_features(self.clip, ids, mask, embeds)
 
     def input_embedding(self):
         return self.clip.text_model.embeddings.token_embedding
@@ -321,8 +343,34 @@ class TransformersCLIP(DualEncoder):
 
     def candidate_tokens(self):
         n = self.input_embedding().num_embeddings
+        if self.tokenizer is not None:  # every special token of the user's tokenizer is out
+            special = set(int(i) for i in self.tokenizer.all_special_ids)
+            return torch.tensor([i for i in range(n) if i not in special])
         eos = int(self.clip.config.text_config.eos_token_id)
         return torch.tensor([i for i in range(n) if i != eos and i < n - 2])
+
+
+def clip_text_features(clip, ids: torch.Tensor, mask: torch.Tensor,
+                       embeds: torch.Tensor) -> torch.Tensor:
+    """``CLIPModel.get_text_features`` with ``embeds`` in place of the token lookup.
+
+    ``transformers``' CLIP text model takes no ``inputs_embeds``; this repeats its forward
+    (token + position embeddings, causal and padding mask, encoder, final layer norm,
+    hidden state at the end token, text projection) with the token embeddings given.
+    The end token is found in ``ids`` exactly as the library does: the highest id when
+    the config's ``eos_token_id`` is the legacy 2, else the first ``eos_token_id``.
+    """
+    from transformers.masking_utils import create_causal_mask
+
+    tm = clip.text_model
+    h = tm.embeddings(input_ids=ids, inputs_embeds=embeds)
+    att = create_causal_mask(config=tm.config, inputs_embeds=h, attention_mask=mask,
+                             cache=None)
+    h = tm.encoder(inputs_embeds=h, attention_mask=att, is_causal=True).last_hidden_state
+    h = tm.final_layer_norm(h)
+    eos = int(tm.config.eos_token_id)
+    where = ids.int().argmax(-1) if eos == 2 else (ids == eos).int().argmax(-1)
+    return clip.text_projection(h[torch.arange(len(h)), where])
 
 
 def zero_shot_accuracy(model: DualEncoder, x: np.ndarray, y: np.ndarray,

