@@ -16,14 +16,17 @@ Each solver is a pure pair ``init(game, key) -> State`` / ``step(game, state) ->
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from minimax.best_response import phi
 from minimax.channel import payoff
+from minimax.errors import SolverError
 from minimax.game import Defense, Game
 from minimax.projection import project_attack, project_budget
 
@@ -36,6 +39,30 @@ class GradientOptions(NamedTuple):
     learning_rate: float = 0.1  # initial step, in units of defender_budget / mean cost
     final_learning_rate: float = 1e-9  # smallest step (descent) / final step (saddle methods)
     seed: int = 0
+
+
+def check_gradient_options(opts: GradientOptions) -> GradientOptions:
+    """Validate the options (raises :class:`SolverError` naming the field, value and range)."""
+    for field in ("starts", "steps"):
+        value = getattr(opts, field)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise SolverError(f"solver option {field}: got {value!r}; expected an integer >= 1")
+    for field in ("learning_rate", "final_learning_rate"):
+        value = getattr(opts, field)
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating) \
+                or not (math.isfinite(value) and value > 0):
+            raise SolverError(f"solver option {field}: got {value!r}; expected a finite "
+                              f"number > 0")
+    if opts.final_learning_rate > opts.learning_rate:
+        raise SolverError(f"solver options: final_learning_rate={opts.final_learning_rate!r} > "
+                          f"learning_rate={opts.learning_rate!r}; the step only shrinks")
+    if isinstance(opts.seed, bool) or not isinstance(opts.seed, int | np.integer) \
+            or not 0 <= opts.seed < 2**32:
+        raise SolverError(f"solver option seed: got {opts.seed!r}; expected an integer in "
+                          f"[0, 2**32)")
+    return opts._replace(starts=int(opts.starts), steps=int(opts.steps), seed=int(opts.seed),
+                         learning_rate=float(opts.learning_rate),
+                         final_learning_rate=float(opts.final_learning_rate))
 
 
 def _as_x(defense: Defense) -> jax.Array:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from minimax.rootfind import clipped_linear_root
+from minimax.rootfind import clipped_linear_root, clipped_linear_solution
 
 
 def project_budget(y, cost, budget, mask=None) -> jax.Array:
@@ -46,8 +46,8 @@ def project_attack(y, cap, budget) -> jax.Array:
     """Project ``y`` (K,) onto ``{0 <= a <= cap, sum a <= budget}``."""
     box = jnp.clip(y, 0.0, cap)
     inside = jnp.sum(box) <= budget
-    # a_i(t) = clip(t + y_i, 0, cap_i) with t = -tau <= 0
-    t = clipped_linear_root(jnp.ones_like(y), -y, cap, budget)
-    t = jnp.where(jnp.isfinite(t), t, 0.0)
-    projected = jnp.clip(y + jnp.minimum(t, 0.0), 0.0, cap)
+    # a_i(t) = clip(t + y_i, 0, cap_i) with t = -tau <= 0 (only reached when the box is over
+    # budget, so the root is finite)
+    root = clipped_linear_root(jnp.ones_like(y), -y, cap, budget)
+    projected = clipped_linear_solution(jnp.ones_like(y), -y, cap, root)
     return jnp.where(inside, box, projected)

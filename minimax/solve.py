@@ -17,6 +17,7 @@ Methods:
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -28,10 +29,10 @@ import numpy as np
 
 from minimax.certificate import BoundConfig, certify, check_bound_config
 from minimax.convex import convexity, solve_convex
-from minimax.errors import SolverError
+from minimax.errors import CertificateError, SolverError
 from minimax.game import Defense, Game
-from minimax.gradient import GradientOptions, descent_run, saddle_run
-from minimax.solution import Solution
+from minimax.gradient import GradientOptions, check_gradient_options, descent_run, saddle_run
+from minimax.solution import Solution, check_certificate, failed_solution
 
 METHODS = ("auto", "gradient", "gda", "extragradient", "optimistic", "convex")
 SADDLE = ("gda", "extragradient", "optimistic")
@@ -52,9 +53,33 @@ def _options(options: dict[str, Any], method: str = "gradient"
         grad = {**SADDLE_DEFAULTS, **grad}
     bound = {k: options.pop(k) for k in list(options) if k in BoundConfig._fields}
     try:
-        return GradientOptions(**grad), check_bound_config(BoundConfig(**bound)), options
+        return (check_gradient_options(GradientOptions(**grad)),
+                check_bound_config(BoundConfig(**bound)), options)
     except TypeError as err:
         raise SolverError(f"solver options: {err}") from None
+
+
+def _check_gap_tol(gap_tol: Any) -> float | None:
+    if gap_tol is None:
+        return None
+    try:
+        value = float(gap_tol)
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if isinstance(gap_tol, bool) or not (math.isfinite(value) and value >= 0):
+        raise SolverError(f"solve: gap_tol={gap_tol!r}; expected None or a finite number >= 0 "
+                          f"(the largest certified gap reported as 'certified')")
+    return value
+
+
+def _convex_options(extra: dict[str, Any]) -> dict[str, Any]:
+    tol, max_iter = extra.get("tol", 1e-8), extra.get("max_iter", 200)
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not (
+            math.isfinite(tol) and tol > 0):
+        raise SolverError(f"solver option tol: got {tol!r}; expected a finite number > 0")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 1:
+        raise SolverError(f"solver option max_iter: got {max_iter!r}; expected an integer >= 1")
+    return extra
 
 
 @partial(jax.jit, static_argnames=("method", "opts", "cfg"))
@@ -91,7 +116,8 @@ def _auto_reason(game: Game) -> str:
     return f"auto chose gradient (multi-start descent); game is {kind}: {why}"
 
 
-def solve(game: Game, method: str = "auto", **options: Any) -> Solution:
+def solve(game: Game, method: str = "auto", *, gap_tol: float | None = None,
+          **options: Any) -> Solution:
     """Certified minimax defence of a channel game.
 
     ``V = min_{x in X} max_{a in A} L(x, a)``: returns the defence, its exact value against an
@@ -99,7 +125,11 @@ def solve(game: Game, method: str = "auto", **options: Any) -> Solution:
 
     Options: ``starts``, ``steps``, ``learning_rate``, ``final_learning_rate``, ``seed``
     (gradient methods); ``tol``, ``max_iter`` (convex); ``bisect_s``, ``boxes``, ``refine``,
-    ``rounds``, ``nu_steps`` (lower-bound resolution).
+    ``rounds``, ``nu_steps`` (lower-bound resolution). ``gap_tol``: the returned ``status`` is
+    ``"certified"`` when the gap is at most ``gap_tol`` (or ``gap_tol`` is None) and
+    ``"gap_above_tol"`` otherwise. Every answer's invariants (finite, ``lower <= upper``,
+    feasible defence and attack) are checked; a violation raises
+    :class:`~minimax.errors.CertificateError`, never a number.
 
     >>> import minimax
     >>> g = minimax.Game.create(mode="injection", attacker_budget=4.0, defender_budget=1.0,
@@ -110,6 +140,9 @@ def solve(game: Game, method: str = "auto", **options: Any) -> Solution:
     (0.583075, True)
     """
     _check_method(method)
+    if not isinstance(game, Game) or game.batch_shape:
+        raise SolverError("solve: expected one minimax.Game (use solve_batch for many games)")
+    gap_tol = _check_gap_tol(gap_tol)
     start = time.perf_counter()
     opts, cfg, rest = _options(dict(options), method)
     view = _compute_view(game)
@@ -117,18 +150,20 @@ def solve(game: Game, method: str = "auto", **options: Any) -> Solution:
         extra = {k: rest.pop(k) for k in list(rest) if k in ("tol", "max_iter", "solver")}
         if rest:
             raise SolverError(f"solve: unknown option(s) {sorted(rest)} for method='convex'")
-        result = solve_convex(view, **extra)
+        result = solve_convex(view, **_convex_options(extra))
         cert = _certify_jit(view, result.defense, cfg=cfg)
-        return _solution(result.defense, cert, "convex", result.iterations,
-                         time.perf_counter() - start,
-                         f"cutting planes; master lower bound {result.master_lower:.12g}")
+        sol = _solution(result.defense, cert, "convex", result.iterations,
+                        time.perf_counter() - start,
+                        f"cutting planes; master lower bound {result.master_lower:.12g}")
+        return check_certificate(game, sol, gap_tol)
     if rest:
         raise SolverError(f"solve: unknown option(s) {sorted(rest)} for method={method!r}")
     reason = _auto_reason(game) if method == "auto" else ""
     inner = "gradient" if method == "auto" else method
     defense, cert, iterations = _gradient_pipeline(view, inner, opts, cfg)
     jax.block_until_ready(cert)
-    return _solution(defense, cert, inner, iterations, time.perf_counter() - start, reason)
+    sol = _solution(defense, cert, inner, iterations, time.perf_counter() - start, reason)
+    return check_certificate(game, sol, gap_tol)
 
 
 def stack_games(games: Sequence[Game]) -> Game:
@@ -153,14 +188,17 @@ def _batch_pipeline(games: Game, method: str, opts: GradientOptions, cfg: BoundC
     return jax.vmap(lambda g: _gradient_pipeline(g, method, opts, cfg))(games)
 
 
-def solve_batch(games: Sequence[Game] | Game, method: str = "gradient",
-                **options: Any) -> list[Solution]:
+def solve_batch(games: Sequence[Game] | Game, method: str = "gradient", *,
+                gap_tol: float | None = None, **options: Any) -> list[Solution]:
     """Solve many games of one shape in one compiled, vmapped call (gradient methods).
 
     ``games`` is a sequence of :class:`Game` or an already stacked game. Each returned
-    :class:`Solution` carries its own certificate; ``seconds`` is the batch wall time divided
-    by the number of games.
+    :class:`Solution` carries its own certificate and status; ``seconds`` is the batch wall
+    time divided by the number of games. A game whose answer breaks an invariant of its
+    certificate comes back as a ``status="failed"`` row (NaN numbers, the violated check in
+    ``reason``) and the other games are unaffected.
     """
+    gap_tol = _check_gap_tol(gap_tol)
     if method == "auto":
         method = "gradient"
     if method not in ("gradient", *SADDLE):
@@ -175,5 +213,14 @@ def solve_batch(games: Sequence[Game] | Game, method: str = "gradient",
     defense, cert, iterations = _batch_pipeline(stacked, method, opts, cfg)
     jax.block_until_ready(cert)
     per_game = (time.perf_counter() - start) / count
-    return [_solution(defense, cert, method, iterations, per_game, "", index=i)
-            for i in range(count)]
+    out = []
+    for i in range(count):
+        one = jax.tree_util.tree_map(lambda v, i=i: v[i], stacked) if stacked.batch_shape \
+            else stacked
+        sol = _solution(defense, cert, method, iterations, per_game, "",
+                        index=i if stacked.batch_shape else None)
+        try:
+            out.append(check_certificate(one, sol, gap_tol))
+        except CertificateError as err:
+            out.append(failed_solution(one, method, str(err)))
+    return out
