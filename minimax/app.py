@@ -79,7 +79,8 @@ def _run_matrix(path: str, out: Path, show: bool) -> dict[str, Any]:
     if status == "failed":
         raise SolverError(f"matrix game {path}: the solver did not certify its answer "
                           f"({getattr(sol, 'reason', '') or 'non-finite value or bounds'})")
-    result = {"status": status, "matrix": str(path), "shape": list(loss.shape), "value": float(sol.value),
+    result = {"status": status, "matrix": str(path), "shape": list(loss.shape),
+              "value": float(sol.value),
               "exploitability": float(sol.exploitability), "upper": float(sol.upper),
               "lower": float(sol.lower), "defender": sol.x.tolist(), "attacker": sol.y.tolist(),
               "method": sol.method}

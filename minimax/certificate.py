@@ -27,7 +27,8 @@ per-channel problem has three variables and is not jointly convex, so it is lowe
 
 Every nu gives a valid bound, so nu is searched (bisection on the supergradient
 ``sum cost . x(nu) - P_D`` in log-space) and the best bound found is kept. The bound is exact up
-to floating-point rounding, for which a relative margin of 1e-12 is subtracted. It is tight
+to floating-point rounding, for which a margin of 1e-12 times the magnitude of the terms
+(harm, utility and budget terms, not only their sum) is subtracted. It is tight
 (up to the interval widths) when the game is convex-concave and a_hat is the saddle attack;
 for non-convex games a real gap ``V - max_a min_x L`` can remain, and it is reported, never
 hidden.
@@ -333,6 +334,16 @@ def _rigorous_g(game: Game, attack, nu, cfg: BoundConfig):
     return jnp.sum(per_channel) - nu * game.defender_budget, x
 
 
+def _term_scale(game: Game, attack):
+    """An upper bound on the magnitude of every harm and utility term of g(nu), in weighted
+    bits per query: rounding errors are relative to these, not to their (possibly cancelling)
+    sum, so the rounding margin is scaled by it."""
+    sigma_max = 1.0 + game.beta * game.defender_budget / game.cost_s
+    restored = capacity(game.B, sigma_max * game.S, game.N)
+    harm = capacity(game.B, game.S, game.N) + restored + capacity(game.B, attack, game.N)
+    return jnp.sum(game.w * harm + game.utility_price * game.u * restored)
+
+
 def lagrangian_lower_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()) -> LowerBound:
     """Certified lower bound ``max_nu g(nu) <= min_x L(x, attack) <= V``; jit/vmap-able.
 
@@ -360,7 +371,9 @@ def lagrangian_lower_bound(game: Game, attack, cfg: BoundConfig = BoundConfig())
     candidates = jnp.stack([jnp.exp(centre), jnp.zeros_like(centre)])
     values, xs = jax.vmap(lambda nu: _rigorous_g(game, attack, nu, cfg))(candidates)
     i = jnp.argmax(values)
-    best = values[i] - _MARGIN * (1.0 + jnp.abs(values[i]))
+    margin = _MARGIN * (1.0 + jnp.abs(values[i]) + _term_scale(game, attack)
+                        + (game.num_channels + 1) * candidates[i] * game.defender_budget)
+    best = values[i] - margin
     return LowerBound(value=best, nu=candidates[i],
                       defense=jax.tree_util.tree_map(lambda v: v[i], xs))
 

@@ -42,7 +42,8 @@ def capacity(bandwidth, signal, noise):
     >>> float(capacity(1.0, 3.0, 1.0))
     2.0
     """
-    return bandwidth * jnp.log2(1.0 + signal / noise)
+    # log1p, not log2(1 + x): at SNR 1e-11 the latter keeps only 5 digits
+    return bandwidth * jnp.log1p(signal / noise) / jnp.log(2.0)
 
 
 def factors(game: Game, defense: Defense):
