@@ -266,7 +266,7 @@ def _channel_minimum_bnb(game: Game, attack, nu, cfg: BoundConfig):
     split = jnp.linspace(0.0, 1.0, pieces + 1)
 
     def round_(carry, _):
-        lo, hi, lb, floor = carry
+        lo, hi, lb, _, floor = carry
         order = jnp.argsort(lb, axis=0)
         pick = order[:refine]
         rest = jnp.take_along_axis(lb, order[refine:], axis=0)
@@ -276,12 +276,14 @@ def _channel_minimum_bnb(game: Game, attack, nu, cfg: BoundConfig):
         width = p_hi - p_lo
         new_lo = (p_lo[:, None, :] + split[None, :-1, None] * width[:, None, :]).reshape(-1, k)
         new_hi = (p_lo[:, None, :] + split[None, 1:, None] * width[:, None, :]).reshape(-1, k)
-        new_lb, _, _ = box(game, attack, nu, mask, new_lo, new_hi, cfg.bisect_s)
-        return (new_lo, new_hi, new_lb, floor), None
+        new_lb, _, new_x = box(game, attack, nu, mask, new_lo, new_hi, cfg.bisect_s)
+        return (new_lo, new_hi, new_lb, new_x, floor), None
 
     floor = jnp.full((k,), jnp.inf)
-    (lo, hi, lb, floor), _ = jax.lax.scan(round_, (lo, hi, lb, floor), None, length=cfg.rounds)
-    lb_final, ub, x = box(game, attack, nu, mask, lo, hi, cfg.bisect_s)
+    # the boxes of the last round are not evaluated again: their bounds and minimisers are
+    # carried out of the scan
+    (lo, hi, lb_final, x, floor), _ = jax.lax.scan(round_, (lo, hi, lb, x, floor), None,
+                                                   length=cfg.rounds)
     best = jnp.argmin(lb_final, axis=0)
     pick = lambda v: jnp.take_along_axis(v, best[None, :], axis=0)[0]  # noqa: E731
     bound = jnp.minimum(floor, jnp.min(lb_final, axis=0))

@@ -162,14 +162,32 @@ def descent_run(game: Game, opts: GradientOptions = GradientOptions(), key=None)
     """
     key = jax.random.PRNGKey(opts.seed) if key is None else key
     state = descent_init(game, opts, key)
+    state = jax.lax.while_loop(lambda s: descent_running(game, s, opts),
+                               lambda s: descent_step(game, s, opts), state)
+    return descent_best(state)
+
+
+def descent_running(game: Game, state: DescentState, opts: GradientOptions) -> jax.Array:
+    """Whether the descent goes on: fewer than ``opts.steps`` iterations and some start's trust
+    radius still above the floor ``4 final_learning_rate * scale``."""
     floor = 4.0 * opts.final_learning_rate * _scale(game)
+    return (state.step < opts.steps) & jnp.any(state.radius > floor)
 
-    def running(s: DescentState):
-        return (s.step < opts.steps) & jnp.any(s.radius > floor)
 
-    state = jax.lax.while_loop(running, lambda s: descent_step(game, s, opts), state)
+def descent_best(state: DescentState):
+    """(best defence (3, K), its phi, iterations) of a descent state."""
     i = jnp.argmin(state.value)
     return state.x[i], state.value[i], state.step
+
+
+def descent_advance(game: Game, state: DescentState, opts: GradientOptions, until):
+    """Run the descent from ``state`` until it stops or its counter reaches ``until``: the same
+    iterates as :func:`descent_run`, cut into pieces so that a batch can drop finished games
+    between pieces. Returns (state, still running)."""
+    state = jax.lax.while_loop(
+        lambda s: descent_running(game, s, opts) & (s.step < until),
+        lambda s: descent_step(game, s, opts), state)
+    return state, descent_running(game, state, opts)
 
 
 class SaddleState(NamedTuple):

@@ -31,7 +31,14 @@ from minimax.certificate import BoundConfig, certify, check_bound_config
 from minimax.convex import convexity, solve_convex
 from minimax.errors import CertificateError, SolverError
 from minimax.game import Defense, Game
-from minimax.gradient import GradientOptions, check_gradient_options, descent_run, saddle_run
+from minimax.gradient import (
+    GradientOptions,
+    check_gradient_options,
+    descent_advance,
+    descent_init,
+    descent_run,
+    saddle_run,
+)
 from minimax.solution import Solution, check_certificate, failed_solution
 
 METHODS = ("auto", "gradient", "gda", "extragradient", "optimistic", "convex")
@@ -188,6 +195,67 @@ def _batch_pipeline(games: Game, method: str, opts: GradientOptions, cfg: BoundC
     return jax.vmap(lambda g: _gradient_pipeline(g, method, opts, cfg))(games)
 
 
+_PIECE = 10  # descent iterations per compiled call of the compacted batch
+_MIN_BUCKET = 4  # smallest compiled batch size of a piece
+
+
+@partial(jax.jit, static_argnames=("opts",))
+def _batch_descent_init(games: Game, opts: GradientOptions):
+    key = jax.random.PRNGKey(opts.seed)
+    return jax.vmap(lambda g: descent_init(g, opts, key))(games)
+
+
+@partial(jax.jit, static_argnames=("opts",))
+def _batch_descent_piece(games: Game, state, opts: GradientOptions, until):
+    return jax.vmap(lambda g, s, u: descent_advance(g, s, opts, u))(games, state, until)
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _batch_certify(games: Game, x, cfg: BoundConfig):
+    def one(game, x):
+        defense = Defense(n=x[0], s=x[1], b=x[2])
+        return defense, certify(game, defense, cfg=cfg)
+
+    return jax.vmap(one)(games, x)
+
+
+def _bucket(active: int, count: int) -> int:
+    """Compiled size for ``active`` unfinished games of a batch of ``count``: the whole batch,
+    or the next power of two (at least ``_MIN_BUCKET``), so a batch compiles O(log count)
+    programs, reused by every later batch of the same size."""
+    if active >= count:
+        return count
+    return min(count, max(_MIN_BUCKET, 1 << (active - 1).bit_length()))
+
+
+def _compacted_descent(games: Game, count: int, opts: GradientOptions):
+    """The multi-start descent of every game of a stacked batch, with finished games dropped.
+
+    A vmapped ``while_loop`` runs every game for as many iterations as the slowest needs.
+    Here the loop is cut into pieces of ``_PIECE`` iterations; after each piece the games
+    whose descent has stopped are set aside and the rest are gathered into a smaller batch
+    (padded to a power of two). Each game follows exactly the iterates of
+    :func:`~minimax.gradient.descent_run`. Returns (best x (count, 3, K), iterations).
+    """
+    host = lambda tree: jax.tree_util.tree_map(np.array, tree)  # noqa: E731
+    state = host(_batch_descent_init(games, opts))
+    games_np = jax.tree_util.tree_map(np.asarray, games)
+    active = np.arange(count)
+    while active.size:
+        size = _bucket(active.size, count)
+        idx = np.concatenate([active, np.full(size - active.size, active[0])])
+        sub_games = jax.tree_util.tree_map(lambda v, idx=idx: v[idx], games_np)
+        sub_state = jax.tree_util.tree_map(lambda v, idx=idx: v[idx], state)
+        new, running = _batch_descent_piece(sub_games, sub_state, opts,
+                                            sub_state.step + _PIECE)
+        new = host(new)
+        for field, value in zip(state, new, strict=True):
+            field[active] = value[: active.size]
+        active = active[np.asarray(running)[: active.size]]
+    best = np.argmin(state.value, axis=1)
+    return state.x[np.arange(count), best], state.step
+
+
 def solve_batch(games: Sequence[Game] | Game, method: str = "gradient", *,
                 gap_tol: float | None = None, **options: Any) -> list[Solution]:
     """Solve many games of one shape in one compiled, vmapped call (gradient methods).
@@ -210,7 +278,11 @@ def solve_batch(games: Sequence[Game] | Game, method: str = "gradient", *,
         raise SolverError(f"solve_batch: unknown option(s) {sorted(rest)}")
     stacked = games if isinstance(games, Game) else stack_games(games)
     count = stacked.batch_shape[0] if stacked.batch_shape else 1
-    defense, cert, iterations = _batch_pipeline(stacked, method, opts, cfg)
+    if method == "gradient" and stacked.batch_shape:
+        x, iterations = _compacted_descent(stacked, count, opts)
+        defense, cert = _batch_certify(stacked, x, cfg)
+    else:
+        defense, cert, iterations = _batch_pipeline(stacked, method, opts, cfg)
     jax.block_until_ready(cert)
     per_game = (time.perf_counter() - start) / count
     out = []

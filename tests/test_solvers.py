@@ -135,6 +135,22 @@ def test_solve_batch_matches_solve():
         }
 
 
+def test_compacted_batch_follows_each_games_own_descent():
+    """solve_batch drops finished games between pieces of the descent: every game must still
+    stop after exactly the iterations of its own solve, at the same defence and certificate."""
+    rng = np.random.default_rng(33)
+    games = [random_game(rng, 2, utility_price=0.1 * (i % 3)) for i in range(7)]
+    batch = minimax.solve_batch(games, starts=3, steps=45)
+    iterations = [sol.iterations for sol in batch]
+    assert len(set(iterations)) > 2  # games finish in different pieces: compaction exercised
+    for game, sol in zip(games, batch, strict=True):
+        single = minimax.solve(game, method="gradient", starts=3, steps=45)
+        assert sol.iterations == single.iterations
+        assert sol.value == pytest.approx(single.value, abs=1e-12)
+        assert sol.lower == pytest.approx(single.lower, abs=1e-9)
+        assert sol.status == "certified"
+
+
 def test_solve_batch_rejects_mixed_shapes():
     rng = np.random.default_rng(1)
     with pytest.raises(SolverError, match="differs in shape"):
