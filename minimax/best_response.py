@@ -11,8 +11,13 @@ response:
   ``d_i eta_i s_i / ((N_i + eta_i a_i)(N_i + eta_i a_i + s_i))`` with ``s_i = sigma_i S_i``,
   ``d_i = w_i B_i kappa_i^rho / ln 2``; equating it to mu gives a quadratic in
   ``z_i = N_i + eta_i a_i`` with a closed-form root, and mu is found by bisection in log-space
-  (the allocation is monotone in mu). 96 halvings of a bracket of at most ~1,400 e-folds leave
+  (the allocation is monotone in mu). 96 halvings of a bracket of at most ~330 e-folds leave
   a relative error in mu far below float64 resolution.
+
+Saturated channels (``eta = exp(-alpha n)`` below the float range once ``alpha n > ~745``) are
+exact too: water-filling works with ``1/m_i = eta_i / (N_i + sigma_i S_i)`` formed from
+``log eta`` and a root carried as kink + step (:mod:`minimax.rootfind`), and the jamming
+allocation is evaluated in logs.
 
 Both run inside ``jit``/``vmap`` and are exact to rounding: ``phi(x) = max_a L(x, a)`` is then
 an exact upper bound on the minimax value at any feasible x (Danskin: its gradient is
@@ -99,15 +104,18 @@ def _jamming_best_response(game: Game, defense: Defense) -> jax.Array:
                                            reach), axis=-1)
 
     all_caps = jnp.sum(cap, axis=-1) <= budget
-    # bracket: at mu = max m0 nobody gets power; at mu = (min m0) e^{-e*} every channel's
-    # allocation already exceeds P_A or its cap (the allocation grows like e^{e/2}), with e*
-    # chosen from the budget-to-noise ratio
+    # Bracket of log mu. At mu = max m0 nobody gets power. A channel given the water level
+    # e = log(m0 / mu) receives a >= N e^{e/2} / 4 (the root above, e >= 1), so at
+    # E = 2 log(4 P_A / min N) + 2 below a channel's m0 it alone absorbs P_A or its cap. Every
+    # channel within 250 e-folds of the best is given that much room; channels further down
+    # (e.g. saturated ones, log eta ~ -1e8) have a marginal below e^-250 of the best one's and
+    # are left out of the bracket rather than stretching it over 1e8 e-folds, which 96
+    # halvings would no longer resolve.
     log_hi = jnp.max(jnp.where(reach, log_m0, -jnp.inf), axis=-1)
-    spread = jnp.log1p(budget / jnp.min(jnp.where(reach, noise * jnp.exp(log_eta), jnp.inf),
-                                         axis=-1))
-    log_lo = jnp.min(jnp.where(reach, log_m0, jnp.inf), axis=-1) - 2.0 * spread - 8.0
+    min_noise = jnp.min(jnp.where(reach, noise, jnp.inf), axis=-1)
+    room = 2.0 * jnp.log(4.0 * jnp.maximum(budget, 1e-300) / min_noise) + 2.0
     log_hi = jnp.where(jnp.isfinite(log_hi), log_hi, 0.0)
-    log_lo = jnp.where(jnp.isfinite(log_lo), jnp.minimum(log_lo, log_hi - 1.0), log_hi - 1.0)
+    log_lo = log_hi - 250.0 - jnp.where(jnp.isfinite(room), jnp.maximum(room, 0.0), 0.0)
 
     def body(_, bracket):
         lo, hi = bracket

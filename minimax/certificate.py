@@ -36,10 +36,12 @@ hidden.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from minimax.best_response import best_response_attack
 from minimax.channel import capacity, payoff
@@ -96,6 +98,11 @@ class LowerBound(NamedTuple):
     nu: jax.Array  # () the budget multiplier that gave it
     defense: Defense  # per-channel minimisers at nu (a defender response estimate; may be
     # infeasible, informative only)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (JSON-serialisable)."""
+        return {"value": float(self.value), "nu": float(self.nu),
+                "defense": self.defense.to_dict()}
 
 
 def _convex_min_lb(fun, s_max, steps):
@@ -388,6 +395,15 @@ class Certificate(NamedTuple):
     gap: jax.Array  # () upper - lower
     attack: jax.Array  # (K,) the attacker's best response to the defence (used for the bound)
     nu: jax.Array  # () budget multiplier of the lower bound
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (JSON-serialisable); ``status`` as in :mod:`minimax.solution`
+        (``failed`` when a bound is not finite or ``lower > upper``)."""
+        upper, lower, gap = (float(v) for v in (self.upper, self.lower, self.gap))
+        ok = all(math.isfinite(v) for v in (upper, lower, gap)) and lower <= upper
+        return {"status": "certified" if ok else "failed", "upper": upper, "lower": lower,
+                "gap": gap, "attack": np.asarray(self.attack, dtype=float).tolist(),
+                "nu": float(self.nu)}
 
 
 def certify(game: Game, defense: Defense, attack=None, cfg: BoundConfig = BoundConfig()):

@@ -42,7 +42,8 @@ def clipped_linear_root(slope, start, upper, target) -> Root:
 
     Terms with ``slope <= 0`` or a non-finite ``start`` are identically 0 (a term whose start
     is beyond the float range never receives anything at a finite root). ``upper`` may be
-    +inf. Requires target >= 0. ``step`` is +inf when ``target >= sup F``.
+    +inf. Requires target >= 0. ``step`` is +inf exactly when ``target >= sup F`` (the sum of
+    the active terms' ``upper``).
     """
     target = jnp.asarray(target, dtype=jnp.result_type(slope))
     active = (slope > 0) & jnp.isfinite(start)
@@ -64,9 +65,14 @@ def clipped_linear_root(slope, start, upper, target) -> Root:
     f_k = jnp.where(jnp.isfinite(f_k), f_k, 0.0)
     in_segment = active & (lo <= k[..., None]) & (hi > k[..., None])
     rate = jnp.sum(jnp.where(in_segment, slope, 0.0), axis=-1)
+    # "every term capped" is decided from the caps themselves: a piece narrower than one ulp of
+    # its kink (start 4e18, width 100) has lo == hi in floats and must not read as capped.
+    # Without a rising piece at k the root is k itself (what such a piece would add is below
+    # the resolution of t).
+    capped = jnp.sum(jnp.where(active, upper, 0.0), axis=-1) <= target
     step = jnp.where(rate > 0, jnp.maximum(target - f_k, 0.0) / jnp.where(rate > 0, rate, 1.0),
-                     jnp.inf)
-    return Root(kink=k, step=step)
+                     0.0)
+    return Root(kink=k, step=jnp.where(capped, jnp.inf, step))
 
 
 def clipped_linear_solution(slope, start, upper, root: Root):

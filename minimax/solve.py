@@ -1,7 +1,11 @@
 """``solve`` and ``solve_batch``: the public entry points of the channel-game solvers.
 
 Every method returns a :class:`~minimax.solution.Solution` whose ``upper``/``lower``/``gap`` are
-computed by :func:`minimax.certificate.certify` from the returned defence, whatever produced it.
+computed by :func:`minimax.certificate.certify` from the returned defence, whatever produced it,
+and whose invariants are checked before it is returned (:func:`minimax.solution.check_certificate`:
+a violation raises :class:`~minimax.errors.CertificateError`; in ``solve_batch`` it marks that
+game's row ``status="failed"``). Inputs are within the supported ranges of
+``docs/supported-ranges.md``, enforced when the game is built.
 
 Methods:
 
