@@ -353,14 +353,17 @@ def _term_scale(game: Game, attack):
     return jnp.sum(game.w * harm + game.utility_price * game.u * restored)
 
 
-def lagrangian_lower_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()) -> LowerBound:
-    """Certified lower bound ``max_nu g(nu) <= min_x L(x, attack) <= V``; jit/vmap-able.
+class CentreBound(NamedTuple):
+    """The Lagrangian bound at the searched multiplier, and whether nu = 0 could beat it."""
 
-    The multiplier is chosen by bisection on the budget spent by a cheap estimate of the
-    per-channel minimisers; the bound itself is then computed rigorously (interval
-    branch-and-bound) at that multiplier and at nu = 0, and the better is kept:
-    any nu >= 0 gives a valid bound, so the heuristic choice costs tightness, never validity.
-    """
+    nu: jax.Array  # () the searched multiplier
+    value: jax.Array  # () rigorous g(nu), before the rounding margin
+    defense: Defense  # per-channel minimisers at nu
+    need_zero: jax.Array  # () bool: g(0) may exceed value (else it is not computed)
+
+
+def _multiplier(game: Game, attack, cfg: BoundConfig):
+    """log nu: bisection on the budget spent by the cheap per-channel minimiser estimate."""
 
     def spend(nu):
         _, x = _channel_minimum_estimate(game, attack, nu, cfg)
@@ -376,15 +379,62 @@ def lagrangian_lower_bound(game: Game, attack, cfg: BoundConfig = BoundConfig())
         return jnp.where(over, mid, lo), jnp.where(over, hi, mid)
 
     lo, hi = jax.lax.fori_loop(0, cfg.nu_steps, body, (lo, hi))
-    centre = 0.5 * (lo + hi)
-    candidates = jnp.stack([jnp.exp(centre), jnp.zeros_like(centre)])
-    values, xs = jax.vmap(lambda nu: _rigorous_g(game, attack, nu, cfg))(candidates)
-    i = jnp.argmax(values)
-    margin = _MARGIN * (1.0 + jnp.abs(values[i]) + _term_scale(game, attack)
-                        + (game.num_channels + 1) * candidates[i] * game.defender_budget)
-    best = values[i] - margin
-    return LowerBound(value=best, nu=candidates[i],
-                      defense=jax.tree_util.tree_map(lambda v: v[i], xs))
+    return 0.5 * (lo + hi)
+
+
+def centre_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()) -> CentreBound:
+    """Rigorous g at the searched multiplier, and an upper estimate of g(0) to decide whether
+    the rigorous g(0) must be computed too.
+
+    ``sum_i min over a grid of feasible x_i of [L_i(x_i, a_i)]`` is the value of the relaxed
+    problem at feasible points, so it is >= min_x [...] = g(0) >= the rigorous bound at 0. When
+    it is below g(nu) (by more than a rounding allowance), nu = 0 cannot win the comparison of
+    :func:`lagrangian_lower_bound` and its branch-and-bound is skipped: the bound is unchanged.
+    """
+    nu = jnp.exp(_multiplier(game, attack, cfg))
+    value, x = _rigorous_g(game, attack, nu, cfg)
+    zero = jnp.zeros_like(nu)
+    upper_zero = jnp.sum(_channel_minimum_estimate_grid(game, attack, zero, cfg,
+                                                        game.lever_mask())[0])
+    allowance = 1e-9 * (1.0 + jnp.abs(upper_zero) + _term_scale(game, attack))
+    need_zero = ~(upper_zero + allowance < value)  # NaN anywhere: compute it
+    return CentreBound(nu=nu, value=value, defense=x, need_zero=need_zero)
+
+
+def zero_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()):
+    """Rigorous g(0) and its per-channel minimisers."""
+    return _rigorous_g(game, attack, jnp.zeros(()), cfg)
+
+
+def combine_bounds(game: Game, attack, centre: CentreBound, zero_value, zero_defense
+                   ) -> LowerBound:
+    """The better of g(nu) and g(0) (``zero_value = -inf`` when skipped), less the rounding
+    margin."""
+    take_zero = zero_value > centre.value
+    value = jnp.where(take_zero, zero_value, centre.value)
+    nu = jnp.where(take_zero, 0.0, centre.nu)
+    margin = _MARGIN * (1.0 + jnp.abs(value) + _term_scale(game, attack)
+                        + (game.num_channels + 1) * nu * game.defender_budget)
+    defense = Defense(*(jnp.where(take_zero, z, c)
+                        for z, c in zip(zero_defense, centre.defense, strict=True)))
+    return LowerBound(value=value - margin, nu=nu, defense=defense)
+
+
+def lagrangian_lower_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()) -> LowerBound:
+    """Certified lower bound ``max_nu g(nu) <= min_x L(x, attack) <= V``; jit/vmap-able.
+
+    The multiplier is chosen by bisection on the budget spent by a cheap estimate of the
+    per-channel minimisers; the bound itself is then computed rigorously (interval
+    branch-and-bound) at that multiplier and, unless an upper estimate of g(0) shows that it
+    cannot be better (:func:`centre_bound`), at nu = 0; the better is kept: any nu >= 0 gives a
+    valid bound, so the heuristic choice costs tightness, never validity.
+    """
+    centre = centre_bound(game, attack, cfg)
+    skipped = (jnp.full_like(centre.value, -jnp.inf), centre.defense)
+    zero_value, zero_defense = jax.lax.cond(centre.need_zero,
+                                            lambda: zero_bound(game, attack, cfg),
+                                            lambda: skipped)
+    return combine_bounds(game, attack, centre, zero_value, zero_defense)
 
 
 class Certificate(NamedTuple):

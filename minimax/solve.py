@@ -31,7 +31,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.certificate import BoundConfig, certify, check_bound_config
+from minimax.best_response import best_response_attack
+from minimax.certificate import (
+    BoundConfig,
+    Certificate,
+    centre_bound,
+    certify,
+    check_bound_config,
+    combine_bounds,
+    zero_bound,
+)
+from minimax.channel import payoff
 from minimax.convex import convexity, solve_convex
 from minimax.errors import CertificateError, SolverError
 from minimax.game import Defense, Game
@@ -215,12 +225,49 @@ def _batch_descent_piece(games: Game, state, opts: GradientOptions, until):
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _batch_certify(games: Game, x, cfg: BoundConfig):
+def _batch_certify_centre(games: Game, x, cfg: BoundConfig):
     def one(game, x):
         defense = Defense(n=x[0], s=x[1], b=x[2])
-        return defense, certify(game, defense, cfg=cfg)
+        attack = best_response_attack(game, defense)
+        return defense, attack, payoff(game, defense, attack), centre_bound(game, attack, cfg)
 
     return jax.vmap(one)(games, x)
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _batch_zero_bound(games: Game, attacks, cfg: BoundConfig):
+    return jax.vmap(lambda g, a: zero_bound(g, a, cfg))(games, attacks)
+
+
+@jax.jit
+def _batch_combine(games: Game, attacks, upper, centre, zero_value, zero_defense):
+    def one(game, attack, upper, centre, zero_value, zero_defense):
+        bound = combine_bounds(game, attack, centre, zero_value, zero_defense)
+        return Certificate(upper=upper, lower=bound.value, gap=upper - bound.value,
+                           attack=attack, nu=bound.nu)
+
+    return jax.vmap(one)(games, attacks, upper, centre, zero_value, zero_defense)
+
+
+def _batch_certify(games: Game, count: int, x, cfg: BoundConfig):
+    """:func:`~minimax.certificate.certify` of every game of a stacked batch at its defence
+    ``x``, with the bound at nu = 0 computed only for the games where it could be the better
+    one (:func:`~minimax.certificate.centre_bound`); the certificates are those of ``certify``.
+    """
+    defense, attacks, upper, centre = _batch_certify_centre(games, x, cfg)
+    need = np.flatnonzero(np.asarray(centre.need_zero))
+    zero_value = np.full(count, -np.inf)
+    zero_defense = jax.tree_util.tree_map(np.array, centre.defense)
+    if need.size:
+        size = _bucket(need.size, count)
+        idx = np.concatenate([need, np.full(size - need.size, need[0])])
+        games_np = jax.tree_util.tree_map(np.asarray, games)
+        sub = jax.tree_util.tree_map(lambda v: v[idx], games_np)
+        value, zx = _batch_zero_bound(sub, np.asarray(attacks)[idx], cfg)
+        zero_value[need] = np.asarray(value)[: need.size]
+        for field, part in zip(zero_defense, zx, strict=True):
+            field[need] = np.asarray(part)[: need.size]
+    return defense, _batch_combine(games, attacks, upper, centre, zero_value, zero_defense)
 
 
 def _bucket(active: int, count: int) -> int:
@@ -284,7 +331,7 @@ def solve_batch(games: Sequence[Game] | Game, method: str = "gradient", *,
     count = stacked.batch_shape[0] if stacked.batch_shape else 1
     if method == "gradient" and stacked.batch_shape:
         x, iterations = _compacted_descent(stacked, count, opts)
-        defense, cert = _batch_certify(stacked, x, cfg)
+        defense, cert = _batch_certify(stacked, count, x, cfg)
     else:
         defense, cert, iterations = _batch_pipeline(stacked, method, opts, cfg)
     jax.block_until_ready(cert)
