@@ -170,7 +170,7 @@ def test_large_defender_budget_on_the_default_game_is_certified(mode, budget):
 
 
 @pytest.mark.parametrize("spec,message", [
-    (dict(defender_budget=1e10), r"game\.defender_budget: got 1e\+10; expected a finite "
+    (dict(defender_budget=1e10), r"game\.defender_budget: got 10000000000\.0; expected a finite "
                                  r"number in \[0, 1e\+09\] \(the supported range"),
     (dict(utility_price=1.7e308), r"game\.utility_price: got 1\.7e\+308"),
     (dict(N=[5e-324, 1.0]), r"\.N: got 5e-324; expected in \[1e-06, 1e\+06\]"),
@@ -271,16 +271,20 @@ def test_budget_projection_matches_a_cvxpy_qp_with_costs(seed):
 
 
 def test_budget_projection_with_costs_spanning_twelve_decades_stays_feasible():
-    """Found by the fuzz suite: costs 1e-6 .. 1e6 and P_D = 1e9 overspent by 2.4e-6."""
-    cost = jnp.asarray([[1e6, 33.07], [1.0, 229.26], [1.0, 1e-6]])
-    y = jnp.asarray([[3e2, 1e8], [5e8, 2e3], [4e8, 9e14]])
+    """Found by the fuzz suite: costs 1e-6 .. 1e6 and P_D = 1e9 overspent by 2.4e-6. Checked
+    by the projection's optimality conditions: x = max(y - tau c, 0), one tau >= 0 for every
+    coordinate, and the budget met with equality when y is outside."""
+    cost = np.asarray([[1e6, 33.07], [1.0, 229.26], [1.0, 1e-6]])
+    y = np.asarray([[3e2, 1e8], [5e8, 2e3], [4e8, 9e14]])
     for budget in (1e9, 1.0, 1e-6):
-        x = np.asarray(project_budget(y, cost, budget))
-        assert float(np.sum(np.asarray(cost) * x)) <= budget * (1 + 1e-12)
-        ref = _qp_budget(np.asarray(y) / 1e9, np.asarray(cost), budget / 1e9,
-                         np.ones((3, 2), bool)) * 1e9 if budget == 1e9 else None
-        if ref is not None:
-            np.testing.assert_allclose(x, ref, rtol=1e-5, atol=1e-3)
+        x = np.asarray(project_budget(jnp.asarray(y), jnp.asarray(cost), budget))
+        spent = float(np.sum(cost * x))
+        assert spent <= budget * (1 + 1e-12) and spent >= budget * (1 - 1e-9)
+        active = x > 0
+        taus = (y[active] - x[active]) / cost[active]
+        tau = float(np.median(taus))
+        assert tau >= 0 and np.allclose(taus, tau, rtol=1e-6, atol=0)
+        assert np.all(y[~active] <= tau * cost[~active] * (1 + 1e-9))
 
 
 @pytest.mark.parametrize("seed", range(6))

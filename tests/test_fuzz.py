@@ -58,7 +58,6 @@ settings.register_profile(
     "minimax-fuzz", max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
     suppress_health_check=list(HealthCheck), print_blob=True)
 
-LEVER_SETS = [("n", "s", "b"), ("n", "s"), ("b",), ("n",), ("s",), ("n", "b"), ("s", "b")]
 if LONG:  # 8 shapes (each compiles once): K = 2 x both modes x both effects, and four more
     SHAPES = [(2, m, e, LEVERS) for m in ("injection", "jamming") for e in ("exp", "rational")]
     SHAPES += [(1, "injection", "exp", ("b",)), (3, "jamming", "rational", ("n", "s")),
