@@ -309,13 +309,16 @@ def _compacted_descent(games: Game, count: int, opts: GradientOptions):
 
 def solve_batch(games: Sequence[Game] | Game, method: str = "gradient", *,
                 gap_tol: float | None = None, **options: Any) -> list[Solution]:
-    """Solve many games of one shape in one compiled, vmapped call (gradient methods).
+    """Solve many games of one shape with compiled, vmapped calls (gradient methods).
 
-    ``games`` is a sequence of :class:`Game` or an already stacked game. Each returned
-    :class:`Solution` carries its own certificate and status; ``seconds`` is the batch wall
-    time divided by the number of games. A game whose answer breaks an invariant of its
-    certificate comes back as a ``status="failed"`` row (NaN numbers, the violated check in
-    ``reason``) and the other games are unaffected.
+    ``method="gradient"``: the descent runs in pieces of ``_PIECE`` iterations and games whose
+    descent has stopped leave the batch between pieces (each game gets exactly the iterates
+    of its own :func:`solve`); the certificates are those of :func:`solve`. The saddle
+    methods run in one vmapped call. ``games`` is a sequence of :class:`Game` or an already
+    stacked game. Each returned :class:`Solution` carries its own certificate and status;
+    ``seconds`` is the batch wall time divided by the number of games. A game whose answer
+    breaks an invariant of its certificate comes back as a ``status="failed"`` row (NaN
+    numbers, the violated check in ``reason``) and the other games are unaffected.
     """
     gap_tol = _check_gap_tol(gap_tol)
     if method == "auto":
