@@ -126,14 +126,21 @@ def _convex_min_lb(fun, s_max, steps):
     lo, hi = jax.lax.fori_loop(0, steps, body, (jnp.zeros_like(s_max), s_max))
     f_lo, g_lo = fun(lo)
     f_hi, g_hi = fun(hi)
+    width = hi - lo
+    # The tangents cross at lo + off. Measured from lo (not as g_lo lo - g_hi hi, which cancels
+    # catastrophically when a slope is 1e14 at s ~ 1e6), and evaluated on the flatter tangent
+    # minus its slope times the rounding error of the crossing: a steep tangent evaluated an
+    # ulp away from its crossing would be off by 1e5.
     denom = g_lo - g_hi
-    cross = (f_hi - f_lo + g_lo * lo - g_hi * hi) / jnp.where(denom != 0, denom, 1.0)
-    cross = jnp.clip(jnp.where(denom != 0, cross, lo), lo, hi)
-
-    def support(s):
-        return jnp.maximum(f_lo + g_lo * (s - lo), f_hi + g_hi * (s - hi))
-
-    lb = jnp.minimum(jnp.minimum(support(lo), support(hi)), support(cross))
+    off = (f_hi - f_lo - g_hi * width) / jnp.where(denom != 0, denom, 1.0)
+    off = jnp.clip(jnp.where(denom != 0, off, 0.0), 0.0, width)
+    flat_lo = jnp.abs(g_lo) <= jnp.abs(g_hi)
+    at_cross = jnp.where(flat_lo, f_lo + g_lo * off, f_hi + g_hi * (off - width))
+    err = 8.0 * jnp.finfo(jnp.float64).eps * (jnp.abs(lo) + jnp.abs(hi) + width)
+    at_cross = at_cross - jnp.minimum(jnp.abs(g_lo), jnp.abs(g_hi)) * err
+    at_lo = jnp.maximum(f_lo, f_hi - g_hi * width)
+    at_hi = jnp.maximum(f_lo + g_lo * width, f_hi)
+    lb = jnp.minimum(jnp.minimum(at_lo, at_hi), at_cross)
     best = jnp.where(f_lo <= f_hi, lo, hi)
     return jnp.minimum(lb, jnp.minimum(f_lo, f_hi)), jnp.minimum(f_lo, f_hi), best
 

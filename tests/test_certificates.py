@@ -142,6 +142,24 @@ def test_rational_effects_at_large_attacker_power_keep_lower_below_upper():
     _check_lower(game, minimax.solve(game, **OPTIONS))
 
 
+def test_tangent_crossing_with_a_steep_slope_keeps_the_bound_valid():
+    """Found by the long fuzz run: slopes of 1e14 at s ~ 6e6 made the crossing of the two
+    tangents cancel catastrophically, and lower exceeded upper by 2.5e-4."""
+    spec = {"mode": "injection", "effect": "rational", "attacker_budget": 0.02191772292102243,
+            "defender_budget": 5688322.840134582, "utility_price": 1e6, "channels": [
+                {"name": "c0", "flow": "memory", "modality": "text", "B": 98943.73553276107,
+                 "S": 1e-6, "N": 300484.934697673, "w": 1e6, "u": 1e-6, "rho": 1e-15,
+                 "alpha": 1e6, "beta": 0.10772982785116787, "gamma": 173.6637018353015,
+                 "cost_n": 1e-6, "cost_s": 1e6, "cost_b": 259205.8858819373},
+                {"name": "c1", "flow": "prediction", "modality": "text", "B": 1.0, "S": 1.0,
+                 "N": 1.0, "w": 1e6, "u": 1e-6, "rho": 0.0, "alpha": 1e5, "beta": 1e-6,
+                 "gamma": 1.0, "cap": 1.0, "cost_n": 1e-6, "cost_s": 1.0, "cost_b": 1.0}]}
+    game = minimax.Game.from_dict(spec)
+    sol = minimax.solve(game, **OPTIONS)
+    assert sol.lower <= sol.value and sol.status == "certified"
+    _check_lower(game, sol, m=6, quality=False)
+
+
 def test_saturated_channels_keep_the_attack_feasible():
     """Issue reproducer 3: huge noise suppression (eta below 1e-190) and a budget of 5."""
     game = minimax.Game.create(
