@@ -1,9 +1,12 @@
 """Benchmark: batched certified solving of the channel game vs a loop of solve vs SLSQP.
 
-1,024 random K = 12 injection games (lambda in [0, 0.3], all three levers, non-convex).
+Random injection games at each K of ``--k`` (lambda in [0, 0.3], all three levers,
+non-convex), solver options = the ``solve`` defaults unless given.
 
-* ``solve_batch``: one compiled, vmapped call for all games (certificates included); reported
-  warm (second call) and cold (first call, compilation included).
+* ``solve_batch``: one compiled call for all games (certificates included); reported
+  warm (second call) and cold (first call, compilation included); beside it the previous
+  batched program (one vmapped ``while_loop`` over the whole batch, so every game ran as long
+  as the slowest), same options, same games, same run.
 * a loop of ``solve``: per-game calls on a sample (compiled once, then warm).
 * scipy SLSQP multistart: what a user would otherwise write -- SLSQP from ``--starts`` random
   feasible points on phi with its exact gradient (the same exact inner best response), on a
@@ -11,12 +14,13 @@
 
 Value quality compares, on the SLSQP sample, the batched value with the best SLSQP value.
 
-    python experiments/bench_core.py [--games 1024] [--sample 16] [--starts 52]
+    python experiments/bench_core.py [--k 6 12] [--games 256 128] [--sample 8] [--starts 52]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import platform
 import time
@@ -30,6 +34,7 @@ from scipy.optimize import minimize
 import minimax
 from minimax.testing import random_game
 
+_solve_module = importlib.import_module("minimax.solve")
 HERE = Path(__file__).resolve().parent
 
 
@@ -86,56 +91,58 @@ def slsqp_multistart_fd(game, starts, rng):
     return best
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--games", type=int, default=1024)
-    ap.add_argument("--sample", type=int, default=16, help="games for the loop and SLSQP")
-    ap.add_argument("--starts", type=int, default=52, help="SLSQP starts per game")
-    ap.add_argument("--fd-sample", type=int, default=2,
-                    help="games for SLSQP with finite-difference gradients")
-    ap.add_argument("--batch-starts", type=int, default=8)
-    ap.add_argument("--batch-steps", type=int, default=100)
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_core.md")
-    args = ap.parse_args()
+def _vmapped_while(games, opts):
+    """The previous batched program: descent and certificate of every game in one vmapped
+    ``while_loop`` (runs every game for as many iterations as the slowest needs)."""
+    stacked = minimax.stack_games(games)
+    o, cfg, _ = _solve_module._options(dict(opts), "gradient")
+    _, cert, _ = _solve_module._batch_pipeline(stacked, "gradient", o, cfg)
+    return jax.block_until_ready(cert)
 
-    rng = np.random.default_rng(2026)
-    games = [random_game(rng, 12, utility_price=float(rng.uniform(0, 0.3)))
-             for _ in range(args.games)]
+
+def bench_k(k, n_games, args):
+    rng = np.random.default_rng(2026 + k)
+    games = [random_game(rng, k, utility_price=float(rng.uniform(0, 0.3)))
+             for _ in range(n_games)]
     opts = dict(starts=args.batch_starts, steps=args.batch_steps)
 
-    t = time.perf_counter()
-    minimax.solve_batch(games, **opts)
-    cold = time.perf_counter() - t
-    t = time.perf_counter()
-    batch = minimax.solve_batch(games, **opts)
-    warm = time.perf_counter() - t
+    def timed(fn):
+        t = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t
+
+    _, cold = timed(lambda: minimax.solve_batch(games, **opts))
+    batch, warm = timed(lambda: minimax.solve_batch(games, **opts))
+    _, old_cold = timed(lambda: _vmapped_while(games, opts))
+    old_cert, old_warm = timed(lambda: _vmapped_while(games, opts))
 
     sample = list(range(args.sample))
-    minimax.solve(games[0], method="gradient")  # compile once
-    t = time.perf_counter()
-    looped = [minimax.solve(games[i], method="gradient") for i in sample]
-    loop = (time.perf_counter() - t) / len(sample)
+    minimax.solve(games[0], method="gradient", **opts)  # compile once
+    looped, loop = timed(lambda: [minimax.solve(games[i], method="gradient", **opts)
+                                  for i in sample])
+    loop /= len(sample)
 
-    slsqp_game = slsqp_multistart(games[0], 1, rng)  # compile the objective once
-    del slsqp_game
-    t = time.perf_counter()
-    ref = [slsqp_multistart(games[i], args.starts, rng) for i in sample]
-    slsqp = (time.perf_counter() - t) / len(sample)
-
+    slsqp_multistart(games[0], 1, rng)  # compile the objective once
+    ref, slsqp = timed(lambda: [slsqp_multistart(games[i], args.starts, rng) for i in sample])
+    slsqp /= len(sample)
     fd_sample = list(range(args.fd_sample))
-    t = time.perf_counter()
-    ref_fd = [slsqp_multistart_fd(games[i], args.starts, rng) for i in fd_sample]
-    slsqp_fd = (time.perf_counter() - t) / max(len(fd_sample), 1)
-    diff_fd = np.array([batch[i].value for i in fd_sample]) - np.array(ref_fd)
+    ref_fd, slsqp_fd = timed(lambda: [slsqp_multistart_fd(games[i], args.starts, rng)
+                                      for i in fd_sample])
+    slsqp_fd /= max(len(fd_sample), 1)
 
-    b_val = np.array([batch[i].value for i in sample])
-    l_val = np.array([s.value for s in looped])
-    ref = np.array(ref)
+    b_val = np.array([s.value for s in batch])
+    diff_b = b_val[sample] - np.array(ref)
+    diff_l = np.array([s.value for s in looped]) - np.array(ref)
+    diff_fd = b_val[fd_sample] - np.array(ref_fd)
     gaps = np.array([s.gap for s in batch])
-    rel_gaps = gaps / np.maximum(np.abs([s.value for s in batch]), 1e-12)
+    old_gaps = np.asarray(old_cert.gap)
+    status = {st: sum(s.status == st for s in batch) for st in {s.status for s in batch}}
     rows = [
-        ("solve_batch (warm, certified)", warm / args.games, args.games),
-        ("solve_batch (cold: incl. compile)", cold / args.games, args.games),
+        ("solve_batch (warm, certified)", warm / n_games, n_games),
+        ("solve_batch (cold: incl. compile)", cold / n_games, n_games),
+        ("previous batched program: one vmapped while_loop (warm)", old_warm / n_games,
+         n_games),
+        ("previous batched program (cold: incl. compile)", old_cold / n_games, n_games),
         ("loop of solve (gradient, certified)", loop, len(sample)),
         (f"scipy SLSQP multistart ({args.starts} starts, exact JAX gradient, no certificate)",
          slsqp, len(sample)),
@@ -143,41 +150,75 @@ def main() -> None:
          slsqp_fd, len(fd_sample)),
     ]
     lines = [
-        f"# Channel-game solving: K = 12, {args.games} random games", "",
-        f"Machine: {platform.machine()}, {jax.device_count()} JAX CPU device(s), "
-        f"jax {jax.__version__}; batch options starts={args.batch_starts}, "
-        f"steps={args.batch_steps}; loop uses `solve` defaults.", "",
+        f"## K = {k}, {n_games} random games", "",
         "| method | games | seconds per game | vs SLSQP (JAX grad) | vs SLSQP (finite diff.) |",
         "|---|---:|---:|---:|---:|",
     ]
     for name, per, count in rows:
         lines.append(f"| {name} | {count} | {per:.4f} | {slsqp / per:.1f}x | "
                      f"{slsqp_fd / per:.1f}x |")
-    diff_b = b_val - ref
-    diff_l = l_val - ref
+
+    def spread(g):
+        return (f"median {np.median(g):.3e}, 90th percentile {np.quantile(g, 0.9):.3e}, "
+                f"max {g.max():.3e}")
+
     lines += [
-        "", f"Value quality on the {len(sample)} SLSQP games (value = phi(defence), lower is "
-        "better for the defender):", "",
-        f"- solve_batch <= SLSQP best + 1e-6 on {int(np.sum(diff_b <= 1e-6))}/{len(sample)}; "
-        f"mean(batch - SLSQP) = {diff_b.mean():.3e}, max = {diff_b.max():.3e}, "
-        f"min = {diff_b.min():.3e}",
-        f"- finite-difference SLSQP on {len(fd_sample)} games: batch - SLSQP = "
-        f"{np.array2string(diff_fd, precision=3)}",
-        f"- loop of solve <= SLSQP best + 1e-6 on {int(np.sum(diff_l <= 1e-6))}/{len(sample)};"
-        f" mean(loop - SLSQP) = {diff_l.mean():.3e}",
-        f"- certified gap over all {args.games} batched games: median {np.median(gaps):.3e}, "
-        f"90th percentile {np.quantile(gaps, 0.9):.3e}, max {gaps.max():.3e}; "
-        f"relative to |value|: median {np.median(rel_gaps):.3e}",
+        "", "Value quality (value = phi(defence), lower is better for the defender):", "",
+        f"- solve_batch <= SLSQP (JAX grad) best + 1e-6 on {int(np.sum(diff_b <= 1e-6))}/"
+        f"{len(sample)}; mean(batch - SLSQP) = {diff_b.mean():.3e}, max = {diff_b.max():.3e}",
+        f"- solve_batch <= SLSQP (finite diff.) best + 1e-6 on {int(np.sum(diff_fd <= 1e-6))}/"
+        f"{len(fd_sample)}; batch - SLSQP = {np.array2string(diff_fd, precision=3)}",
+        f"- loop of solve <= SLSQP (JAX grad) best + 1e-6 on {int(np.sum(diff_l <= 1e-6))}/"
+        f"{len(sample)}",
+        f"- solve_batch vs the previous batched program on all {n_games} games: "
+        f"max |value difference| {np.abs(b_val - np.asarray(old_cert.upper)).max():.2e}",
+        f"- status: {status}",
+        f"- certified gap, solve_batch: {spread(gaps)}",
+        f"- certified gap, previous batched program: {spread(old_gaps)}",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
+    return "\n".join(lines), {
+        "k": k, "games": n_games, "batch_warm_s_per_game": warm / n_games,
+        "batch_cold_s_per_game": cold / n_games, "previous_batch_warm_s_per_game":
+        old_warm / n_games, "loop_s_per_game": loop, "slsqp_s_per_game": slsqp,
+        "slsqp_fd_s_per_game": slsqp_fd, "batch_minus_slsqp": diff_b.tolist(),
+        "batch_minus_slsqp_fd": diff_fd.tolist(), "loop_minus_slsqp": diff_l.tolist(),
+        "gap_median": float(np.median(gaps)), "gap_p90": float(np.quantile(gaps, 0.9)),
+        "gap_max": float(gaps.max()),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--k", type=int, nargs="+", default=[6, 12])
+    ap.add_argument("--games", type=int, nargs="+", default=[256, 128])
+    ap.add_argument("--sample", type=int, default=8, help="games for the loop and SLSQP")
+    ap.add_argument("--starts", type=int, default=52, help="SLSQP starts per game")
+    ap.add_argument("--fd-sample", type=int, default=2,
+                    help="games for SLSQP with finite-difference gradients")
+    ap.add_argument("--batch-starts", type=int, default=16)
+    ap.add_argument("--batch-steps", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_core.md")
+    args = ap.parse_args()
+
+    load = " ".join(f"{v:.1f}" for v in __import__("os").getloadavg())
+    parts, records = [], []
+    for k, n in zip(args.k, args.games, strict=True):
+        text, record = bench_k(k, n, args)
+        print(text, flush=True)
+        parts.append(text)
+        records.append(record)
+    load_after = " ".join(f"{v:.1f}" for v in __import__("os").getloadavg())
+    text = "\n".join([
+        "# Channel-game solving: batched, single and SLSQP multistart", "",
+        f"Machine: {platform.machine()}, {jax.device_count()} JAX CPU device(s), "
+        f"jax {jax.__version__}; solver options starts={args.batch_starts}, "
+        f"steps={args.batch_steps} (batch and loop); load average before {load}, after "
+        f"{load_after} (ratios within one run are comparable; absolute times are not).", "",
+        *[p + "\n" for p in parts],
+    ])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    (args.out.with_suffix(".json")).write_text(json.dumps({
-        "batch_warm_s_per_game": warm / args.games, "batch_cold_s_per_game": cold / args.games,
-        "loop_s_per_game": loop, "slsqp_s_per_game": slsqp, "slsqp_fd_s_per_game": slsqp_fd,
-        "batch_minus_slsqp": diff_b.tolist(), "loop_minus_slsqp": diff_l.tolist(),
-    }, indent=2))
+    args.out.with_suffix(".json").write_text(json.dumps(records, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from minimax.channel import (
 )
 from minimax.convex import convexity
 from minimax.double_oracle import MixedSolution, solve_mixed
-from minimax.errors import GameSpecError, MinimaxError, SolverError
+from minimax.errors import CertificateError, GameSpecError, MinimaxError, SolverError
 from minimax.game import FLOWS, LEVERS, MODEL_FLOWS, MODES, SYSTEM_FLOWS, Defense, Game
 from minimax.gradient import GradientOptions
 from minimax.solution import Solution
@@ -40,7 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "FLOWS", "LEVERS", "METHODS", "MODEL_FLOWS", "MODES", "SYSTEM_FLOWS",
     "BoundConfig", "Certificate", "Defense", "Game", "GameSpecError", "GradientOptions",
-    "MinimaxError", "Solution", "SolverError",
+    "CertificateError", "MinimaxError", "Solution", "SolverError",
     "adversarial_capacity", "best_response", "best_response_attack", "capacity", "certify",
     "convexity", "defense_cost", "lagrangian_lower_bound", "legitimate_capacity", "payoff",
     "phi", "solve", "solve_batch", "stack_games",

@@ -12,9 +12,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from minimax.config import game_dict, solver_options, validate_config
+from minimax.errors import SolverError
 from minimax.game import Game
 from minimax.report import channel_rows, markdown_table
 from minimax.solve import solve
@@ -25,7 +27,7 @@ log = logging.getLogger("minimax")
 def record_error(cfg: Any, out_dir: str | Path, err: BaseException) -> Path:
     """Write ``error.json`` (the config as composed, the error and its traceback) to ``out_dir``.
 
-    A failed point of a sweep keeps what is needed to reproduce it (STYLE 12)."""
+    A failed point of a sweep keeps what is needed to reproduce it."""
     try:
         config = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) \
             else cfg
@@ -70,7 +72,15 @@ def _run_matrix(path: str, out: Path, show: bool) -> dict[str, Any]:
 
     loss = load_matrix(path)
     sol = zero_sum(loss)
-    result = {"matrix": str(path), "shape": list(loss.shape), "value": float(sol.value),
+    status = getattr(sol, "status", None)
+    if status is None:  # results without a status: the NaN rule
+        finite = all(np.isfinite(float(v)) for v in (sol.value, sol.upper, sol.lower))
+        status = "certified" if finite else "failed"
+    if status == "failed":
+        raise SolverError(f"matrix game {path}: the solver did not certify its answer "
+                          f"({getattr(sol, 'reason', '') or 'non-finite value or bounds'})")
+    result = {"status": status, "matrix": str(path), "shape": list(loss.shape),
+              "value": float(sol.value),
               "exploitability": float(sol.exploitability), "upper": float(sol.upper),
               "lower": float(sol.lower), "defender": sol.x.tolist(), "attacker": sol.y.tolist(),
               "method": sol.method}
@@ -97,7 +107,9 @@ def _run_mixed(game: Game, options: dict[str, Any], out: Path, show: bool) -> di
         f"\n\nMixed defence by double oracle on `{game.name}`: V_mix in [{sol.lower:.9f}, "
         f"{sol.upper:.9f}] (gap {sol.gap:.2e}); pure V in [{sol.pure.lower:.9f}, "
         f"{sol.pure.upper:.9f}]; {sol.iterations} iterations, {sol.seconds:.1f} s.\n")
-    return _write(out, {"game": game.to_dict(), "mixed": sol.to_dict()}, table, show)
+    table += f"\nStatus: {sol.status} ({sol.reason}).\n"
+    return _write(out, {"status": sol.status, "game": game.to_dict(), "mixed": sol.to_dict()},
+                  table, show)
 
 
 def _run(cfg: Any, out_dir: str | Path) -> dict[str, Any]:
@@ -111,6 +123,6 @@ def _run(cfg: Any, out_dir: str | Path) -> dict[str, Any]:
         return _run_mixed(game, options, out, app.print_table)
     sol = solve(game, method=method, **options)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"game": game.to_dict(), "solution": sol.to_dict(),
+    result = {"status": sol.status, "game": game.to_dict(), "solution": sol.to_dict(),
               "channels": channel_rows(game, sol)}
     return _write(out, result, markdown_table(game, sol), app.print_table)

@@ -27,7 +27,8 @@ per-channel problem has three variables and is not jointly convex, so it is lowe
 
 Every nu gives a valid bound, so nu is searched (bisection on the supergradient
 ``sum cost . x(nu) - P_D`` in log-space) and the best bound found is kept. The bound is exact up
-to floating-point rounding, for which a relative margin of 1e-12 is subtracted. It is tight
+to floating-point rounding, for which a margin of 1e-12 times the magnitude of the terms
+(harm, utility and budget terms, not only their sum) is subtracted. It is tight
 (up to the interval widths) when the game is convex-concave and a_hat is the saddle attack;
 for non-convex games a real gap ``V - max_a min_x L`` can remain, and it is reported, never
 hidden.
@@ -35,10 +36,12 @@ hidden.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from minimax.best_response import best_response_attack
 from minimax.channel import capacity, payoff
@@ -96,6 +99,11 @@ class LowerBound(NamedTuple):
     defense: Defense  # per-channel minimisers at nu (a defender response estimate; may be
     # infeasible, informative only)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (JSON-serialisable)."""
+        return {"value": float(self.value), "nu": float(self.nu),
+                "defense": self.defense.to_dict()}
+
 
 def _convex_min_lb(fun, s_max, steps):
     """Lower bound, upper estimate and argmin of a convex 1-D ``fun`` on [0, s_max] (elementwise).
@@ -118,14 +126,21 @@ def _convex_min_lb(fun, s_max, steps):
     lo, hi = jax.lax.fori_loop(0, steps, body, (jnp.zeros_like(s_max), s_max))
     f_lo, g_lo = fun(lo)
     f_hi, g_hi = fun(hi)
+    width = hi - lo
+    # The tangents cross at lo + off. Measured from lo (not as g_lo lo - g_hi hi, which cancels
+    # catastrophically when a slope is 1e14 at s ~ 1e6), and evaluated on the flatter tangent
+    # minus its slope times the rounding error of the crossing: a steep tangent evaluated an
+    # ulp away from its crossing would be off by 1e5.
     denom = g_lo - g_hi
-    cross = (f_hi - f_lo + g_lo * lo - g_hi * hi) / jnp.where(denom != 0, denom, 1.0)
-    cross = jnp.clip(jnp.where(denom != 0, cross, lo), lo, hi)
-
-    def support(s):
-        return jnp.maximum(f_lo + g_lo * (s - lo), f_hi + g_hi * (s - hi))
-
-    lb = jnp.minimum(jnp.minimum(support(lo), support(hi)), support(cross))
+    off = (f_hi - f_lo - g_hi * width) / jnp.where(denom != 0, denom, 1.0)
+    off = jnp.clip(jnp.where(denom != 0, off, 0.0), 0.0, width)
+    flat_lo = jnp.abs(g_lo) <= jnp.abs(g_hi)
+    at_cross = jnp.where(flat_lo, f_lo + g_lo * off, f_hi + g_hi * (off - width))
+    err = 8.0 * jnp.finfo(jnp.float64).eps * (jnp.abs(lo) + jnp.abs(hi) + width)
+    at_cross = at_cross - jnp.minimum(jnp.abs(g_lo), jnp.abs(g_hi)) * err
+    at_lo = jnp.maximum(f_lo, f_hi - g_hi * width)
+    at_hi = jnp.maximum(f_lo + g_lo * width, f_hi)
+    lb = jnp.minimum(jnp.minimum(at_lo, at_hi), at_cross)
     best = jnp.where(f_lo <= f_hi, lo, hi)
     return jnp.minimum(lb, jnp.minimum(f_lo, f_hi)), jnp.minimum(f_lo, f_hi), best
 
@@ -265,7 +280,7 @@ def _channel_minimum_bnb(game: Game, attack, nu, cfg: BoundConfig):
     split = jnp.linspace(0.0, 1.0, pieces + 1)
 
     def round_(carry, _):
-        lo, hi, lb, floor = carry
+        lo, hi, lb, _, floor = carry
         order = jnp.argsort(lb, axis=0)
         pick = order[:refine]
         rest = jnp.take_along_axis(lb, order[refine:], axis=0)
@@ -275,12 +290,14 @@ def _channel_minimum_bnb(game: Game, attack, nu, cfg: BoundConfig):
         width = p_hi - p_lo
         new_lo = (p_lo[:, None, :] + split[None, :-1, None] * width[:, None, :]).reshape(-1, k)
         new_hi = (p_lo[:, None, :] + split[None, 1:, None] * width[:, None, :]).reshape(-1, k)
-        new_lb, _, _ = box(game, attack, nu, mask, new_lo, new_hi, cfg.bisect_s)
-        return (new_lo, new_hi, new_lb, floor), None
+        new_lb, _, new_x = box(game, attack, nu, mask, new_lo, new_hi, cfg.bisect_s)
+        return (new_lo, new_hi, new_lb, new_x, floor), None
 
     floor = jnp.full((k,), jnp.inf)
-    (lo, hi, lb, floor), _ = jax.lax.scan(round_, (lo, hi, lb, floor), None, length=cfg.rounds)
-    lb_final, ub, x = box(game, attack, nu, mask, lo, hi, cfg.bisect_s)
+    # the boxes of the last round are not evaluated again: their bounds and minimisers are
+    # carried out of the scan
+    (lo, hi, lb_final, x, floor), _ = jax.lax.scan(round_, (lo, hi, lb, x, floor), None,
+                                                   length=cfg.rounds)
     best = jnp.argmin(lb_final, axis=0)
     pick = lambda v: jnp.take_along_axis(v, best[None, :], axis=0)[0]  # noqa: E731
     bound = jnp.minimum(floor, jnp.min(lb_final, axis=0))
@@ -333,14 +350,27 @@ def _rigorous_g(game: Game, attack, nu, cfg: BoundConfig):
     return jnp.sum(per_channel) - nu * game.defender_budget, x
 
 
-def lagrangian_lower_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()) -> LowerBound:
-    """Certified lower bound ``max_nu g(nu) <= min_x L(x, attack) <= V``; jit/vmap-able.
+def _term_scale(game: Game, attack):
+    """An upper bound on the magnitude of every harm and utility term of g(nu), in weighted
+    bits per query: rounding errors are relative to these, not to their (possibly cancelling)
+    sum, so the rounding margin is scaled by it."""
+    sigma_max = 1.0 + game.beta * game.defender_budget / game.cost_s
+    restored = capacity(game.B, sigma_max * game.S, game.N)
+    harm = capacity(game.B, game.S, game.N) + restored + capacity(game.B, attack, game.N)
+    return jnp.sum(game.w * harm + game.utility_price * game.u * restored)
 
-    The multiplier is chosen by bisection on the budget spent by a cheap estimate of the
-    per-channel minimisers; the bound itself is then computed rigorously (interval
-    branch-and-bound) at that multiplier and at nu = 0, and the better is kept:
-    any nu >= 0 gives a valid bound, so the heuristic choice costs tightness, never validity.
-    """
+
+class CentreBound(NamedTuple):
+    """The Lagrangian bound at the searched multiplier, and whether nu = 0 could beat it."""
+
+    nu: jax.Array  # () the searched multiplier
+    value: jax.Array  # () rigorous g(nu), before the rounding margin
+    defense: Defense  # per-channel minimisers at nu
+    need_zero: jax.Array  # () bool: g(0) may exceed value (else it is not computed)
+
+
+def _multiplier(game: Game, attack, cfg: BoundConfig):
+    """log nu: bisection on the budget spent by the cheap per-channel minimiser estimate."""
 
     def spend(nu):
         _, x = _channel_minimum_estimate(game, attack, nu, cfg)
@@ -356,13 +386,62 @@ def lagrangian_lower_bound(game: Game, attack, cfg: BoundConfig = BoundConfig())
         return jnp.where(over, mid, lo), jnp.where(over, hi, mid)
 
     lo, hi = jax.lax.fori_loop(0, cfg.nu_steps, body, (lo, hi))
-    centre = 0.5 * (lo + hi)
-    candidates = jnp.stack([jnp.exp(centre), jnp.zeros_like(centre)])
-    values, xs = jax.vmap(lambda nu: _rigorous_g(game, attack, nu, cfg))(candidates)
-    i = jnp.argmax(values)
-    best = values[i] - _MARGIN * (1.0 + jnp.abs(values[i]))
-    return LowerBound(value=best, nu=candidates[i],
-                      defense=jax.tree_util.tree_map(lambda v: v[i], xs))
+    return 0.5 * (lo + hi)
+
+
+def centre_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()) -> CentreBound:
+    """Rigorous g at the searched multiplier, and an upper estimate of g(0) to decide whether
+    the rigorous g(0) must be computed too.
+
+    ``sum_i min over a grid of feasible x_i of [L_i(x_i, a_i)]`` is the value of the relaxed
+    problem at feasible points, so it is >= min_x [...] = g(0) >= the rigorous bound at 0. When
+    it is below g(nu) (by more than a rounding allowance), nu = 0 cannot win the comparison of
+    :func:`lagrangian_lower_bound` and its branch-and-bound is skipped: the bound is unchanged.
+    """
+    nu = jnp.exp(_multiplier(game, attack, cfg))
+    value, x = _rigorous_g(game, attack, nu, cfg)
+    zero = jnp.zeros_like(nu)
+    upper_zero = jnp.sum(_channel_minimum_estimate_grid(game, attack, zero, cfg,
+                                                        game.lever_mask())[0])
+    allowance = 1e-9 * (1.0 + jnp.abs(upper_zero) + _term_scale(game, attack))
+    need_zero = ~(upper_zero + allowance < value)  # NaN anywhere: compute it
+    return CentreBound(nu=nu, value=value, defense=x, need_zero=need_zero)
+
+
+def zero_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()):
+    """Rigorous g(0) and its per-channel minimisers."""
+    return _rigorous_g(game, attack, jnp.zeros(()), cfg)
+
+
+def combine_bounds(game: Game, attack, centre: CentreBound, zero_value, zero_defense
+                   ) -> LowerBound:
+    """The better of g(nu) and g(0) (``zero_value = -inf`` when skipped), less the rounding
+    margin."""
+    take_zero = zero_value > centre.value
+    value = jnp.where(take_zero, zero_value, centre.value)
+    nu = jnp.where(take_zero, 0.0, centre.nu)
+    margin = _MARGIN * (1.0 + jnp.abs(value) + _term_scale(game, attack)
+                        + (game.num_channels + 1) * nu * game.defender_budget)
+    defense = Defense(*(jnp.where(take_zero, z, c)
+                        for z, c in zip(zero_defense, centre.defense, strict=True)))
+    return LowerBound(value=value - margin, nu=nu, defense=defense)
+
+
+def lagrangian_lower_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()) -> LowerBound:
+    """Certified lower bound ``max_nu g(nu) <= min_x L(x, attack) <= V``; jit/vmap-able.
+
+    The multiplier is chosen by bisection on the budget spent by a cheap estimate of the
+    per-channel minimisers; the bound itself is then computed rigorously (interval
+    branch-and-bound) at that multiplier and, unless an upper estimate of g(0) shows that it
+    cannot be better (:func:`centre_bound`), at nu = 0; the better is kept: any nu >= 0 gives a
+    valid bound, so the heuristic choice costs tightness, never validity.
+    """
+    centre = centre_bound(game, attack, cfg)
+    skipped = (jnp.full_like(centre.value, -jnp.inf), centre.defense)
+    zero_value, zero_defense = jax.lax.cond(centre.need_zero,
+                                            lambda: zero_bound(game, attack, cfg),
+                                            lambda: skipped)
+    return combine_bounds(game, attack, centre, zero_value, zero_defense)
 
 
 class Certificate(NamedTuple):
@@ -373,6 +452,15 @@ class Certificate(NamedTuple):
     gap: jax.Array  # () upper - lower
     attack: jax.Array  # (K,) the attacker's best response to the defence (used for the bound)
     nu: jax.Array  # () budget multiplier of the lower bound
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (JSON-serialisable); ``status`` as in :mod:`minimax.solution`
+        (``failed`` when a bound is not finite or ``lower > upper``)."""
+        upper, lower, gap = (float(v) for v in (self.upper, self.lower, self.gap))
+        ok = all(math.isfinite(v) for v in (upper, lower, gap)) and lower <= upper
+        return {"status": "certified" if ok else "failed", "upper": upper, "lower": lower,
+                "gap": gap, "attack": np.asarray(self.attack, dtype=float).tolist(),
+                "nu": float(self.nu)}
 
 
 def certify(game: Game, defense: Defense, attack=None, cfg: BoundConfig = BoundConfig()):

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from minimax.effects import (
     bandwidth_factor,
     legitimate_bandwidth_factor,
+    log_noise_factor,
     noise_factor,
     signal_factor,
 )
@@ -41,7 +42,8 @@ def capacity(bandwidth, signal, noise):
     >>> float(capacity(1.0, 3.0, 1.0))
     2.0
     """
-    return bandwidth * jnp.log2(1.0 + signal / noise)
+    # log1p, not log2(1 + x): at SNR 1e-11 the latter keeps only 5 digits
+    return bandwidth * jnp.log1p(signal / noise) / jnp.log(2.0)
 
 
 def factors(game: Game, defense: Defense):
@@ -54,9 +56,18 @@ def factors(game: Game, defense: Defense):
 
 
 def attacker_noise_floor(game: Game, defense: Defense) -> jax.Array:
-    """m_i(x) = (N_i + sigma_i S_i) / eta_i: the interference an injected signal must beat."""
-    eta, sigma, _, _ = factors(game, defense)
-    return (game.N + sigma * game.S) / eta
+    """m_i(x) = (N_i + sigma_i S_i) / eta_i: the interference an injected signal must beat
+    (+inf on a saturated channel, where eta underflows; see :func:`attacker_gain`)."""
+    return 1.0 / attacker_gain(game, defense)
+
+
+def attacker_gain(game: Game, defense: Defense) -> jax.Array:
+    """1 / m_i(x) = eta_i / (N_i + sigma_i S_i), computed from log eta so that it is finite
+    (possibly 0) however much noise suppression the defence buys. The injected signal's SNR is
+    ``a_i * gain_i``."""
+    _, sigma, _, _ = factors(game, defense)
+    log_eta = log_noise_factor(game.effect, defense.n, game.alpha)
+    return jnp.exp(log_eta - jnp.log(game.N + sigma * game.S))
 
 
 def legitimate_capacity(game: Game, defense: Defense, attack=None) -> jax.Array:
@@ -80,8 +91,8 @@ def adversarial_capacity(game: Game, defense: Defense, attack) -> jax.Array:
     """
     eta, sigma, kappa, kappa_leg = factors(game, defense)
     if game.mode == "injection":
-        m = (game.N + sigma * game.S) / eta
-        return game.B * kappa * jnp.log2(1.0 + attack / m)
+        # log1p(a / m) with a / m = a * gain: finite and differentiable on saturated channels
+        return game.B * kappa * jnp.log1p(attack * attacker_gain(game, defense)) / jnp.log(2.0)
     baseline = capacity(game.B, game.S, game.N)
     return baseline - capacity(game.B * kappa_leg, sigma * game.S, game.N + eta * attack)
 

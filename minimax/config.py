@@ -28,6 +28,9 @@ class SolverConfig:
     seed: int = 0
     tol: float = 1e-8
     max_iter: int = 200
+    # largest certified gap reported as status "certified" (else "gap_above_tol", exit code 3);
+    # null = any valid certificate counts as certified. For double_oracle: its stopping tol.
+    gap_tol: float | None = None
     # lower-bound resolution passed to the solver (keys of minimax.BoundConfig: boxes, refine,
     # rounds, nu_steps, bisect_s, ...); empty = the defaults
     bound: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -71,13 +74,17 @@ def solver_options(solver: SolverConfig) -> tuple[str, dict[str, Any]]:
     """The method name and the keyword options that method accepts."""
     opts = dataclasses.asdict(solver)
     method = opts.pop("method")
+    gap_tol = opts.pop("gap_tol")
     if method == "convex":
         keep = ("tol", "max_iter")
     elif method == "double_oracle":
-        return method, {k: opts[k] for k in ("starts", "steps", "seed", "max_iter")}
+        extra = {} if gap_tol is None else {"tol": gap_tol}
+        return method, {**{k: opts[k] for k in ("starts", "steps", "seed", "max_iter")},
+                        **extra}
     else:
         keep = ("starts", "steps", "learning_rate", "final_learning_rate", "seed")
-    return method, {**{k: opts[k] for k in keep}, **dict(opts["bound"])}
+    extra = {} if gap_tol is None else {"gap_tol": gap_tol}
+    return method, {**{k: opts[k] for k in keep}, **dict(opts["bound"]), **extra}
 
 
 def game_dict(cfg: AppConfig) -> dict[str, Any]:

@@ -134,13 +134,19 @@ def solve_convex(game: Game, tol: float = 1e-8, max_iter: int = 200, max_cuts: i
                 # OPTIMAL_INACCURATE is handled below: the certificate never trusts the master
                 warnings.simplefilter("ignore", UserWarning)
                 problem.solve(solver=solver)
-        except cp.error.SolverError as err:
+        except (cp.error.SolverError, ValueError, ArithmeticError) as err:
+            # cvxpy raises its SolverError, or ValueError/ArithmeticError on data it cannot
+            # represent; either way the back end failed, not the game
             if it == 1:
-                raise SolverError(f"convex master problem: {solver} failed: {err}") from err
+                raise SolverError(
+                    f"convex master problem: the {solver} back end failed ({type(err).__name__}:"
+                    f" {str(err).splitlines()[0] if str(err) else ''}); use method='gradient' "
+                    f"(no conic solver), or another cvxpy solver via solver='SCS'/'ECOS'"
+                ) from err
             break  # the solver's accuracy is exhausted; keep the best certified point
         if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise SolverError(f"convex master problem: {solver} returned status "
-                              f"{problem.status!r}")
+                              f"{problem.status!r}; use method='gradient' (no conic solver)")
         lower = max(lower, float(problem.value))
         xs = jnp.stack([jnp.asarray(np.maximum(v.value, 0.0)) for v in (n, s, b)])
         xs = proj(game, xs)

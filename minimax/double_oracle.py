@@ -62,10 +62,10 @@ import numpy as np
 from minimax.best_response import best_response_attack
 from minimax.certificate import BoundConfig, lagrangian_lower_bound
 from minimax.channel import factors, payoff
-from minimax.errors import SolverError
+from minimax.errors import CertificateError, SolverError
 from minimax.game import Defense, Game
 from minimax.gradient import initial_defenses, project_defense
-from minimax.solution import Solution
+from minimax.solution import Solution, certificate_violations
 
 _LN2 = float(np.log(2.0))
 _OUTER = 110  # bisections on log(mu): brackets of <= ~1,500 e-folds shrink below 1e-30
@@ -98,10 +98,14 @@ class MixedSolution(NamedTuple):
     history: list[tuple[float, float]]  # (best upper, best lower) after each round
     seconds: float
     method: str = "double_oracle"
+    status: str = "certified"  # "certified" (gap <= tol) or "gap_above_tol"; see solution.py
+    reason: str = ""  # why the loop stopped
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dict (JSON-serialisable)."""
         return {
+            "status": self.status,
+            "reason": self.reason,
             "value": float(self.value),
             "upper": float(self.upper),
             "lower": float(self.lower),
@@ -110,6 +114,7 @@ class MixedSolution(NamedTuple):
             "probabilities": np.asarray(self.probabilities, dtype=float).tolist(),
             "pure_value": float(self.pure.upper),
             "pure_lower": float(self.pure.lower),
+            "pure_status": self.pure.status,
             "iterations": int(self.iterations),
             "history": [[float(u), float(lo)] for u, lo in self.history],
             "method": self.method,
@@ -317,9 +322,12 @@ def solve_mixed(game: Game, max_iter: int = 30, tol: float = 1e-6, starts: int =
     """
     if game.batch_shape:
         raise SolverError("solve_mixed: one game at a time (got a stacked game)")
-    if max_iter < 1 or starts < 1 or steps < 1:
-        raise SolverError(f"solve_mixed: max_iter={max_iter}, starts={starts}, steps={steps}; "
-                          f"each must be >= 1")
+    for name, v in (("max_iter", max_iter), ("starts", starts), ("steps", steps)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise SolverError(f"solve_mixed: {name}={v!r}; expected an integer >= 1")
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not (np.isfinite(tol)
+                                                                          and tol >= 0):
+        raise SolverError(f"solve_mixed: tol={tol!r}; expected a finite number >= 0")
     from minimax.solve import solve
 
     start = time.perf_counter()
@@ -379,13 +387,45 @@ def solve_mixed(game: Game, max_iter: int = 30, tol: float = 1e-6, starts: int =
         history.append((upper, lower))
         if upper - lower <= tol or not added:
             break
+    if best is None or not np.all(np.isfinite(best[1])):
+        raise CertificateError(f"double oracle on game {game.name!r}: no finite mixture was "
+                               f"found (upper = {upper!r}); the restricted LP failed")
     support, probs = best
     keep = probs > 0
     defenses = [_as_defense(jnp.asarray(x)) for x, kp in zip(support, keep, strict=True) if kp]
     defenses = [Defense(*(np.asarray(v) for v in d)) for d in defenses]
     probs = probs[keep] / probs[keep].sum()
+    gap = upper - lower
+    _check_mixed(game, defenses, probs, upper, lower, gap, pure)
+    stop = ("gap closed to tol" if gap <= tol else "max_iter reached"
+            if iterations == max_iter else "neither oracle found a new strategy")
     return MixedSolution(
         defenses=defenses, probabilities=probs, value=upper, upper=upper, lower=lower,
-        gap=upper - lower, pure=pure, iterations=iterations, history=history,
+        gap=gap, pure=pure, iterations=iterations, history=history,
         seconds=time.perf_counter() - start,
+        status="certified" if gap <= tol else "gap_above_tol",
+        reason=f"{stop} (tol {tol:g})",
     )
+
+
+def _check_mixed(game: Game, defenses, probs, upper, lower, gap, pure: Solution) -> None:
+    """The mixed certificate's invariants (:class:`CertificateError` when one fails)."""
+    bad = []
+    for name, v in (("upper", upper), ("lower", lower), ("gap", gap)):
+        if not np.isfinite(v):
+            bad.append(f"{name} = {v!r} is not finite")
+    if not bad:
+        if lower > upper:
+            bad.append(f"lower = {lower!r} > upper = {upper!r}")
+        if lower > pure.upper:
+            bad.append(f"lower = {lower!r} > the pure value {pure.upper!r} (V_mix <= V)")
+    if np.any(probs < 0) or abs(float(np.sum(probs)) - 1.0) > 1e-9:
+        bad.append(f"probabilities {probs.tolist()} are not a distribution")
+    for j, d in enumerate(defenses):
+        viol = certificate_violations(game, 0.0, 0.0, 0.0, d, np.zeros(game.num_channels))
+        bad.extend(f"defence {j}: {v}" for v in viol)
+    if bad:
+        raise CertificateError(
+            f"double oracle on game {game.name!r}: the certificate does not hold ("
+            + "; ".join(bad) + "). Nothing is reported as certified; check the supported ranges "
+            "(docs/supported-ranges.md).")

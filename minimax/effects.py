@@ -30,6 +30,17 @@ def noise_factor(effect: str, n, alpha):
     return 1.0 / (1.0 + alpha * n)
 
 
+def log_noise_factor(effect: str, n, alpha):
+    """log eta(n), exact where eta itself underflows (exp: -alpha n; rational: -log1p(alpha n)).
+
+    Large suppression budgets drive eta below the float range (exp(-alpha n) = 0 from
+    alpha n ~ 745); the log keeps such a *saturated* channel's arithmetic finite.
+    """
+    if effect == "exp":
+        return -alpha * n
+    return -jnp.log1p(alpha * n)
+
+
 def signal_factor(effect: str, s, beta):
     """sigma(s) = 1 + beta s: factor on legitimate signal power (same for every effect)."""
     del effect
@@ -68,9 +79,11 @@ def noise_stationary(effect: str, weight, attack, denom, alpha, price):
         n = jnp.log(safe_attack / (denom * r)) / alpha
         n = jnp.where(q >= 1.0, 0.0, n)
     else:
-        # with v = 1 + alpha n:  D v^2 + a v - W alpha a / (ln2 price) = 0
+        # with v = 1 + alpha n:  D v^2 + a v - W alpha a / (ln2 price) = 0, whose positive root
+        # (-a + sqrt(a^2 + 4 D c)) / (2 D) is written 2 c / (a + hypot(a, 2 sqrt(D c))): no
+        # cancellation and no overflow of a^2 (a = 1e300 gave n = inf and an invalid bound)
         c = weight * alpha * safe_attack / (jnp.log(2.0) * safe_price)
-        v = (-safe_attack + jnp.sqrt(safe_attack**2 + 4.0 * denom * c)) / (2.0 * denom)
+        v = 2.0 * c / (safe_attack + jnp.hypot(safe_attack, 2.0 * jnp.sqrt(denom * c)))
         n = (v - 1.0) / alpha
     n = jnp.where(price > 0, n, jnp.inf)
     n = jnp.where((attack > 0) & (weight > 0), n, 0.0)

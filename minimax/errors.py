@@ -13,3 +13,9 @@ class GameSpecError(MinimaxError, ValueError):
 
 class SolverError(MinimaxError, RuntimeError):
     """A solver cannot handle the game it was given, or failed to produce a certified answer."""
+
+
+class CertificateError(SolverError):
+    """A computed answer broke an invariant of its certificate (a non-finite number,
+    ``lower > upper``, a negative gap, an infeasible defence or attack). It is raised instead of
+    returning the numbers: a certificate that does not hold is never reported."""

@@ -186,14 +186,14 @@ class Game:
         """
         arrays = {"B": B, "S": S, "N": N, "w": w, "u": u, "rho": rho, "alpha": alpha,
                   "beta": beta, "gamma": gamma}
-        k = np.size(np.asarray(B))
+        k = np.size(_float_array(B, "game.B"))
         defaults = {"cap": math.inf, "cost_n": 1.0, "cost_s": 1.0, "cost_b": 1.0}
         for key, value in (("cap", cap), ("cost_n", cost_n), ("cost_s", cost_s),
                            ("cost_b", cost_b)):
             arrays[key] = np.full(k, defaults[key]) if value is None else value
         out = {}
         for key in CHANNEL_ARRAYS:
-            arr = np.asarray(arrays[key], dtype=np.float64).reshape(-1)
+            arr = _float_array(arrays[key], f"game.{key}").reshape(-1)
             if arr.shape != (k,):
                 raise GameSpecError(
                     f"game.{key}: expected {k} values (one per channel), got shape {arr.shape}"
@@ -201,6 +201,11 @@ class Game:
             out[key] = arr
         if k == 0:
             raise GameSpecError("game.channels: the game has no channels; give at least one")
+        for label, values in (("names", names), ("flows", flows), ("modalities", modalities)):
+            if values is not None and (isinstance(values, str) or not isinstance(values, Sequence)
+                                       or not all(isinstance(v, str) for v in values)):
+                raise GameSpecError(f"game.{label}: expected a list of {k} strings (one per "
+                                    f"channel), got {_short(values)}")
         names = tuple(names) if names is not None else tuple(f"channel{i}" for i in range(k))
         flows = tuple(flows) if flows is not None else ("prediction",) * k
         modalities = tuple(modalities) if modalities is not None else ("text",) * k
@@ -213,17 +218,7 @@ class Game:
             raise GameSpecError(
                 f"game.effect: unknown effect map {effect!r}; expected one of {EFFECTS}"
             )
-        if isinstance(levers, str):
-            levers = tuple(levers.replace(",", " ").split()) if " " in levers or "," in levers \
-                else tuple(levers)
-        levers = tuple(levers)
-        if not levers or any(lv not in LEVERS for lv in levers) or len(set(levers)) != len(levers):
-            raise GameSpecError(
-                f"game.levers: {list(levers)!r} is not a non-empty set of distinct levers "
-                f"from {list(LEVERS)} (n = noise suppression, s = signal enhancement, "
-                f"b = bandwidth restriction)"
-            )
-        levers = tuple(lv for lv in LEVERS if lv in levers)
+        levers = _check_levers(levers)
         for i, f in enumerate(flows):
             if f not in FLOWS:
                 raise GameSpecError(
@@ -231,17 +226,14 @@ class Game:
                     f"expected one of {FLOWS}"
                 )
         _check_channels(out, names)
-        for key, value in (("attacker_budget", attacker_budget),
-                           ("defender_budget", defender_budget),
-                           ("utility_price", utility_price)):
-            v = _number(value, f"game.{key}")
-            if not (math.isfinite(v) and v >= 0):
-                raise GameSpecError(f"game.{key}: got {v!r}; expected a finite number >= 0")
+        attacker_budget = _check_scalar("attacker_budget", attacker_budget)
+        defender_budget = _check_scalar("defender_budget", defender_budget)
+        utility_price = _check_scalar("utility_price", utility_price)
         return cls(
             **{key: jnp.asarray(v) for key, v in out.items()},
-            attacker_budget=jnp.asarray(float(attacker_budget)),
-            defender_budget=jnp.asarray(float(defender_budget)),
-            utility_price=jnp.asarray(float(utility_price)),
+            attacker_budget=jnp.asarray(attacker_budget),
+            defender_budget=jnp.asarray(defender_budget),
+            utility_price=jnp.asarray(utility_price),
             mode=mode, effect=effect, levers=levers, names=names, flows=flows,
             modalities=modalities, name=str(name),
         )
@@ -352,24 +344,77 @@ def _number(value: Any, where: str) -> float:
             raise GameSpecError(f"{where}: expected a number, got the string {value!r}") from None
     try:
         return float(value)
+    except OverflowError:
+        raise GameSpecError(
+            f"{where}: the integer {_short(value)} is beyond the float64 range (|x| < 1.8e308); "
+            f"see the supported ranges in docs/supported-ranges.md"
+        ) from None
     except (TypeError, ValueError):
-        raise GameSpecError(f"{where}: expected a number, got {value!r}") from None
+        raise GameSpecError(f"{where}: expected a number, got {_short(value)}") from None
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:28]}...{text[-12:]} ({len(text)} characters)"
+
+
+def _float_array(value: Any, where: str) -> np.ndarray:
+    """``value`` as a float64 array, or a :class:`GameSpecError` naming ``where``."""
+    if isinstance(value, (str, bytes)):
+        raise GameSpecError(f"{where}: expected numbers (one per channel), got the string "
+                            f"{_short(value)}")
+    try:
+        arr = np.asarray(value, dtype=object)
+    except Exception:
+        arr = None
+    if arr is not None and arr.dtype == object:
+        flat = arr.reshape(-1) if arr.ndim else arr.reshape(1)
+        for i, v in enumerate(flat):
+            if isinstance(v, (str, bytes, bool, np.bool_)) or v is None:
+                raise GameSpecError(f"{where}[{i}]: expected a number, got {_short(v)}")
+            _number(v, f"{where}[{i}]")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except OverflowError:
+        raise GameSpecError(f"{where}: a value is beyond the float64 range (|x| < 1.8e308)"
+                            ) from None
+    except (TypeError, ValueError) as err:
+        raise GameSpecError(f"{where}: expected numbers (one per channel): {err}") from None
+
+
+# Supported ranges (docs/supported-ranges.md). Inside them every product the engine forms
+# (SNRs, water levels, multipliers, the payoff and its Lagrangian) stays far inside float64, and
+# the certificate was measured sound over them (experiments/supported_ranges.py); values that
+# are merely representable (N = 5e-324, lambda = 1.7e308) are refused at the door.
+PARAM_RANGE = (1e-6, 1e6)  # B, S, N, alpha, beta, gamma, cost_n, cost_s, cost_b: [lo, hi]
+WEIGHT_MAX = 1e6  # w, u in [0, WEIGHT_MAX]
+BUDGET_MAX = {"attacker_budget": 1e9, "defender_budget": 1e9, "utility_price": 1e6}
+CAP_MAX = 1e9  # cap in [0, CAP_MAX] or inf (no cap)
+RANGES_DOC = "docs/supported-ranges.md"
+
+
+def _in(lo: float, hi: float):
+    return lambda v: lo <= v <= hi
+
+
+_LO, _HI = PARAM_RANGE
+_POSITIVE = (f"in [{_LO:g}, {_HI:g}] (the supported range, {RANGES_DOC})", _in(_LO, _HI))
+_WEIGHT = (f"in [0, {WEIGHT_MAX:g}] (the supported range, {RANGES_DOC})", _in(0.0, WEIGHT_MAX))
 _RANGES = {
-    "B": ("> 0 and finite", lambda v: np.isfinite(v) and v > 0),
-    "S": ("> 0 and finite", lambda v: np.isfinite(v) and v > 0),
-    "N": ("> 0 and finite", lambda v: np.isfinite(v) and v > 0),
-    "w": (">= 0 and finite", lambda v: np.isfinite(v) and v >= 0),
-    "u": (">= 0 and finite", lambda v: np.isfinite(v) and v >= 0),
+    "B": _POSITIVE,
+    "S": _POSITIVE,
+    "N": _POSITIVE,
+    "w": _WEIGHT,
+    "u": _WEIGHT,
     "rho": ("in [0, 1]", lambda v: 0 <= v <= 1),
-    "alpha": ("> 0 and finite", lambda v: np.isfinite(v) and v > 0),
-    "beta": ("> 0 and finite", lambda v: np.isfinite(v) and v > 0),
-    "gamma": ("> 0 and finite", lambda v: np.isfinite(v) and v > 0),
-    "cap": ("in [0, inf] (inf = no cap, 0 = no access)", lambda v: not np.isnan(v) and v >= 0),
-    "cost_n": ("> 0 and finite", lambda v: np.isfinite(v) and v > 0),
-    "cost_s": ("> 0 and finite", lambda v: np.isfinite(v) and v > 0),
-    "cost_b": ("> 0 and finite", lambda v: np.isfinite(v) and v > 0),
+    "alpha": _POSITIVE,
+    "beta": _POSITIVE,
+    "gamma": _POSITIVE,
+    "cap": (f"0 (no access), inf (no cap) or in [0, {CAP_MAX:g}] (the supported range, "
+            f"{RANGES_DOC})", lambda v: v == math.inf or 0 <= v <= CAP_MAX),
+    "cost_n": _POSITIVE,
+    "cost_s": _POSITIVE,
+    "cost_b": _POSITIVE,
 }
 
 
@@ -380,3 +425,34 @@ def _check_channels(arrays: Mapping[str, np.ndarray], names: Sequence[str]) -> N
                 raise GameSpecError(
                     f"game.channels[{i}] ({names[i]}).{key}: got {float(v)!r}; expected {allowed}"
                 )
+
+
+def _check_scalar(key: str, value: Any) -> float:
+    v = _number(value, f"game.{key}")
+    hi = BUDGET_MAX[key]
+    if not (math.isfinite(v) and 0 <= v <= hi):
+        raise GameSpecError(
+            f"game.{key}: got {v!r}; expected a finite number in [0, {hi:g}] (the supported "
+            f"range, {RANGES_DOC})"
+        )
+    return v
+
+
+def _check_levers(levers: Any) -> tuple[str, ...]:
+    if isinstance(levers, str):
+        levers = tuple(levers.replace(",", " ").split()) if " " in levers or "," in levers \
+            else tuple(levers)
+    if isinstance(levers, Mapping) or not isinstance(levers, Sequence | set | frozenset):
+        raise GameSpecError(
+            f"game.levers: expected a list of levers from {list(LEVERS)} (e.g. [n, s, b]), "
+            f"got {_short(levers)}"
+        )
+    levers = tuple(levers)
+    if not levers or any(not isinstance(lv, str) or lv not in LEVERS for lv in levers) \
+            or len(set(levers)) != len(levers):
+        raise GameSpecError(
+            f"game.levers: {list(levers)!r} is not a non-empty set of distinct levers "
+            f"from {list(LEVERS)} (n = noise suppression, s = signal enhancement, "
+            f"b = bandwidth restriction)"
+        )
+    return tuple(lv for lv in LEVERS if lv in levers)

@@ -16,14 +16,17 @@ Each solver is a pure pair ``init(game, key) -> State`` / ``step(game, state) ->
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from minimax.best_response import phi
 from minimax.channel import payoff
+from minimax.errors import SolverError
 from minimax.game import Defense, Game
 from minimax.projection import project_attack, project_budget
 
@@ -36,6 +39,30 @@ class GradientOptions(NamedTuple):
     learning_rate: float = 0.1  # initial step, in units of defender_budget / mean cost
     final_learning_rate: float = 1e-9  # smallest step (descent) / final step (saddle methods)
     seed: int = 0
+
+
+def check_gradient_options(opts: GradientOptions) -> GradientOptions:
+    """Validate the options (raises :class:`SolverError` naming the field, value and range)."""
+    for field in ("starts", "steps"):
+        value = getattr(opts, field)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise SolverError(f"solver option {field}: got {value!r}; expected an integer >= 1")
+    for field in ("learning_rate", "final_learning_rate"):
+        value = getattr(opts, field)
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating) \
+                or not (math.isfinite(value) and value > 0):
+            raise SolverError(f"solver option {field}: got {value!r}; expected a finite "
+                              f"number > 0")
+    if opts.final_learning_rate > opts.learning_rate:
+        raise SolverError(f"solver options: final_learning_rate={opts.final_learning_rate!r} > "
+                          f"learning_rate={opts.learning_rate!r}; the step only shrinks")
+    if isinstance(opts.seed, bool) or not isinstance(opts.seed, int | np.integer) \
+            or not 0 <= opts.seed < 2**32:
+        raise SolverError(f"solver option seed: got {opts.seed!r}; expected an integer in "
+                          f"[0, 2**32)")
+    return opts._replace(starts=int(opts.starts), steps=int(opts.steps), seed=int(opts.seed),
+                         learning_rate=float(opts.learning_rate),
+                         final_learning_rate=float(opts.final_learning_rate))
 
 
 def _as_x(defense: Defense) -> jax.Array:
@@ -135,14 +162,32 @@ def descent_run(game: Game, opts: GradientOptions = GradientOptions(), key=None)
     """
     key = jax.random.PRNGKey(opts.seed) if key is None else key
     state = descent_init(game, opts, key)
+    state = jax.lax.while_loop(lambda s: descent_running(game, s, opts),
+                               lambda s: descent_step(game, s, opts), state)
+    return descent_best(state)
+
+
+def descent_running(game: Game, state: DescentState, opts: GradientOptions) -> jax.Array:
+    """Whether the descent goes on: fewer than ``opts.steps`` iterations and some start's trust
+    radius still above the floor ``4 final_learning_rate * scale``."""
     floor = 4.0 * opts.final_learning_rate * _scale(game)
+    return (state.step < opts.steps) & jnp.any(state.radius > floor)
 
-    def running(s: DescentState):
-        return (s.step < opts.steps) & jnp.any(s.radius > floor)
 
-    state = jax.lax.while_loop(running, lambda s: descent_step(game, s, opts), state)
+def descent_best(state: DescentState):
+    """(best defence (3, K), its phi, iterations) of a descent state."""
     i = jnp.argmin(state.value)
     return state.x[i], state.value[i], state.step
+
+
+def descent_advance(game: Game, state: DescentState, opts: GradientOptions, until):
+    """Run the descent from ``state`` until it stops or its counter reaches ``until``: the same
+    iterates as :func:`descent_run`, cut into pieces so that a batch can drop finished games
+    between pieces. Returns (state, still running)."""
+    state = jax.lax.while_loop(
+        lambda s: descent_running(game, s, opts) & (s.step < until),
+        lambda s: descent_step(game, s, opts), state)
+    return state, descent_running(game, state, opts)
 
 
 class SaddleState(NamedTuple):

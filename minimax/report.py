@@ -22,6 +22,10 @@ def channel_rows(game: Game, sol: Solution) -> list[dict]:
     ]
 
 
+_HEADLINE = {"certified": "Certified",
+             "gap_above_tol": "Valid bounds, but the gap is above the requested gap_tol"}
+
+
 def markdown_table(game: Game, sol: Solution) -> str:
     """The solution as a Markdown table plus a certificate line."""
     rows = channel_rows(game, sol)
@@ -43,8 +47,8 @@ def markdown_table(game: Game, sol: Solution) -> str:
     cert = (f"\nGame `{game.name}` ({game.mode}, K={game.num_channels}, P_A="
             f"{float(game.attacker_budget):g}, P_D={float(game.defender_budget):g}, lambda="
             f"{float(game.utility_price):g}). Method `{sol.method}`, {sol.iterations} iterations,"
-            f" {sol.seconds:.2f} s.\n\nCertified: value = upper = {sol.upper:.9f}, lower = "
-            f"{sol.lower:.9f}, gap = {sol.gap:.3e}.")
+            f" {sol.seconds:.2f} s.\n\n{_HEADLINE.get(sol.status, sol.status)}: value = upper = "
+            f"{sol.upper:.9f}, lower = {sol.lower:.9f}, gap = {sol.gap:.3e}.")
     if sol.reason:
         cert += f"\n\n{sol.reason}."
     return "\n".join(lines) + "\n" + cert + "\n"

@@ -1,12 +1,31 @@
-"""The one result type every solver returns, carrying its certificate."""
+"""The one result type every solver returns, carrying its certificate and its status.
+
+Every answer is checked before it is returned (:func:`check_certificate`): finite numbers,
+``lower <= value = upper``, ``gap = upper - lower >= 0``, a feasible defence
+(``x >= 0``, disabled levers at 0, ``sum cost . x <= P_D``) and a feasible attack
+(``0 <= a <= cap``, ``sum a <= P_A``), each up to a relative rounding allowance of
+``FEASIBILITY_RTOL``. The outcome is the result's ``status``:
+
+* ``"certified"`` -- every check holds and the gap is within the requested tolerance (if any);
+* ``"gap_above_tol"`` -- every check holds but the gap is above the requested tolerance;
+* ``"failed"`` -- a check failed. :func:`minimax.solve` raises
+  :class:`~minimax.errors.CertificateError` instead of returning such a result;
+  :func:`minimax.solve_batch` returns the row with NaN numbers, ``status="failed"`` and the
+  violated check in ``reason``, so one bad game never discards the others.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from minimax.game import Defense
+from minimax.errors import CertificateError
+from minimax.game import LEVERS, Defense, Game
+
+STATUSES = ("certified", "gap_above_tol", "failed")
+FEASIBILITY_RTOL = 1e-9  # relative slack on budgets and caps (rounding of the projections)
 
 
 class Solution(NamedTuple):
@@ -26,11 +45,13 @@ class Solution(NamedTuple):
     method: str  # the solver that produced the defence
     iterations: int  # iterations of that solver
     seconds: float  # wall time including the certificate
-    reason: str = ""  # why ``auto`` chose this method, or solver notes
+    reason: str = ""  # why ``auto`` chose this method, solver notes, or why it failed
+    status: str = "certified"  # one of STATUSES (see the module docstring)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dict (JSON-serialisable)."""
         return {
+            "status": self.status,
             "value": float(self.value),
             "upper": float(self.upper),
             "lower": float(self.lower),
@@ -42,3 +63,71 @@ class Solution(NamedTuple):
             "seconds": float(self.seconds),
             "reason": self.reason,
         }
+
+
+def certificate_violations(game: Game, value: float, lower: float, gap: float,
+                           defense: Defense, attack: Any) -> list[str]:
+    """The invariants of a certified answer that do not hold (empty when all hold)."""
+    bad: list[str] = []
+    for name, v in (("value", value), ("lower", lower), ("gap", gap)):
+        if not math.isfinite(v):
+            bad.append(f"{name} = {v!r} is not finite")
+    if bad:
+        return bad
+    if lower > value:
+        bad.append(f"lower = {lower!r} > upper = {value!r}")
+    if gap < 0:
+        bad.append(f"gap = {gap!r} < 0")
+    scale = max(abs(value), abs(lower), 1.0)
+    if abs(gap - (value - lower)) > 1e-9 * scale:
+        bad.append(f"gap = {gap!r} differs from upper - lower = {value - lower!r}")
+    x = {lv: np.asarray(getattr(defense, lv), dtype=float) for lv in LEVERS}
+    for lv, v in x.items():
+        if not np.all(np.isfinite(v)) or np.any(v < 0):
+            bad.append(f"defence lever {lv} = {v.tolist()} is not finite and >= 0")
+        elif lv not in game.levers and np.any(v != 0):
+            bad.append(f"defence invests {v.tolist()} in the disabled lever {lv}")
+    if not bad:
+        cost = float(sum(np.sum(np.asarray(getattr(game, f"cost_{lv}")) * x[lv])
+                         for lv in LEVERS))
+        budget = float(game.defender_budget)
+        if cost > budget * (1 + FEASIBILITY_RTOL) + 1e-300:
+            bad.append(f"defence costs {cost!r} > defender_budget {budget!r}")
+    a = np.asarray(attack, dtype=float)
+    cap = np.asarray(game.cap, dtype=float)
+    p_a = float(game.attacker_budget)
+    if not np.all(np.isfinite(a)) or np.any(a < 0):
+        bad.append(f"attack {a.tolist()} is not finite and >= 0")
+    else:
+        if np.any(a > cap * (1 + FEASIBILITY_RTOL)):
+            bad.append(f"attack {a.tolist()} exceeds the caps {cap.tolist()}")
+        if float(np.sum(a)) > p_a * (1 + FEASIBILITY_RTOL):
+            bad.append(f"attack spends {float(np.sum(a))!r} > attacker_budget {p_a!r}")
+    return bad
+
+
+def status_of(gap: float, gap_tol: float | None) -> str:
+    """``certified`` or ``gap_above_tol`` for an answer whose invariants hold."""
+    return "certified" if gap_tol is None or gap <= gap_tol else "gap_above_tol"
+
+
+def check_certificate(game: Game, sol: Solution, gap_tol: float | None = None) -> Solution:
+    """``sol`` with its status set, or :class:`CertificateError` naming the broken invariant."""
+    bad = certificate_violations(game, sol.value, sol.lower, sol.gap, sol.defense, sol.attack)
+    if bad:
+        raise CertificateError(
+            f"{sol.method} on game {game.name!r}: the certificate does not hold ("
+            + "; ".join(bad) + "). Nothing is reported as certified. Check that the game is "
+            "inside the supported ranges (docs/supported-ranges.md); if it is, this is a bug: "
+            "please report the game (Game.to_dict())."
+        )
+    return sol._replace(status=status_of(sol.gap, gap_tol))
+
+
+def failed_solution(game: Game, method: str, reason: str) -> Solution:
+    """A ``status="failed"`` row (NaN numbers) for batch results."""
+    k = game.num_channels
+    nan = np.full(k, np.nan)
+    return Solution(value=math.nan, upper=math.nan, lower=math.nan, gap=math.nan,
+                    defense=Defense(nan, nan, nan), attack=nan, method=method, iterations=0,
+                    seconds=0.0, reason=reason, status="failed")

@@ -1,7 +1,11 @@
 """``solve`` and ``solve_batch``: the public entry points of the channel-game solvers.
 
 Every method returns a :class:`~minimax.solution.Solution` whose ``upper``/``lower``/``gap`` are
-computed by :func:`minimax.certificate.certify` from the returned defence, whatever produced it.
+computed by :func:`minimax.certificate.certify` from the returned defence, whatever produced it,
+and whose invariants are checked before it is returned (:func:`minimax.solution.check_certificate`:
+a violation raises :class:`~minimax.errors.CertificateError`; in ``solve_batch`` it marks that
+game's row ``status="failed"``). Inputs are within the supported ranges of
+``docs/supported-ranges.md``, enforced when the game is built.
 
 Methods:
 
@@ -17,6 +21,7 @@ Methods:
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -26,12 +31,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.certificate import BoundConfig, certify, check_bound_config
+from minimax.best_response import best_response_attack
+from minimax.certificate import (
+    BoundConfig,
+    Certificate,
+    centre_bound,
+    certify,
+    check_bound_config,
+    combine_bounds,
+    zero_bound,
+)
+from minimax.channel import payoff
 from minimax.convex import convexity, solve_convex
-from minimax.errors import SolverError
+from minimax.errors import CertificateError, SolverError
 from minimax.game import Defense, Game
-from minimax.gradient import GradientOptions, descent_run, saddle_run
-from minimax.solution import Solution
+from minimax.gradient import (
+    GradientOptions,
+    check_gradient_options,
+    descent_advance,
+    descent_init,
+    descent_run,
+    saddle_run,
+)
+from minimax.solution import Solution, check_certificate, failed_solution
 
 METHODS = ("auto", "gradient", "gda", "extragradient", "optimistic", "convex")
 SADDLE = ("gda", "extragradient", "optimistic")
@@ -52,9 +74,33 @@ def _options(options: dict[str, Any], method: str = "gradient"
         grad = {**SADDLE_DEFAULTS, **grad}
     bound = {k: options.pop(k) for k in list(options) if k in BoundConfig._fields}
     try:
-        return GradientOptions(**grad), check_bound_config(BoundConfig(**bound)), options
+        return (check_gradient_options(GradientOptions(**grad)),
+                check_bound_config(BoundConfig(**bound)), options)
     except TypeError as err:
         raise SolverError(f"solver options: {err}") from None
+
+
+def _check_gap_tol(gap_tol: Any) -> float | None:
+    if gap_tol is None:
+        return None
+    try:
+        value = float(gap_tol)
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if isinstance(gap_tol, bool) or not (math.isfinite(value) and value >= 0):
+        raise SolverError(f"solve: gap_tol={gap_tol!r}; expected None or a finite number >= 0 "
+                          f"(the largest certified gap reported as 'certified')")
+    return value
+
+
+def _convex_options(extra: dict[str, Any]) -> dict[str, Any]:
+    tol, max_iter = extra.get("tol", 1e-8), extra.get("max_iter", 200)
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not (
+            math.isfinite(tol) and tol > 0):
+        raise SolverError(f"solver option tol: got {tol!r}; expected a finite number > 0")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 1:
+        raise SolverError(f"solver option max_iter: got {max_iter!r}; expected an integer >= 1")
+    return extra
 
 
 @partial(jax.jit, static_argnames=("method", "opts", "cfg"))
@@ -91,7 +137,8 @@ def _auto_reason(game: Game) -> str:
     return f"auto chose gradient (multi-start descent); game is {kind}: {why}"
 
 
-def solve(game: Game, method: str = "auto", **options: Any) -> Solution:
+def solve(game: Game, method: str = "auto", *, gap_tol: float | None = None,
+          **options: Any) -> Solution:
     """Certified minimax defence of a channel game.
 
     ``V = min_{x in X} max_{a in A} L(x, a)``: returns the defence, its exact value against an
@@ -99,7 +146,11 @@ def solve(game: Game, method: str = "auto", **options: Any) -> Solution:
 
     Options: ``starts``, ``steps``, ``learning_rate``, ``final_learning_rate``, ``seed``
     (gradient methods); ``tol``, ``max_iter`` (convex); ``bisect_s``, ``boxes``, ``refine``,
-    ``rounds``, ``nu_steps`` (lower-bound resolution).
+    ``rounds``, ``nu_steps`` (lower-bound resolution). ``gap_tol``: the returned ``status`` is
+    ``"certified"`` when the gap is at most ``gap_tol`` (or ``gap_tol`` is None) and
+    ``"gap_above_tol"`` otherwise. Every answer's invariants (finite, ``lower <= upper``,
+    feasible defence and attack) are checked; a violation raises
+    :class:`~minimax.errors.CertificateError`, never a number.
 
     >>> import minimax
     >>> g = minimax.Game.create(mode="injection", attacker_budget=4.0, defender_budget=1.0,
@@ -110,6 +161,9 @@ def solve(game: Game, method: str = "auto", **options: Any) -> Solution:
     (0.583075, True)
     """
     _check_method(method)
+    if not isinstance(game, Game) or game.batch_shape:
+        raise SolverError("solve: expected one minimax.Game (use solve_batch for many games)")
+    gap_tol = _check_gap_tol(gap_tol)
     start = time.perf_counter()
     opts, cfg, rest = _options(dict(options), method)
     view = _compute_view(game)
@@ -117,18 +171,20 @@ def solve(game: Game, method: str = "auto", **options: Any) -> Solution:
         extra = {k: rest.pop(k) for k in list(rest) if k in ("tol", "max_iter", "solver")}
         if rest:
             raise SolverError(f"solve: unknown option(s) {sorted(rest)} for method='convex'")
-        result = solve_convex(view, **extra)
+        result = solve_convex(view, **_convex_options(extra))
         cert = _certify_jit(view, result.defense, cfg=cfg)
-        return _solution(result.defense, cert, "convex", result.iterations,
-                         time.perf_counter() - start,
-                         f"cutting planes; master lower bound {result.master_lower:.12g}")
+        sol = _solution(result.defense, cert, "convex", result.iterations,
+                        time.perf_counter() - start,
+                        f"cutting planes; master lower bound {result.master_lower:.12g}")
+        return check_certificate(game, sol, gap_tol)
     if rest:
         raise SolverError(f"solve: unknown option(s) {sorted(rest)} for method={method!r}")
     reason = _auto_reason(game) if method == "auto" else ""
     inner = "gradient" if method == "auto" else method
     defense, cert, iterations = _gradient_pipeline(view, inner, opts, cfg)
     jax.block_until_ready(cert)
-    return _solution(defense, cert, inner, iterations, time.perf_counter() - start, reason)
+    sol = _solution(defense, cert, inner, iterations, time.perf_counter() - start, reason)
+    return check_certificate(game, sol, gap_tol)
 
 
 def stack_games(games: Sequence[Game]) -> Game:
@@ -153,14 +209,118 @@ def _batch_pipeline(games: Game, method: str, opts: GradientOptions, cfg: BoundC
     return jax.vmap(lambda g: _gradient_pipeline(g, method, opts, cfg))(games)
 
 
-def solve_batch(games: Sequence[Game] | Game, method: str = "gradient",
-                **options: Any) -> list[Solution]:
-    """Solve many games of one shape in one compiled, vmapped call (gradient methods).
+_PIECE = 10  # descent iterations per compiled call of the compacted batch
+_MIN_BUCKET = 4  # smallest compiled batch size of a piece
 
-    ``games`` is a sequence of :class:`Game` or an already stacked game. Each returned
-    :class:`Solution` carries its own certificate; ``seconds`` is the batch wall time divided
-    by the number of games.
+
+@partial(jax.jit, static_argnames=("opts",))
+def _batch_descent_init(games: Game, opts: GradientOptions):
+    key = jax.random.PRNGKey(opts.seed)
+    return jax.vmap(lambda g: descent_init(g, opts, key))(games)
+
+
+@partial(jax.jit, static_argnames=("opts",))
+def _batch_descent_piece(games: Game, state, opts: GradientOptions, until):
+    return jax.vmap(lambda g, s, u: descent_advance(g, s, opts, u))(games, state, until)
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _batch_certify_centre(games: Game, x, cfg: BoundConfig):
+    def one(game, x):
+        defense = Defense(n=x[0], s=x[1], b=x[2])
+        attack = best_response_attack(game, defense)
+        return defense, attack, payoff(game, defense, attack), centre_bound(game, attack, cfg)
+
+    return jax.vmap(one)(games, x)
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _batch_zero_bound(games: Game, attacks, cfg: BoundConfig):
+    return jax.vmap(lambda g, a: zero_bound(g, a, cfg))(games, attacks)
+
+
+@jax.jit
+def _batch_combine(games: Game, attacks, upper, centre, zero_value, zero_defense):
+    def one(game, attack, upper, centre, zero_value, zero_defense):
+        bound = combine_bounds(game, attack, centre, zero_value, zero_defense)
+        return Certificate(upper=upper, lower=bound.value, gap=upper - bound.value,
+                           attack=attack, nu=bound.nu)
+
+    return jax.vmap(one)(games, attacks, upper, centre, zero_value, zero_defense)
+
+
+def _batch_certify(games: Game, count: int, x, cfg: BoundConfig):
+    """:func:`~minimax.certificate.certify` of every game of a stacked batch at its defence
+    ``x``, with the bound at nu = 0 computed only for the games where it could be the better
+    one (:func:`~minimax.certificate.centre_bound`); the certificates are those of ``certify``.
     """
+    defense, attacks, upper, centre = _batch_certify_centre(games, x, cfg)
+    need = np.flatnonzero(np.asarray(centre.need_zero))
+    zero_value = np.full(count, -np.inf)
+    zero_defense = jax.tree_util.tree_map(np.array, centre.defense)
+    if need.size:
+        size = _bucket(need.size, count)
+        idx = np.concatenate([need, np.full(size - need.size, need[0])])
+        games_np = jax.tree_util.tree_map(np.asarray, games)
+        sub = jax.tree_util.tree_map(lambda v: v[idx], games_np)
+        value, zx = _batch_zero_bound(sub, np.asarray(attacks)[idx], cfg)
+        zero_value[need] = np.asarray(value)[: need.size]
+        for field, part in zip(zero_defense, zx, strict=True):
+            field[need] = np.asarray(part)[: need.size]
+    return defense, _batch_combine(games, attacks, upper, centre, zero_value, zero_defense)
+
+
+def _bucket(active: int, count: int) -> int:
+    """Compiled size for ``active`` unfinished games of a batch of ``count``: the whole batch,
+    or the next power of two (at least ``_MIN_BUCKET``), so a batch compiles O(log count)
+    programs, reused by every later batch of the same size."""
+    if active >= count:
+        return count
+    return min(count, max(_MIN_BUCKET, 1 << (active - 1).bit_length()))
+
+
+def _compacted_descent(games: Game, count: int, opts: GradientOptions):
+    """The multi-start descent of every game of a stacked batch, with finished games dropped.
+
+    A vmapped ``while_loop`` runs every game for as many iterations as the slowest needs.
+    Here the loop is cut into pieces of ``_PIECE`` iterations; after each piece the games
+    whose descent has stopped are set aside and the rest are gathered into a smaller batch
+    (padded to a power of two). Each game follows exactly the iterates of
+    :func:`~minimax.gradient.descent_run`. Returns (best x (count, 3, K), iterations).
+    """
+    host = lambda tree: jax.tree_util.tree_map(np.array, tree)  # noqa: E731
+    state = host(_batch_descent_init(games, opts))
+    games_np = jax.tree_util.tree_map(np.asarray, games)
+    active = np.arange(count)
+    while active.size:
+        size = _bucket(active.size, count)
+        idx = np.concatenate([active, np.full(size - active.size, active[0])])
+        sub_games = jax.tree_util.tree_map(lambda v, idx=idx: v[idx], games_np)
+        sub_state = jax.tree_util.tree_map(lambda v, idx=idx: v[idx], state)
+        new, running = _batch_descent_piece(sub_games, sub_state, opts,
+                                            sub_state.step + _PIECE)
+        new = host(new)
+        for field, value in zip(state, new, strict=True):
+            field[active] = value[: active.size]
+        active = active[np.asarray(running)[: active.size]]
+    best = np.argmin(state.value, axis=1)
+    return state.x[np.arange(count), best], state.step
+
+
+def solve_batch(games: Sequence[Game] | Game, method: str = "gradient", *,
+                gap_tol: float | None = None, **options: Any) -> list[Solution]:
+    """Solve many games of one shape with compiled, vmapped calls (gradient methods).
+
+    ``method="gradient"``: the descent runs in pieces of ``_PIECE`` iterations and games whose
+    descent has stopped leave the batch between pieces (each game gets exactly the iterates
+    of its own :func:`solve`); the certificates are those of :func:`solve`. The saddle
+    methods run in one vmapped call. ``games`` is a sequence of :class:`Game` or an already
+    stacked game. Each returned :class:`Solution` carries its own certificate and status;
+    ``seconds`` is the batch wall time divided by the number of games. A game whose answer
+    breaks an invariant of its certificate comes back as a ``status="failed"`` row (NaN
+    numbers, the violated check in ``reason``) and the other games are unaffected.
+    """
+    gap_tol = _check_gap_tol(gap_tol)
     if method == "auto":
         method = "gradient"
     if method not in ("gradient", *SADDLE):
@@ -172,8 +332,21 @@ def solve_batch(games: Sequence[Game] | Game, method: str = "gradient",
         raise SolverError(f"solve_batch: unknown option(s) {sorted(rest)}")
     stacked = games if isinstance(games, Game) else stack_games(games)
     count = stacked.batch_shape[0] if stacked.batch_shape else 1
-    defense, cert, iterations = _batch_pipeline(stacked, method, opts, cfg)
+    if method == "gradient" and stacked.batch_shape:
+        x, iterations = _compacted_descent(stacked, count, opts)
+        defense, cert = _batch_certify(stacked, count, x, cfg)
+    else:
+        defense, cert, iterations = _batch_pipeline(stacked, method, opts, cfg)
     jax.block_until_ready(cert)
     per_game = (time.perf_counter() - start) / count
-    return [_solution(defense, cert, method, iterations, per_game, "", index=i)
-            for i in range(count)]
+    out = []
+    for i in range(count):
+        one = jax.tree_util.tree_map(lambda v, i=i: v[i], stacked) if stacked.batch_shape \
+            else stacked
+        sol = _solution(defense, cert, method, iterations, per_game, "",
+                        index=i if stacked.batch_shape else None)
+        try:
+            out.append(check_certificate(one, sol, gap_tol))
+        except CertificateError as err:
+            out.append(failed_solution(one, method, str(err)))
+    return out

@@ -72,3 +72,41 @@ def test_double_oracle_from_the_command_line_config(tmp_path):
     assert mixed["lower"] <= mixed["upper"] <= mixed["pure_value"] + 1e-12
     assert mixed["upper"] < mixed["pure_value"] - 0.1  # randomising strictly helps here
     assert "V_mix in" in (tmp_path / "table.md").read_text()
+
+
+def _cli(tmp_path, *overrides, timeout=300):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "minimax", *overrides, f"hydra.run.dir={tmp_path}"]
+    return subprocess.run(cmd, cwd=conf_dir().parent, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("solver.starts=0", "solver option starts: got 0; expected an integer >= 1"),
+    ("solver.steps=-5", "solver option steps: got -5; expected an integer >= 1"),
+    ("game.levers=null", "game.levers: expected a list of levers"),
+    ("defender_budget=1e10", "expected a finite number in [0, 1e+09] (the supported range"),
+])
+def test_cli_exits_2_on_a_named_error(tmp_path, override, message):
+    proc = _cli(tmp_path, "game=single_channel", "print_table=false", override)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert message in json.loads((tmp_path / "error.json").read_text())["error"]
+
+
+@pytest.mark.slow
+def test_cli_exit_codes_of_a_certified_run_and_of_a_gap_above_tol(tmp_path):
+    args = ("game=single_channel", "solver=gradient", "solver.starts=2", "solver.steps=5",
+            "print_table=false")
+    ok = _cli(tmp_path / "ok", *args)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert json.loads((tmp_path / "ok" / "result.json").read_text())["status"] == "certified"
+    strict = _cli(tmp_path / "strict", *args, "solver.gap_tol=0")  # the margin alone is > 0
+    assert strict.returncode == 3, strict.stderr[-2000:]
+    saved = json.loads((tmp_path / "strict" / "result.json").read_text())
+    assert saved["status"] == saved["solution"]["status"] == "gap_above_tol"
+    assert "gap is above the requested gap_tol" in (tmp_path / "strict" / "table.md").read_text()

@@ -11,13 +11,14 @@ decides how much of D to spend (it spends all of it); the relative protection
 import numpy as np
 
 import minimax
+from minimax.analysis import closed_form_one_channel
 
 POWERS = np.logspace(0, 8, 9)
 ALPHA, GAMMA, D = 1.0, 1.0, 2.0
 S, N = 2.0, 0.5
 
 
-def _games(levers, budget):
+def _games(levers, budget, cost_n=1.0, cost_b=1.0):
     return [
         minimax.Game.create(
             mode="injection",
@@ -33,6 +34,8 @@ def _games(levers, budget):
             beta=[0.5],
             gamma=[GAMMA],
             levers=levers,
+            cost_n=[cost_n],
+            cost_b=[cost_b],
         )
         for p in POWERS
     ]
@@ -57,3 +60,27 @@ def test_asymmetry_from_solved_games_matches_closed_form():
     assert r_model[0] > 0.8 and r_model[-1] < 0.12
     assert np.all(np.diff(r_model) < 0)
     np.testing.assert_allclose(r_model[-1] * np.log(POWERS[-1] / m0), ALPHA * D, rtol=0.05)
+
+
+def test_closed_form_helper_against_the_formulas_with_lever_costs():
+    """``closed_form_one_channel`` (used by the analysis tests and tables) against the formulas
+    written out here, with lever costs other than 1 (the budget buys D / cost of a lever), and
+    against solved games."""
+    cost_n, cost_b = 2.0, 0.5
+    m0 = N + S
+    closed_model = 1 - np.log1p(POWERS * np.exp(-ALPHA * D / cost_n) / m0) / np.log1p(
+        POWERS / m0)
+    closed_sys = np.full_like(POWERS, 1 - np.exp(-GAMMA * D / cost_b))
+    game = _games(["n", "b"], D, cost_n, cost_b)[0]
+    r_model, r_sys = closed_form_one_channel(game, POWERS)
+    np.testing.assert_allclose(r_model, closed_model, rtol=1e-12)
+    np.testing.assert_allclose(r_sys, closed_sys, rtol=1e-12)
+    undefended = np.array(
+        [s.value for s in minimax.solve_batch(_games(["n"], 0.0), starts=4, steps=50)])
+    noise = minimax.solve_batch(_games(["n"], D, cost_n, cost_b), starts=4, steps=100)
+    band = minimax.solve_batch(_games(["b"], D, cost_n, cost_b), starts=4, steps=100)
+    np.testing.assert_allclose(1 - np.array([s.value for s in noise]) / undefended,
+                               closed_model, atol=1e-9)
+    np.testing.assert_allclose(1 - np.array([s.value for s in band]) / undefended,
+                               closed_sys, atol=1e-9)
+    assert all(s.status == "certified" and s.gap <= 1e-6 for s in (*noise, *band))

@@ -39,21 +39,54 @@ def test_gaussian_false_trip_bound_with_worst_case_mean_and_short_horizon():
     assert rate <= 0.5 + 3 * math.sqrt(0.25 / STREAMS)
 
 
+def _delay_bracket(cb, mu0, rate):
+    """Rigorous bounds on the mean detection delay of a sudden change from ``mu0`` to ``rate``,
+    derived here from the log-likelihood-ratio walk (not from the breaker's own formulas).
+
+    Increments: ``up = log(theta1/mu0)`` on a flag, ``down = log((1-theta1)/(1-mu0))`` else;
+    drift ``D(r) = r up + (1-r) down``, variance ``r(1-r)(up-down)^2``. After the change
+    ``W_t >= S'_t`` (the walk since the change), so the delay is at most the first passage of
+    S' over c, whose mean is ``E[S'_tau]/D <= (c + up)/D`` (Wald's identity; the overshoot is
+    below one up-step). And ``W_T <= W_onset + S'_T + M`` with ``M = -min_k S'_k``, so
+    ``E[T] >= (c - E[W_onset] - E[M])/D``, where Kingman's bound on the supremum of a random walk
+    with drift -|D| gives ``E[M] <= var/(2D)`` and ``E[W_onset] <= var0/(2|D0|)``.
+    """
+    theta1 = cb.alternative_rate
+    up, down = math.log(theta1 / mu0), math.log((1 - theta1) / (1 - mu0))
+    drift = lambda r: r * up + (1 - r) * down  # noqa: E731
+    var = lambda r: r * (1 - r) * (up - down) ** 2  # noqa: E731
+    c = math.log(cb.horizon / cb.false_trip_bound)
+    d1, d0 = drift(rate), drift(mu0)
+    assert d1 > 0 > d0
+    lower = (c - var(mu0) / (2 * -d0) - var(rate) / (2 * d1)) / d1 - 1.0
+    upper = (c + up) / d1
+    return lower, upper, c / d1
+
+
 def test_detection_delay_sudden_and_ramp():
     cb = CircuitBreaker(threshold_rate=0.05, benign_rate=0.01, false_trip_bound=0.05, horizon=1000)
     rng = np.random.default_rng(3)
     t, onset = 1500, 200
     # default alternative: the drift vanishes exactly at the threshold
+    theta1 = cb.alternative_rate
+    d_at = 0.05 * math.log(theta1 / 0.01) + 0.95 * math.log((1 - theta1) / 0.99)
+    assert abs(d_at) < 1e-12
     assert cb.indifference_rate == pytest.approx(0.05, rel=1e-9)
     assert cb.drift(0.049) < 0 < cb.drift(0.051)
     for attack in (0.08, 0.12):
         p = np.where(np.arange(t) < onset, 0.01, attack)
         trips = cb.first_trip((rng.random((2000, t)) < p).astype(np.float64))
         assert np.all(trips >= 0)
-        delay = float(np.mean(trips - onset))
-        wald = cb.expected_delay(attack)
-        print(f"sudden attack rate {attack}: mean delay {delay:.1f}, Wald {wald:.1f}")
-        assert 0.5 * wald < delay < 1.5 * wald
+        delays = trips - onset
+        delay = float(np.mean(delays))
+        lower, upper, wald = _delay_bracket(cb, 0.01, attack)
+        se = float(np.std(delays)) / math.sqrt(delays.size)
+        print(f"sudden attack rate {attack}: mean delay {delay:.1f} +- {se:.1f}, bracket "
+              f"[{lower:.1f}, {upper:.1f}], Wald c/D {wald:.1f}")
+        assert lower - 4 * se <= delay <= upper + 4 * se
+        # the breaker's Wald figure is the same c / D, and lies inside the rigorous bracket
+        assert cb.expected_delay(attack) == pytest.approx(wald, rel=1e-12)
+        assert lower <= wald <= upper
     # slow ramp 0.01 -> 0.15: trips after the rate crosses the threshold
     ramp = 0.01 + 0.14 * np.arange(t) / t
     cross = int(np.argmax(ramp >= 0.05))

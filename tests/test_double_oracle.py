@@ -165,7 +165,9 @@ def test_history_and_dict(helps_mixed):
     assert all(lo <= u for u, lo in mixed.history)
     d = json.loads(json.dumps(mixed.to_dict()))
     assert set(d) == {"value", "upper", "lower", "gap", "defenses", "probabilities",
-                      "pure_value", "pure_lower", "iterations", "history", "method", "seconds"}
+                      "pure_value", "pure_lower", "iterations", "history", "method", "seconds",
+                      "status", "reason", "pure_status"}
+    assert d["status"] in ("certified", "gap_above_tol") and d["pure_status"] == "certified"
     assert d["pure_value"] == mixed.pure.upper and len(d["history"]) == mixed.iterations
 
 
@@ -186,3 +188,43 @@ def test_weak_jammer_gains_nothing(helps_game):
     # (width P_D / boxes), which is loose for this flat harm. BoundConfig(boxes=96, refine=24,
     # rounds=12) gives 0.47878.
     assert mixed.gap < 0.05
+
+
+def test_bracket_against_a_grid_lp(helps_game, helps_mixed):
+    """The certified bracket [lower, upper] on V_mix against the value of the matrix game on
+    grids of defences and attacks, with the grids' errors bounded by Lipschitz constants.
+
+    L is decreasing in n, so both players' best replies lie on the faces n_1 + n_2 = P_D and
+    a_1 + a_2 = P_A, each one-dimensional. With v the LP value on the grids (spacings h_x, h_a):
+    ``V_mix <= v + (G^a_1 + G^a_2) h_a / 2`` (the LP's mixture against any attack) and
+    ``V_mix >= v - (G^n_1 + G^n_2) h_x / 2`` (the LP's attack mixture against any defence),
+    where G^a_i >= |dL/da_i| = w B eta s / ((N + eta a)(N + eta a + s) ln 2) <= w B S /
+    (N (N + S) ln 2) and G^n_i bounds |dL/dn_i| (``_lipschitz_n_jamming``).
+    """
+    from scipy.optimize import linprog
+
+    g = {f: np.asarray(getattr(helps_game, f), dtype=float) for f in
+         ("B", "S", "N", "w", "alpha")}
+    p_d, p_a = float(helps_game.defender_budget), float(helps_game.attacker_budget)
+    n1 = np.linspace(0.0, p_d, 401)
+    a1 = np.linspace(0.0, p_a, 4001)
+    n = np.stack([n1, p_d - n1], axis=1)[:, None, :]  # (D, 1, 2)
+    a = np.stack([a1, p_a - a1], axis=1)[None, :, :]  # (1, A, 2)
+    eta = np.exp(-g["alpha"] * n)
+    removed = g["B"] * (np.log1p(g["S"] / g["N"]) - np.log1p(g["S"] / (g["N"] + eta * a)))
+    M = np.sum(g["w"] * removed, axis=-1) / np.log(2.0)  # (D, A) loss, rows minimise
+    d, m = M.shape
+    res = linprog(np.r_[np.zeros(d), 1.0], A_ub=np.c_[M.T, -np.ones(m)], b_ub=np.zeros(m),
+                  A_eq=np.r_[np.ones(d), 0.0][None], b_eq=[1.0],
+                  bounds=[(0, None)] * d + [(None, None)], method="highs")
+    assert res.status == 0
+    v = float(res.x[-1])
+    eps_a = float(np.sum(g["w"] * g["B"] * g["S"] / (g["N"] * (g["N"] + g["S"]) * np.log(2.0)))
+                  ) * (a1[1] - a1[0]) / 2
+    eps_x = float(_lipschitz_n_jamming(helps_game).sum()) * (n1[1] - n1[0]) / 2
+    mixed = helps_mixed
+    print(f"grid LP value {v:.6f} (+{eps_a:.4f} / -{eps_x:.4f}); bracket [{mixed.lower:.6f}, "
+          f"{mixed.upper:.6f}]")
+    assert mixed.lower <= v + eps_a
+    assert mixed.upper >= v - eps_x
+    assert mixed.upper <= v + eps_a + 1e-6  # and the mixture is about as good as the grid's

@@ -135,6 +135,46 @@ def test_solve_batch_matches_solve():
         }
 
 
+@pytest.mark.slow
+def test_compacted_batch_follows_each_games_own_descent():
+    """solve_batch drops finished games between pieces of the descent: every game must still
+    stop after exactly the iterations of its own solve, at the same defence and certificate."""
+    rng = np.random.default_rng(33)
+    games = [random_game(rng, 2, utility_price=0.1 * (i % 3)) for i in range(7)]
+    batch = minimax.solve_batch(games, starts=3, steps=45)
+    iterations = [sol.iterations for sol in batch]
+    assert len(set(iterations)) > 2  # games finish in different pieces: compaction exercised
+    for game, sol in zip(games, batch, strict=True):
+        single = minimax.solve(game, method="gradient", starts=3, steps=45)
+        assert sol.iterations == single.iterations
+        assert sol.value == pytest.approx(single.value, abs=1e-12)
+        assert sol.lower == pytest.approx(single.lower, abs=1e-9)
+        assert sol.status == "certified"
+
+
+@pytest.mark.slow
+def test_bound_at_zero_multiplier_only_where_it_can_win():
+    """The branch-and-bound at nu = 0 is skipped when an upper estimate of g(0) is below g at
+    the searched multiplier; where the budget is slack it must still run, and the batched
+    certificates (which compute it for those games only) must equal the single ones."""
+    from minimax.certificate import centre_bound
+
+    rng = np.random.default_rng(41)
+    binding = [random_game(rng, 2, utility_price=0.1) for _ in range(2)]
+    slack = [random_game(rng, 2, utility_price=3.0, levers=("b",)).replace(
+        defender_budget=50.0) for _ in range(2)]
+    need = [bool(jax.jit(centre_bound)(g, minimax.best_response(g, {})[0]).need_zero)
+            for g in binding + slack]
+    assert need == [False, False, True, True]
+    batch = minimax.solve_batch(binding, starts=2, steps=20)
+    batch_slack = minimax.solve_batch(slack, starts=2, steps=20)
+    for game, sol in zip(binding + slack, batch + batch_slack, strict=True):
+        single = minimax.solve(game, method="gradient", starts=2, steps=20)
+        assert sol.lower == pytest.approx(single.lower, abs=1e-12)
+        assert sol.lower <= sol.value
+    assert all(sol.lower > -np.inf for sol in batch_slack)
+
+
 def test_solve_batch_rejects_mixed_shapes():
     rng = np.random.default_rng(1)
     with pytest.raises(SolverError, match="differs in shape"):
