@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 import time
 from pathlib import Path
 
@@ -22,12 +21,11 @@ import numpy as np
 import minimax
 from minimax import certificate as C
 from minimax import gradient as G
+from minimax.testing import random_game
 
 S = importlib.import_module("minimax.solve")
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from tests.helpers import random_game  # noqa: E402
 
 
 def _timed(fn, *args, repeat):

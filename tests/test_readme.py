@@ -72,9 +72,12 @@ def _blocks() -> list[tuple[str, str, str]]:
 
 
 def _split(line: str) -> list[list[str]]:
-    """``a && b`` -> [[a...], [b...]]; comments dropped; '.venv/bin/' prefixes removed."""
+    """``a && b`` -> [[a...], [b...]]; comments, leading ``VAR=value`` environment settings and
+    '.venv/bin/' prefixes dropped."""
     words = shlex.split(line, comments=True)
     parts = [list(g) for k, g in itertools.groupby(words, lambda w: w == "&&") if not k]
+    parts = [list(itertools.dropwhile(lambda w: re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", w), p))
+             for p in parts]
     return [[re.sub(r"^\.venv/bin/", "", p[0]), *p[1:]] for p in parts if p]
 
 
@@ -100,6 +103,8 @@ def _kind(argv: list[str]) -> str:
         return "ci"
     if argv[0] == "pip" or argv[:3] == ["python", "-m", "pip"]:
         return "pip"
+    if argv[:3] == ["python", "-m", "pytest"]:
+        return "pytest"
     if argv[0] == "mkdocs" or argv[:3] == ["python", "-m", "mkdocs"]:
         return "mkdocs"
     if argv[:3] == ["python", "-m", "minimax"]:
@@ -244,6 +249,14 @@ def test_benchmarks_do_not_import_the_test_suite():
 
 
 # ----------------------------------------------------------------------------- small checks
+@pytest.mark.parametrize(("where", "argv"), _by_kind("pytest"), ids=_ids(_by_kind("pytest")))
+def test_pytest_commands_name_real_tests(where, argv):
+    paths = [a for a in argv[3:] if not a.startswith("-")]
+    assert paths, argv
+    for a in paths:
+        assert (ROOT / a.split("::")[0]).exists(), a
+
+
 @pytest.mark.parametrize(("where", "argv"), _by_kind("ci"), ids=_ids(_by_kind("ci")))
 def test_ci_scripts(where, argv):
     path = ROOT / argv[0]
