@@ -12,7 +12,6 @@ attacker's choice is one number).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 
 import jax
@@ -76,13 +75,23 @@ def _brute_phi(game, xs, points=2001):
     return np.max(values, axis=1)
 
 
+def _compositions(n, m):
+    """Every tuple of ``n`` non-negative integers with sum <= ``m`` (no filtering of a product:
+    at K = 12 the product has 2^36 points for ``m = 1``)."""
+    if n == 0:
+        yield ()
+        return
+    for first in range(m + 1):
+        for rest in _compositions(n - 1, m - first):
+            yield (first, *rest)
+
+
 def _simplex_grid(game, m=8, extra=2000, seed=0):
     """Feasible defences: every point of the simplex grid with step 1/m over the 3K levers and
     a slack coordinate, plus random points (Dirichlet), in budget units."""
     k = game.num_channels
     dims = 3 * k + 1
-    pts = [c for c in itertools.product(range(m + 1), repeat=dims - 1) if sum(c) <= m]
-    w = np.asarray(pts, dtype=float) / m
+    w = np.asarray(list(_compositions(dims - 1, m)), dtype=float) / m
     rng = np.random.default_rng(seed)
     w = np.concatenate([w, rng.dirichlet(np.ones(dims), extra)[:, : dims - 1]])
     cost = np.asarray(game.cost_matrix())
