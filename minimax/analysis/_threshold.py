@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from minimax.errors import GameSpecError
-from minimax.game import Game
+from minimax.game import BUDGET_MAX, Game
 from minimax.solution import Solution
 from minimax.solve import solve_batch
 
@@ -127,13 +127,14 @@ def _problem_game(game: Game, h: float) -> Game:
 
 def threshold_search(games: Sequence[Game], harm_prices: Sequence[float], *, points: int = 8,
                      rtol: float = 1e-6, max_rounds: int = 40, p_min: float = 1e-6,
-                     p_max: float = 1e12, p_limit: float = 1e30,
+                     p_max: float = 1e9, p_limit: float = BUDGET_MAX["attacker_budget"],
                      **solver_options: Any) -> list[ThresholdResult]:
     """P*(h) for several (game, h) problems of one shape, searched in lock-step.
 
     The first round spreads powers over [p_min, p_max]; while no power is certified above the
     threshold the search climbs by factors of 1e3 per round up to ``p_limit``, and reports
-    ``upper = inf`` (P* > lower >= p_limit, or no threshold) if it gets there.
+    ``upper = inf`` (P* > lower >= p_limit, or no threshold) if it gets there. ``p_limit`` is
+    at most the largest supported attacker budget (``minimax.game.BUDGET_MAX``, 1e9).
 
     All problems share one compiled batch of ``points * len(games)`` certified solves per
     round. ``solver_options`` go to :func:`minimax.solve_batch` (e.g. ``starts``, ``steps``).
@@ -144,6 +145,10 @@ def threshold_search(games: Sequence[Game], harm_prices: Sequence[float], *, poi
         raise GameSpecError(f"threshold_search: points={points}, p_min={p_min}, p_max={p_max}, "
                             f"p_limit={p_limit}; expected points >= 1 and "
                             f"0 < p_min < p_max <= p_limit")
+    if p_limit > BUDGET_MAX["attacker_budget"]:
+        raise GameSpecError(f"threshold_search.p_limit: got {p_limit:g}; expected at most "
+                            f"{BUDGET_MAX['attacker_budget']:g}, the largest supported attacker "
+                            f"budget (docs/supported-ranges.md)")
     searches = [_Search(_problem_game(g, float(h)), float(h))
                 for g, h in zip(games, harm_prices, strict=True)]
     rounds = evaluations = 0
@@ -199,7 +204,7 @@ def threshold_search(games: Sequence[Game], harm_prices: Sequence[float], *, poi
 
 def self_destruction_threshold(game: Game, harm_price: float, *, points: int = 8,
                                rtol: float = 1e-6, max_rounds: int = 40, p_min: float = 1e-6,
-                               p_max: float = 1e12, p_limit: float = 1e30,
+                               p_max: float = 1e9, p_limit: float = BUDGET_MAX["attacker_budget"],
                                **solver_options: Any) -> ThresholdResult:
     """The attacker power P*(h) beyond which even the best defence leaves negative net value.
 
