@@ -527,20 +527,10 @@ def _prompt_batch(model, ensemble: int, kk: int):
     """
     bank = prompt_bank(model, ensemble)
     n_t = len(bank[0])
-    rows, pos = [], []
-    for t in range(n_t):
-        for row in bank:
-            body, end = model.prompt_ids(row[t])
-            rows.append(body + [0] * kk + end)
-            pos.append(list(range(len(body), len(body) + kk)))
-    L = max(map(len, rows))
-    ids = torch.zeros(len(rows), L, dtype=torch.long)
-    mask = torch.zeros(len(rows), L, dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    pos_t = torch.tensor(pos, dtype=torch.long).view(n_t, ensemble, kk)
-    return ids.view(n_t, ensemble, L), mask.view(n_t, ensemble, L), pos_t
+    texts = [row[t] for t in range(n_t) for row in bank]
+    ids, mask, pos = build_prompt_ids(model, texts, torch.zeros(kk, dtype=torch.long))
+    return (ids.view(n_t, ensemble, -1), mask.view(n_t, ensemble, -1),
+            pos.view(n_t, ensemble, kk))
 
 
 class _TextGroup:
