@@ -89,17 +89,17 @@ def run_taxonomy(a: DictConfig, game: minimax.Game, out: Path) -> dict[str, Any]
     md = write_table(rows, out, "taxonomy", f"Attack taxonomy ({tax.name}) on game {game.name}")
     drows = []
     for s in cat:
-        x = an.defence_vector(game, s)
-        an.defence_cost_check(game, s)
+        x = an.defense_vector(game, s)
+        an.defense_cost_check(game, s)
         levers = "; ".join(f"{lab}:" + ",".join(
             f"{lv}={float(np.asarray(getattr(x, lv))[i]):g}" for lv in "nsb"
             if float(np.asarray(getattr(x, lv))[i]) > 0)
             for i, lab in enumerate(labels) if any(
                 float(np.asarray(getattr(x, lv))[i]) > 0 for lv in "nsb"))
-        drows.append({"defence": s.name, "category": s.category, "cost": s.cost,
+        drows.append({"defense": s.name, "category": s.category, "cost": s.cost,
                       "investments": levers, "adaptive_failure": s.adaptive_failure,
                       "provenance": s.provenance, "source": s.source})
-    md += "\n" + write_table(drows, out, "catalogue", "Defence catalogue")
+    md += "\n" + write_table(drows, out, "catalogue", "Defense catalogue")
     fig, ax = plt.subplots(figsize=(10, 5.5))
     ax.imshow(np.array(reach), cmap="Greys", vmin=0, vmax=1.2, aspect="auto")
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
@@ -109,7 +109,7 @@ def run_taxonomy(a: DictConfig, game: minimax.Game, out: Path) -> dict[str, Any]
     fig.savefig(out / "taxonomy_reach.png", dpi=130)
     plt.close(fig)
     (out / "README.md").write_text(md)
-    return {"classes": len(rows), "defences": len(drows)}
+    return {"classes": len(rows), "defenses": len(drows)}
 
 
 # ----------------------------------------------------------------------------- DCI
@@ -118,7 +118,7 @@ def run_dci(a: DictConfig, game: minimax.Game, out: Path) -> dict[str, Any]:
     cat = an.load_catalogue(_path(a.catalogue))
     powers = np.geomspace(a.power_min, a.power_max, a.power_points)
     summary: dict[str, Any] = {}
-    md = f"# DCI on {game.name}: {len(cat)} defences x {len(tax.classes)} attack classes, " \
+    md = f"# DCI on {game.name}: {len(cat)} defenses x {len(tax.classes)} attack classes, " \
          f"{len(powers)} attacker powers {a.power_min:g} .. {a.power_max:g}\n\n"
     for equal in (False, True):
         tag = "equal_budget" if equal else "as_catalogued"
@@ -126,16 +126,16 @@ def run_dci(a: DictConfig, game: minimax.Game, out: Path) -> dict[str, Any]:
         rows = r.table()
         md += write_table(rows, out, f"dci_table_{tag}",
                           f"DCI ranking ({tag.replace('_', ' ')})") + "\n"
-        pc = [{"defence": r.defences[j], **{k: float(r.per_class[j, i])
+        pc = [{"defense": r.defenses[j], **{k: float(r.per_class[j, i])
                                             for i, k in enumerate(r.classes)}}
               for j in r.ranking()]
         write_table(pc, out, f"dci_per_class_{tag}")
-        pf = [{"defence": r.defences[j], **{f: float(r.per_flow[j, i])
+        pf = [{"defense": r.defenses[j], **{f: float(r.per_flow[j, i])
                                             for i, f in enumerate(r.flows)}}
               for j in r.ranking()]
         write_table(pf, out, f"dci_per_flow_{tag}")
-        curves = [{"power": float(p), **{r.defences[j]: float(r.curve[j, t])
-                                         for j in range(len(r.defences))},
+        curves = [{"power": float(p), **{r.defenses[j]: float(r.curve[j, t])
+                                         for j in range(len(r.defenses))},
                    **{f"mean_{c}": float(v[t]) for c, v in r.category_curve().items()}}
                   for t, p in enumerate(r.powers)]
         write_table(curves, out, f"cover_vs_power_{tag}")
@@ -160,7 +160,7 @@ def _heatmap(r: an.DCIResult, path: Path, tag: str) -> None:
     im = ax.imshow(data, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_xticks(range(len(r.classes)), r.classes, rotation=50, ha="right", fontsize=8)
     ax.set_yticks(range(len(order)),
-                  [f"{r.defences[j]} [{r.categories[j]}, "
+                  [f"{r.defenses[j]} [{r.categories[j]}, "
                    f"{r.provenance[j] if r.provenance else 'assumed'}] {r.dci[j]:.3f}"
                    for j in order],
                   fontsize=8)
@@ -168,7 +168,7 @@ def _heatmap(r: an.DCIResult, path: Path, tag: str) -> None:
         for k in range(data.shape[1]):
             ax.text(k, i, f"{data[i, k]:.2f}", ha="center", va="center", fontsize=6)
     fig.colorbar(im, ax=ax, label="mean_t cover_j(k, P_t)")
-    ax.set_title(f"Defence x attack-class coverage ({tag.replace('_', ' ')}); rows ranked by DCI")
+    ax.set_title(f"Defense x attack-class coverage ({tag.replace('_', ' ')}); rows ranked by DCI")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -176,7 +176,7 @@ def _heatmap(r: an.DCIResult, path: Path, tag: str) -> None:
 
 def _curves(r: an.DCIResult, path: Path, tag: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    for j in range(len(r.defences)):
+    for j in range(len(r.defenses)):
         ax.semilogx(r.powers, r.curve[j], lw=0.8, alpha=0.6,
                     color="tab:red" if r.categories[j] == "model" else "tab:blue")
     for c, v in r.category_curve().items():
@@ -184,7 +184,7 @@ def _curves(r: an.DCIResult, path: Path, tag: str) -> None:
                     label=f"mean {c}-level ({'model-centric' if c == 'model' else 'system'})")
     ax.set_xlabel("attacker power P_A")
     ax.set_ylabel("omega-weighted cover")
-    ax.set_title(f"Coverage vs attacker power ({tag.replace('_', ' ')}); thin = one defence")
+    ax.set_title(f"Coverage vs attacker power ({tag.replace('_', ' ')}); thin = one defense")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

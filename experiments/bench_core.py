@@ -163,7 +163,7 @@ def bench_k(k, n_games, args):
                 f"max {g.max():.3e}")
 
     lines += [
-        "", "Value quality (value = phi(defence), lower is better for the defender):", "",
+        "", "Value quality (value = phi(defense), lower is better for the defender):", "",
         f"- solve_batch <= SLSQP (JAX grad) best + 1e-6 on {int(np.sum(diff_b <= 1e-6))}/"
         f"{len(sample)}; mean(batch - SLSQP) = {diff_b.mean():.3e}, max = {diff_b.max():.3e}",
         f"- solve_batch <= SLSQP (finite diff.) best + 1e-6 on {int(np.sum(diff_fd <= 1e-6))}/"

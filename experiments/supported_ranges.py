@@ -4,8 +4,8 @@ For each base game and each scale 10^k the game is built *without* the construct
 (``dataclasses.replace``), solved, and its certificate tested:
 
 * the invariants :func:`minimax.solution.certificate_violations` checks (finite numbers,
-  ``lower <= upper``, feasible defence and attack);
-* ``lower <= min phi(x)`` over the returned defence and ``--defences`` random feasible defences
+  ``lower <= upper``, feasible defense and attack);
+* ``lower <= min phi(x)`` over the returned defense and ``--defenses`` random feasible defenses
   (an independent upper estimate of V: phi is the attacker's exact best-response value).
 
 A scale counts as sound when both hold (a named error raised by the solver counts as "refused",
@@ -68,7 +68,7 @@ def scaled(game: minimax.Game, quantity: str, factor: float) -> minimax.Game:
     return dataclasses.replace(game, w=game.w * factor, u=game.u * factor)
 
 
-def random_defences(rng, game, count):
+def random_defenses(rng, game, count):
     k = game.num_channels
     cost = np.asarray(game.cost_matrix())
     mask = np.array([[lv in game.levers] for lv in "nsb"], dtype=float)
@@ -86,7 +86,7 @@ def _phis(game, xs):
     return jax.vmap(lambda x: phi(game, Defense(x[0], x[1], x[2])))(xs)
 
 
-def check(game, defences, solve_opts):
+def check(game, defenses, solve_opts):
     try:
         sol = minimax.solve(game, **solve_opts)
     except minimax.MinimaxError as err:
@@ -94,11 +94,11 @@ def check(game, defences, solve_opts):
     except Exception as err:  # noqa: BLE001 - a crash is what this measures
         return {"sound": False, "outcome": f"crash: {type(err).__name__}: {str(err)[:160]}"}
     bad = certificate_violations(game, sol.value, sol.lower, sol.gap, sol.defense, sol.attack)
-    xs = jnp.asarray(defences)
+    xs = jnp.asarray(defenses)
     values = np.asarray(_phis(game, xs))
     best_random = float(np.nanmin(values)) if np.isfinite(values).any() else math.nan
     if not math.isnan(best_random) and sol.lower > best_random:
-        bad.append(f"lower {sol.lower!r} > phi {best_random!r} of a random feasible defence")
+        bad.append(f"lower {sol.lower!r} > phi {best_random!r} of a random feasible defense")
     return {"sound": not bad, "outcome": "; ".join(bad) or "sound", "value": sol.value,
             "lower": sol.lower, "gap": sol.gap, "best_random_phi": best_random}
 
@@ -106,7 +106,7 @@ def check(game, defences, solve_opts):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--defences", type=int, default=400)
+    parser.add_argument("--defenses", type=int, default=400)
     parser.add_argument("--out", default="experiments/results/supported_ranges.json")
     args = parser.parse_args()
     exponents = QUICK if args.quick else EXPONENTS
@@ -118,7 +118,7 @@ def main() -> None:
         for quantity in ("P_A", "P_D", "payoff scale"):
             for e in exponents:
                 g = scaled(game, quantity, 10.0 ** e)
-                r = check(g, random_defences(rng, g, args.defences), solve_opts)
+                r = check(g, random_defenses(rng, g, args.defenses), solve_opts)
                 rows.append({"game": gname, "quantity": quantity, "exponent": e, **r})
                 print(f"{gname:28s} {quantity:13s} x1e{e:<3d} {r['outcome'][:90]}", flush=True)
     summary = {}

@@ -3,7 +3,7 @@ default ``minimax.solve`` (default options), compared point by point.
 
     python experiments/sweep_quality.py [SWEEP_DIR] [--sample 20]
 
-Prints, over the sample: value(sweep) - value(default) (positive = the fast defence is worse
+Prints, over the sample: value(sweep) - value(default) (positive = the fast defense is worse
 against an adaptive attacker; both are certified upper bounds on V), and both gaps.
 """
 

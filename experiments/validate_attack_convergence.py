@@ -1,4 +1,4 @@
-"""Do the digits target's attacks converge? Bits vs attack budget under each defence.
+"""Do the digits target's attacks converge? Bits vs attack budget under each defense.
 
 For the image attack (APGD-CE + APGD-DLR, the ``auto`` recipe) at ``P_image = 1``:
 bits vs steps, restarts and EOT draws; the old fixed-step PGD and the gradient-free
@@ -9,10 +9,10 @@ attack (GCG against each defended text path, never transferred) bits vs GCG step
 checkpoint followed by the final image attack; and the joint attack's alternation rounds.
 
 Bits are ``I(T; answer)`` (Miller-Madow, 95% bootstrap CI over images) of the defended
-system on the calibration images, attacked toward each of the ten targets.  Defences are
+system on the calibration images, attacked toward each of the ten targets.  Defenses are
 the budget-1 menu rows of :class:`minimax.validate.targets.DigitsTarget` (noise 0.2,
 adversarial fine-tuning 0.5, pixel mask 0.37, token cap 3, ensemble 3) plus noise 0.4 for
-the EOT sweep, and no defence.
+the EOT sweep, and no defense.
 
 Run: ``PYTHONPATH=. python experiments/validate_attack_convergence.py [--images 50]``;
 writes ``experiments/results/validate_attack_convergence.{md,json,png}``.  About 10 min on
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from minimax.validate import attacks as atk
-from minimax.validate.defences import Defence
+from minimax.validate.knobs import Knobs
 from minimax.validate.measure import mi_with_ci
 from minimax.validate.target import Attack
 from minimax.validate.targets.digits import ATTACK_DEFAULTS, DigitsPayload, DigitsTarget, K
@@ -40,18 +40,18 @@ OUT = Path(__file__).resolve().parent / "results"
 ROWS: list[dict] = []
 
 
-def measure(T: DigitsTarget, res: atk.ImageAttackResult, sfx, d: Defence, n_boot: int):
+def measure(T: DigitsTarget, res: atk.ImageAttackResult, sfx, d: Knobs, n_boot: int):
     att = Attack("", {}, DigitsPayload("calib", res.x_adv, sfx, 0), {})
     o = T.evaluate(att, d, split="calib", seed=0)
     m = mi_with_ci(o.sent, o.answers, K, n_boot, seed=0)
     return m, float((o.sent == o.answers).mean())
 
 
-def record(sweep, defence, x, m, succ, secs, **extra):
-    row = {"sweep": sweep, "defence": defence, "x": x, "bits": m.bits, "lo": m.lo, "hi": m.hi,
+def record(sweep, defense, x, m, succ, secs, **extra):
+    row = {"sweep": sweep, "defense": defense, "x": x, "bits": m.bits, "lo": m.lo, "hi": m.hi,
            "success": succ, "seconds": secs, **extra}
     ROWS.append(row)
-    print(f"{sweep:14s} {defence:14s} {str(x):>6s}  bits {m.bits:.3f} [{m.lo:.3f}, {m.hi:.3f}]"
+    print(f"{sweep:14s} {defense:14s} {str(x):>6s}  bits {m.bits:.3f} [{m.lo:.3f}, {m.hi:.3f}]"
           f"  success {succ:.3f}  {secs:6.1f}s", flush=True)
 
 
@@ -59,7 +59,7 @@ def image_sweeps(T, defs, n_boot):
     base = {**ATTACK_DEFAULTS, "eot": 8}
     for name, d in defs.items():
         if d.token_cap is not None or d.ensemble > 1:
-            continue  # text-side defences: the image attack does not see them
+            continue  # text-side defenses: the image attack does not see them
         for steps in (5, 10, 25, 50, 100):
             t0 = time.perf_counter()
             r = T.attack_images([(1, d)], {}, "calib", 1.0, {**base, "steps": steps}, seed=0)
@@ -85,7 +85,7 @@ def image_sweeps(T, defs, n_boot):
 
 def eot_sweep(T, n_boot):
     for level in (0.2, 0.4):
-        d = Defence(purify="noise", level=level, draws=8)
+        d = Knobs(purify="noise", level=level, draws=8)
         for eot in (1, 4, 8, 16, 32):
             t0 = time.perf_counter()
             r = T.attack_images([(1, d)], {}, "calib", 1.0,
@@ -124,7 +124,7 @@ def text_sweep(T, defs, names, p_img, k, checkpoints, n_boot, sweep):
 
 
 def rounds_sweep(T, defs, n_boot):
-    for name in ("no defence",):
+    for name in ("no defense",):
         d = defs[name]
         for rounds in (1, 2, 4):
             t0 = time.perf_counter()
@@ -151,7 +151,7 @@ def plot(path: Path) -> None:
         by: dict[str, list[dict]] = {}
         for r in ROWS:
             if r["sweep"] == sweep:
-                by.setdefault(r["defence"], []).append(r)
+                by.setdefault(r["defense"], []).append(r)
         for name, rows in by.items():
             x = np.array([r["x"] for r in rows], float)
             b = np.array([r["bits"] for r in rows])
@@ -170,16 +170,16 @@ def plot(path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def _row(sweep, defence, x):
+def _row(sweep, defense, x):
     for r in ROWS:
-        if r["sweep"] == sweep and r["defence"] == defence and r["x"] == x:
+        if r["sweep"] == sweep and r["defense"] == defense and r["x"] == x:
             return r
     return None
 
 
 def verdicts() -> list[str]:
     """Is each attack flat at its default budget? Gradient-free vs gradient; unbounded."""
-    out = ["| check | defence | at default | at larger budget | difference | CI half-width "
+    out = ["| check | defense | at default | at larger budget | difference | CI half-width "
            "| verdict |", "|---|---|---|---|---:|---:|---|"]
     steps, eot, text = (ATTACK_DEFAULTS["steps"], ATTACK_DEFAULTS["eot"],
                         ATTACK_DEFAULTS["text_steps"])
@@ -190,9 +190,9 @@ def verdicts() -> list[str]:
               ("joint steps", text // 2, "joint steps", text, "GCG steps, joint"),
               ("joint steps", text, "joint steps", 2 * text, "GCG steps, joint (long run)"),
               ("joint rounds", 2, "joint rounds", 4, "joint rounds 2 -> 4")]
-    defences = sorted({r["defence"] for r in ROWS})
+    defenses = sorted({r["defense"] for r in ROWS})
     for s0, x0, s1, x1, what in checks:
-        for d in defences:
+        for d in defenses:
             a, b = _row(s0, d, x0), _row(s1, d, x1)
             if a is None or b is None:
                 continue
@@ -201,9 +201,9 @@ def verdicts() -> list[str]:
             ok = "flat within CI" if diff <= half else "NOT converged"
             out.append(f"| {what} | {d} | {a['bits']:.3f} | {b['bits']:.3f} | {diff:+.3f} | "
                        f"{half:.3f} | {ok} |")
-    out += ["", "| gradient-free check | defence | Square (1000 queries) | APGD (default) "
+    out += ["", "| gradient-free check | defense | Square (1000 queries) | APGD (default) "
             "| PGD (same steps) | verdict |", "|---|---|---:|---:|---:|---|"]
-    for d in defences:
+    for d in defenses:
         sq, ap, pg = (_row("square steps", d, 1000), _row("image steps", d, steps),
                       _row("pgd steps", d, steps))
         if sq is None or ap is None:
@@ -213,7 +213,7 @@ def verdicts() -> list[str]:
         out.append(f"| Square vs auto | {d} | {sq['bits']:.3f} | {ap['bits']:.3f} | "
                    f"{pg['bits'] if pg else float('nan'):.3f} | {ok} |")
     out += ["", "| unbounded (P = 64) | targeted success | bits |", "|---|---:|---:|"]
-    for d in defences:
+    for d in defenses:
         u = _row("unbounded", d, 64)
         if u is not None:
             out.append(f"| {d} | {u['success']:.3f} | {u['bits']:.3f} |")
@@ -237,10 +237,10 @@ def write_md(path: Path, images: int, n_boot: int, wall: float) -> None:
              "same images and seed, so a paired interval would be narrower); the difference "
              "column shows where bits still rise.", "", "## Verdicts", "",
              *verdicts(), "", "## Every measurement", "",
-             "| sweep | defence | x | bits | CI | success | s |",
+             "| sweep | defense | x | bits | CI | success | s |",
              "|---|---|---:|---:|---|---:|---:|"]
     for r in ROWS:
-        lines.append(f"| {r['sweep']} | {r['defence']} | {r['x']} | {r['bits']:.3f} | "
+        lines.append(f"| {r['sweep']} | {r['defense']} | {r['x']} | {r['bits']:.3f} | "
                      f"[{r['lo']:.3f}, {r['hi']:.3f}] | {r['success']:.3f} | "
                      f"{r['seconds']:.1f} |")
     path.write_text("\n".join(lines) + "\n")
@@ -253,9 +253,9 @@ def main() -> None:
     ap.add_argument("--text-checkpoints", type=str, default="0,8,16,32")
     ap.add_argument("--only", type=str, default="image,eot,text,joint,rounds",
                     help="comma list of sweeps to run: image, eot, text, joint, rounds")
-    ap.add_argument("--text-defences", type=str, default="no defence,ensemble 3,cap 3")
-    ap.add_argument("--joint-defences", type=str,
-                    default="no defence,adv-ft 0.5,noise 0.2,ensemble 3,cap 3,mask 0.37")
+    ap.add_argument("--text-defenses", type=str, default="no defense,ensemble 3,cap 3")
+    ap.add_argument("--joint-defenses", type=str,
+                    default="no defense,adv-ft 0.5,noise 0.2,ensemble 3,cap 3,mask 0.37")
     ap.add_argument("--tag", type=str, default="", help="suffix of the output file names")
     ap.add_argument("--from-json", action="store_true",
                     help="re-render the .md and .png from the stored .json, measuring nothing")
@@ -267,7 +267,7 @@ def main() -> None:
         if extra.exists():  # the long GCG run (--tag long) joins the verdicts
             ROWS.extend(r for r in json.loads(extra.read_text())["rows"] if r["x"] > 32)
         extra = OUT / "validate_attack_convergence_textimg.json"
-        if extra.exists():  # text alone against the image-side defences (--tag textimg)
+        if extra.exists():  # text alone against the image-side defenses (--tag textimg)
             ROWS.extend(json.loads(extra.read_text())["rows"])
         write_md(OUT / "validate_attack_convergence.md", blob["images"], blob.get("n_boot", 200),
                  blob["wall_s"])
@@ -277,7 +277,7 @@ def main() -> None:
     t0 = time.perf_counter()
     T = DigitsTarget(data={"n_attack": 64, "n_calib": args.images, "n_held": 100})
     menu = T.menu(1.0)
-    defs = {"no defence": menu["no defence"], "noise 0.2": menu["noise 0.2"],
+    defs = {"no defense": menu["no defense"], "noise 0.2": menu["noise 0.2"],
             "adv-ft 0.5": menu["adv-ft 0.5"], "mask 0.37": menu["mask 0.37"],
             "cap 3": menu["cap 3"], "ensemble 3": menu["ensemble 3"]}
     cps = [int(c) for c in args.text_checkpoints.split(",")]
@@ -287,10 +287,10 @@ def main() -> None:
     if "eot" in only:
         eot_sweep(T, args.n_boot)
     if "text" in only:
-        text_sweep(T, defs, args.text_defences.split(","), 0.0, 8, cps, args.n_boot,
+        text_sweep(T, defs, args.text_defenses.split(","), 0.0, 8, cps, args.n_boot,
                    "text steps")
     if "joint" in only:
-        text_sweep(T, defs, args.joint_defences.split(","), 0.5, 8, cps, args.n_boot,
+        text_sweep(T, defs, args.joint_defenses.split(","), 0.5, 8, cps, args.n_boot,
                    "joint steps")
     if "rounds" in only:
         rounds_sweep(T, defs, args.n_boot)

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python experiments/validate_dci_grounding.py
 
-For a catalogued defence a target implements, the measured *retained fraction* of
+For a catalogued defense a target implements, the measured *retained fraction* of
 adversarial bits ``r = I_def / I_none`` (mean over the measured powers where the undefended
 attack carries between 0.2 bits and 80% of ``log2 K``: away from the floor and the
 saturation) is turned into the lever amount for which the default game's matched channel
@@ -55,7 +55,7 @@ def digits_pairs(name):
 
 
 def memory_pairs(res, name):
-    none = {r["P"]: r["bits"] for r in res["adv"]["no defence"]}
+    none = {r["P"]: r["bits"] for r in res["adv"]["no defense"]}
     return [(r["P"], none[r["P"]], r["bits"]) for r in res["adv"][name] if r["P"] in none]
 
 
@@ -85,7 +85,7 @@ def main():
     chans = {c["name"]: c for c in game["channels"]}
     mem = json.loads((OUT / "results.json").read_text())
     k_mem = mem["config"]["n_classes"]
-    # catalogue defence -> (target, measured defence, catalogued lever, channels grounded);
+    # catalogue defense -> (target, measured defense, catalogued lever, channels grounded);
     # a channel the target does not have keeps its catalogued (assumed) amount.
     image = ("prediction/image", "agent_app/image", "multi_agent/image", "memory/image")
     plan = {
@@ -105,7 +105,7 @@ def main():
         for pattern, lv in spec["investments"].items():
             if lever in lv and pattern in chans and pattern in grounded:
                 amounts[pattern] = round(invert(lever, r, chans[pattern]), 3)
-        out[name] = {"target": tg, "measured_defence": meas, "lever": lever, "retained": r,
+        out[name] = {"target": tg, "measured_defense": meas, "lever": lever, "retained": r,
                      "pairs": used, "amounts": amounts}
         print(name, json.dumps(out[name]))
     (OUT / "dci_grounding.json").write_text(json.dumps(out, indent=1))
@@ -113,12 +113,12 @@ def main():
           f"Reference power a_ref = {A_REF:g} (the default game's attacker budget). "
           "Retained fraction r = mean I_def / I_none over the powers listed (undefended "
           "bits between 0.2 and 80% of log2 K).", "",
-          "| defence | measured on | measured defence | lever | r | (P, I_none, I_def) | "
+          "| defense | measured on | measured defense | lever | r | (P, I_none, I_def) | "
           "amounts on the default game |", "|---|---|---|---|---|---|---|"]
     for name, o in out.items():
         pr = "; ".join(f"({p:g}, {a:.2f}, {b:.2f})" for p, a, b in o["pairs"])
         am = ", ".join(f"{k}: {o['lever']}={v:g}" for k, v in o["amounts"].items())
-        md.append(f"| {name} | {o['target']} | {o['measured_defence']} | {o['lever']} | "
+        md.append(f"| {name} | {o['target']} | {o['measured_defense']} | {o['lever']} | "
                   f"{o['retained']:.3f} | {pr} | {am} |")
     md += ["", dci_tables(args.before)]
     (OUT / "dci_grounding.md").write_text("\n".join(md) + "\n")
@@ -153,10 +153,10 @@ def dci_tables(before: str | None) -> str:
                 r = an.dci(game, cat, tax, powers, equal_budget=equal)
                 lines += [f"## DCI ranking, catalogue {tag}, "
                           f"{'equal budget' if equal else 'as catalogued'}", "",
-                          "| rank | defence | category | provenance | DCI | cost |",
+                          "| rank | defense | category | provenance | DCI | cost |",
                           "|---|---|---|---|---|---|"]
                 for row in r.table():
-                    lines.append(f"| {row['rank']} | {row['defence']} | {row['category']} | "
+                    lines.append(f"| {row['rank']} | {row['defense']} | {row['category']} | "
                                  f"{row['provenance']} | {row['dci']:.4f} | {row['cost']:g} |")
                 cc = r.category_curve()
                 lines += ["", "Mean cover, lowest -> highest power: " + ", ".join(

@@ -1,10 +1,10 @@
-"""Measure the agent-memory target: clean bits, bits vs attacker power under each defence,
-attack convergence, and the asymmetry of model-centric vs bandwidth defences.
+"""Measure the agent-memory target: clean bits, bits vs attacker power under each defense,
+attack convergence, and the asymmetry of model-centric vs bandwidth defenses.
 
     PYTHONPATH=. python experiments/validate_memory.py [--quick]
 
 Writes ``experiments/results/validate_memory/{results.json, README.md, *.png}``.
-Relative protection of a defence at power P: ``R(P) = 1 - I_def(P) / I_none(P)`` (bits
+Relative protection of a defense at power P: ``R(P) = 1 - I_def(P) / I_none(P)`` (bits
 ``I(T; answer)`` with 95% unit-bootstrap CIs).  The game's prediction is the channel model
 of :mod:`minimax.validate.calibrate` fitted on every measured condition of this run (one
 channel, ``memory``; the write limit as a threshold cap), evaluated at the same levers.
@@ -22,16 +22,16 @@ import torch
 
 from minimax.validate import calibrate as cal
 from minimax.validate.measure import max_bits, mi_with_ci
-from minimax.validate.targets.memory import MemoryDefence, MemoryTarget, memory_config
+from minimax.validate.targets.memory import MemoryDefense, MemoryTarget, memory_config
 
 OUT = Path(__file__).parent / "results" / "validate_memory"
-DEFENCES = {
-    "no defence": MemoryDefence(),
-    "ppl filter (n)": MemoryDefence(ppl_fpr=0.0),
-    "paraphrase x3 (s)": MemoryDefence(paraphrases=3),
-    "untrusted cap 1 (b)": MemoryDefence(untrusted_cap=1),
-    "write limit 4 (b)": MemoryDefence(write_limit=4),
-    "write limit 2 (b)": MemoryDefence(write_limit=2),
+DEFENSES = {
+    "no defense": MemoryDefense(),
+    "ppl filter (n)": MemoryDefense(ppl_fpr=0.0),
+    "paraphrase x3 (s)": MemoryDefense(paraphrases=3),
+    "untrusted cap 1 (b)": MemoryDefense(untrusted_cap=1),
+    "write limit 4 (b)": MemoryDefense(write_limit=4),
+    "write limit 2 (b)": MemoryDefense(write_limit=2),
 }
 MODEL_CENTRIC = ("ppl filter (n)", "paraphrase x3 (s)")
 BANDWIDTH = ("write limit 4 (b)", "write limit 2 (b)", "untrusted cap 1 (b)")
@@ -53,11 +53,11 @@ def main(quick: bool) -> None:
     powers = [16, 48, 128] if quick else [8, 16, 32, 64, 128]
     res = {"config": cfg.__dict__, "powers": powers, "clean": {}, "adv": {}, "convergence": {},
            "recipes": {}}
-    for name, d in DEFENCES.items():
+    for name, d in DEFENSES.items():
         res["clean"][name] = {**bits(tg.clean(d, split="calib"), k),
                               "levers": tg.lever_values(d)}
         print("clean", name, res["clean"][name], flush=True)
-    for name, d in DEFENCES.items():
+    for name, d in DEFENSES.items():
         res["adv"][name] = []
         for p in powers:
             a = tg.attack([(1.0, d)], {"memory": p}, split="calib")
@@ -68,8 +68,8 @@ def main(quick: bool) -> None:
             print(name, {kk: v for kk, v in row.items() if kk != "loss"}, flush=True)
     # convergence: bits vs GCG steps at the middle power, and the non-adaptive recipes
     pc = powers[len(powers) // 2]
-    for name in ("no defence", "ppl filter (n)"):
-        d = DEFENCES[name]
+    for name in ("no defense", "ppl filter (n)"):
+        d = DEFENSES[name]
         res["convergence"][name] = []
         for steps in (0, 6, 12, 24):
             a = tg.attack([(1.0, d)], {"memory": pc}, split="calib",
@@ -79,21 +79,21 @@ def main(quick: bool) -> None:
             res["convergence"][name].append(r)
             print("convergence", name, r, flush=True)
     for rec in ("copy", "gcg"):
-        d = DEFENCES["ppl filter (n)"]
+        d = DEFENSES["ppl filter (n)"]
         a = tg.attack([(1.0, d)], {"memory": pc}, split="calib", options={"recipe": rec})
         res["recipes"][f"ppl filter, {rec}"] = bits(tg.evaluate(a, d, split="calib"), k)
     finish(res, tg, t0)
 
 
 def add_power(p: int) -> None:
-    """Measure every defence at one more power and redo the fit, asymmetry and report."""
+    """Measure every defense at one more power and redo the fit, asymmetry and report."""
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     res = json.loads((OUT / "results.json").read_text())
     cfg = memory_config(**{k: v for k, v in res["config"].items()})
     tg = MemoryTarget(cfg)
     k = tg.n_classes
-    for name, d in DEFENCES.items():
+    for name, d in DEFENSES.items():
         if any(r["P"] == p for r in res["adv"][name]):
             continue
         a = tg.attack([(1.0, d)], {"memory": p}, split="calib")
@@ -137,10 +137,10 @@ def finish(res, tg, t0) -> None:
 
 
 def asymmetry(res):
-    none = {r["P"]: r for r in res["adv"]["no defence"]}
+    none = {r["P"]: r for r in res["adv"]["no defense"]}
     out = {}
     for name, rows in res["adv"].items():
-        if name == "no defence":
+        if name == "no defense":
             continue
         out[name] = []
         for r in rows:
@@ -210,14 +210,14 @@ def write_md(res):
              f"Wall time {res['wall_s']:.0f} s (2 shared CPU cores). Bits `I(T; answer)` with "
              "95% unit-bootstrap CIs on the 20 calibration victims (5 questions x 6 targets "
              "each); `log2 6 = 2.585` bits is the most a query carries.", "",
-             "## Clean memory", "", "| defence | accuracy | legitimate bits [CI] | levers |",
+             "## Clean memory", "", "| defense | accuracy | legitimate bits [CI] | levers |",
              "|---|---|---|---|"]
     for name, c in res["clean"].items():
         lv = ", ".join(f"{k}={v:.2f}" for k, v in c["levers"].items())
         lines.append(f"| {name} | {c['success']:.3f} | {c['bits']:.3f} [{c['lo']:.3f}, "
                      f"{c['hi']:.3f}] | {lv} |")
-    lines += ["", "## Bits vs attacker power (adaptive attack per defence)", "",
-              "| defence | P | entries x tokens | recipe | bits [CI] | target success | "
+    lines += ["", "## Bits vs attacker power (adaptive attack per defense)", "",
+              "| defense | P | entries x tokens | recipe | bits [CI] | target success | "
               "game |", "|---|---|---|---|---|---|---|"]
     for name, rows in res["adv"].items():
         for r in rows:
@@ -226,7 +226,7 @@ def write_md(res):
                          f"{r['success']:.3f} | {r.get('predicted', float('nan')):.3f} |")
     lines += ["", "![bits vs power](bits_vs_power.png)", "",
               "## Attack convergence (bits vs GCG steps)", "",
-              "| defence | steps | bits [CI] | final loss |", "|---|---|---|---|"]
+              "| defense | steps | bits [CI] | final loss |", "|---|---|---|---|"]
     for name, rows in res["convergence"].items():
         for r in rows:
             lines.append(f"| {name} | {r['steps']} | {r['bits']:.3f} [{r['lo']:.3f}, "
@@ -236,7 +236,7 @@ def write_md(res):
         lines.append(f"- {k_}: {r['bits']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] bits")
     lines += ["", "![convergence](convergence.png)", "",
               "## Asymmetry: relative protection R(P) = 1 - I_def / I_none", "",
-              "| defence | P | R measured | R game |", "|---|---|---|---|"]
+              "| defense | P | R measured | R game |", "|---|---|---|---|"]
     for name, rows in res["asymmetry"].items():
         for r in rows:
             lines.append(f"| {name} | {r['P']} | {r['R_measured']:.3f} | "

@@ -98,13 +98,13 @@ def _run_mixed(game: Game, options: dict[str, Any], out: Path, show: bool) -> di
     from minimax.double_oracle import solve_mixed
 
     sol = solve_mixed(game, **options)
-    lines = ["| defence | probability | n | s | b |", "|---|---:|---|---|---|"]
+    lines = ["| defense | probability | n | s | b |", "|---|---:|---|---|---|"]
     for j, (x, p) in enumerate(zip(sol.defenses, sol.probabilities, strict=True)):
         if p > 1e-9:
             fmt = lambda v: "[" + ", ".join(f"{float(e):.3f}" for e in v) + "]"  # noqa: E731
             lines.append(f"| {j} | {p:.4f} | {fmt(x.n)} | {fmt(x.s)} | {fmt(x.b)} |")
     table = "\n".join(lines) + (
-        f"\n\nMixed defence by double oracle on `{game.name}`: V_mix in [{sol.lower:.9f}, "
+        f"\n\nMixed defense by double oracle on `{game.name}`: V_mix in [{sol.lower:.9f}, "
         f"{sol.upper:.9f}] (gap {sol.gap:.2e}); pure V in [{sol.pure.lower:.9f}, "
         f"{sol.pure.upper:.9f}]; {sol.iterations} iterations, {sol.seconds:.1f} s.\n")
     table += f"\nStatus: {sol.status} ({sol.reason}).\n"

@@ -1,6 +1,6 @@
 """Exact attacker best responses (docs/solution-concepts.md §2.3).
 
-For a fixed defence x, ``L(x, .)`` is concave in the attack a over
+For a fixed defense x, ``L(x, .)`` is concave in the attack a over
 ``A = {a >= 0, a_i <= cap_i, sum_i a_i <= P_A}``, so the KKT conditions characterise the best
 response:
 
@@ -143,7 +143,7 @@ def _best_response_jit(game: Game, defense: Defense):
 
 
 def best_response(game: Game, defense: Any) -> tuple[np.ndarray, float]:
-    """The adaptive attacker's exact best response to a fixed defence.
+    """The adaptive attacker's exact best response to a fixed defense.
 
     ``defense`` is ``{"n": [...], "s": [...], "b": [...]}`` (missing levers = 0), a
     :class:`~minimax.game.Defense` or a (3, K) array. Returns ``(attack, value)`` with

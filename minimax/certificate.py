@@ -1,6 +1,6 @@
 """Certified bounds on the minimax value V = min_x max_a L(x, a) (docs/certificates.md §3).
 
-**Upper bound.** For any feasible defence x, ``phi(x) = max_a L(x, a)`` is computed exactly by
+**Upper bound.** For any feasible defense x, ``phi(x) = max_a L(x, a)`` is computed exactly by
 the attacker's best response, and ``V <= phi(x)``.
 
 **Lower bound.** For any feasible attack a_hat,
@@ -445,12 +445,12 @@ def lagrangian_lower_bound(game: Game, attack, cfg: BoundConfig = BoundConfig())
 
 
 class Certificate(NamedTuple):
-    """Upper and lower bounds on V computed for a defence and an attack."""
+    """Upper and lower bounds on V computed for a defense and an attack."""
 
     upper: jax.Array  # () phi(defense), exact
     lower: jax.Array  # () certified lower bound
     gap: jax.Array  # () upper - lower
-    attack: jax.Array  # (K,) the attacker's best response to the defence (used for the bound)
+    attack: jax.Array  # (K,) the attacker's best response to the defense (used for the bound)
     nu: jax.Array  # () budget multiplier of the lower bound
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ Jamming mode (attacker power is noise on the legitimate channel)::
                          - B_i kappa_i(b_i)^rho_i log2(1 + sigma_i S_i / (N_i + eta_i a_i))]
 
 In jamming mode the per-channel "adversarial capacity" reported is the bracket above: the
-legitimate bits per query the attack removes (negative when the defence more than restores them).
+legitimate bits per query the attack removes (negative when the defense more than restores them).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def attacker_noise_floor(game: Game, defense: Defense) -> jax.Array:
 
 def attacker_gain(game: Game, defense: Defense) -> jax.Array:
     """1 / m_i(x) = eta_i / (N_i + sigma_i S_i), computed from log eta so that it is finite
-    (possibly 0) however much noise suppression the defence buys. The injected signal's SNR is
+    (possibly 0) however much noise suppression the defense buys. The injected signal's SNR is
     ``a_i * gain_i``."""
     _, sigma, _, _ = factors(game, defense)
     log_eta = log_noise_factor(game.effect, defense.n, game.alpha)

@@ -16,7 +16,7 @@ master problem ``min_x max_{j <= J} L(x, a_j)`` over the attacks found so far is
 (rebuilt with the distinct cuts each round: parameter slots holding duplicate
 cuts make the conic problem degenerate and stall the interior-point solver) whose value is a
 lower bound on V (``max_j L(x, a_j) <= max_a L(x, a)``); the attacker's exact best response to the
-master's defence adds the next cut and gives an exact upper bound. It stops when the two meet.
+master's defense adds the next cut and gives an exact upper bound. It stops when the two meet.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def convexity(game: Game) -> tuple[bool, str]:
         if levers == {"b"} and float(jnp.max(game.utility_price * game.u * game.rho)) == 0.0:
             return True, "bandwidth-only injection game whose restriction costs no utility"
         return False, ("bandwidth restriction together with other levers (or with a utility "
-                       "cost) makes L non-convex in the defence")
+                       "cost) makes L non-convex in the defense")
     if levers <= {"s"}:
         return True, "jamming game with lever s only: convex-concave"
     return False, "in jamming mode L is non-convex in n and in b"

@@ -1,7 +1,7 @@
-"""Mixed defences by double oracle: randomising over defence portfolios (docs §2.5).
+"""Mixed defenses by double oracle: randomising over defense portfolios (docs §2.5).
 
 **Why mix.** The deterministic minimax ``V = min_x max_a L(x, a)`` lets the attacker see the
-defence before it moves. If the defender instead draws its portfolio x from a distribution p
+defense before it moves. If the defender instead draws its portfolio x from a distribution p
 that the attacker knows but cannot observe, it pays
 
     V_mix = min_{p in Delta(X)} max_{a in A} E_{x~p} L(x, a)  <=  V.
@@ -9,11 +9,11 @@ that the attacker knows but cannot observe, it pays
 ``E_p L(x, a)`` is linear in p and concave in a (docs §2.3), and A is convex and compact, so
 Sion's minimax theorem (Sion 1958) gives ``V_mix = max_{a in A} min_{x in X} L(x, a)``: the
 attacker gains nothing by randomising (concavity lets it play the mean of any mixture instead).
-When L is jointly convex in the defence, ``V = V_mix``; L here is not (docs §2.4), and
+When L is jointly convex in the defense, ``V = V_mix``; L here is not (docs §2.4), and
 ``V - V_mix > 0`` is the value of unpredictability: e.g. "restrict channel 1 *or* channel 2,
 chosen at random", where spreading one budget over both is worse than either alone.
 
-**Double oracle** (McMahan, Gordon & Blum 2003). Keep finite strategy sets D (defences) and
+**Double oracle** (McMahan, Gordon & Blum 2003). Keep finite strategy sets D (defenses) and
 A' (attacks); solve the restricted matrix game ``M[j, k] = L(x_j, a_k)`` by LP, giving mixed
 strategies p over D and q over A'; then ask each player's *oracle* for a best response to the
 other's mixture over the full strategy space and add it:
@@ -79,7 +79,7 @@ _SAME = 1e-9  # strategies closer than this (inf-norm, relative) count as alread
 
 
 class MixedSolution(NamedTuple):
-    """A mixed defence (finite support) with certified bounds on ``V_mix``.
+    """A mixed defense (finite support) with certified bounds on ``V_mix``.
 
     ``upper`` is what the mixture guarantees against an attacker who knows p (exact up to
     rounding: a Lagrangian dual bound of the attacker's concave best response); ``lower`` is a
@@ -87,7 +87,7 @@ class MixedSolution(NamedTuple):
     bounds V from above), so ``lower <= V_mix <= upper`` and ``V_mix <= V <= pure.upper``.
     """
 
-    defenses: list[Defense]  # support of the mixed defence
+    defenses: list[Defense]  # support of the mixed defense
     probabilities: np.ndarray  # (len(defenses),) probabilities, sum to 1
     value: float  # = upper
     upper: float  # certified upper bound on V_mix (guaranteed by the mixture)
@@ -124,7 +124,7 @@ class MixedSolution(NamedTuple):
 
 # --------------------------------------------------------------------------- attacker oracle
 def _channel_terms(game: Game, xs: Defense):
-    """Per (defence j, channel i) coefficients of the marginal gain, each (J, K)."""
+    """Per (defense j, channel i) coefficients of the marginal gain, each (J, K)."""
     eta, sigma, kappa, kappa_leg = jax.vmap(lambda x: factors(game, x))(xs)
     if game.mode == "injection":
         c = game.w * game.B * kappa / _LN2
@@ -146,7 +146,7 @@ def _marginal(game: Game, terms, p, a):
 
 def mixture_best_attack(game: Game, defenses: Defense, p) -> tuple[jax.Array, jax.Array,
                                                                      jax.Array]:
-    """The attacker's exact best response to the mixed defence ``sum_j p_j delta_{x_j}``.
+    """The attacker's exact best response to the mixed defense ``sum_j p_j delta_{x_j}``.
 
     ``defenses`` holds (J, K) arrays, ``p`` (J,) probabilities (zeros allowed: padding).
     Returns ``(attack (K,), value, upper)``: ``value = sum_j p_j L(x_j, attack)`` at the
@@ -211,7 +211,7 @@ def defender_best_response(game: Game, attacks, q, starts_x, steps: int):
     ``attacks`` (M, K), ``q`` (M,), ``starts_x`` (S, 3, K) starting investments (projected
     first). Each start takes ``steps`` projected-gradient steps with a parallel line search along
     the projection arc (the trust radius doubles on success, shrinks on failure). Returns the
-    best (3, K) defence and its objective value.
+    best (3, K) defense and its objective value.
     """
     scale = game.defender_budget / jnp.mean(game.cost_matrix())
 
@@ -302,9 +302,9 @@ def _present(pool: list[np.ndarray], v: np.ndarray, scale: float) -> bool:
 def solve_mixed(game: Game, max_iter: int = 30, tol: float = 1e-6, starts: int = 16,
                 steps: int = 200, seed: int = 0, cfg: BoundConfig = DEFAULT_BOUND,
                 pure: Solution | None = None) -> MixedSolution:
-    """Certified mixed defence by double oracle (McMahan, Gordon & Blum 2003).
+    """Certified mixed defense by double oracle (McMahan, Gordon & Blum 2003).
 
-    Returns a finite mixture of defences with ``upper`` (what it guarantees against an
+    Returns a finite mixture of defenses with ``upper`` (what it guarantees against an
     attacker who knows the mixture, not the draw) and a certified ``lower`` bound on
     ``V_mix = min_p max_a E_p L = max_a min_x L`` (Sion 1958), beside the pure solution
     ``pure`` (``minimax.solve(game, method="gradient", starts=starts, steps=steps,
@@ -423,7 +423,7 @@ def _check_mixed(game: Game, defenses, probs, upper, lower, gap, pure: Solution)
         bad.append(f"probabilities {probs.tolist()} are not a distribution")
     for j, d in enumerate(defenses):
         viol = certificate_violations(game, 0.0, 0.0, 0.0, d, np.zeros(game.num_channels))
-        bad.extend(f"defence {j}: {v}" for v in viol)
+        bad.extend(f"defense {j}: {v}" for v in viol)
     if bad:
         raise CertificateError(
             f"double oracle on game {game.name!r}: the certificate does not hold ("

@@ -1,4 +1,4 @@
-"""Effect maps of the three defence levers (docs/model.md §1.3).
+"""Effect maps of the three defense levers (docs/model.md §1.3).
 
 Each map turns an investment (>= 0, budget units) into a multiplicative factor:
 

@@ -17,5 +17,5 @@ class SolverError(MinimaxError, RuntimeError):
 
 class CertificateError(SolverError):
     """A computed answer broke an invariant of its certificate (a non-finite number,
-    ``lower > upper``, a negative gap, an infeasible defence or attack). It is raised instead of
+    ``lower > upper``, a negative gap, an infeasible defense or attack). It is raised instead of
     returning the numbers: a certificate that does not hold is never reported."""

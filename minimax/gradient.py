@@ -110,7 +110,7 @@ def initial_defenses(game: Game, starts: int, key) -> jax.Array:
 class DescentState(NamedTuple):
     """State of the multi-start Danskin descent."""
 
-    x: jax.Array  # (starts, 3, K) current feasible defences, budget units
+    x: jax.Array  # (starts, 3, K) current feasible defenses, budget units
     value: jax.Array  # (starts,) phi(x), weighted bits per query
     radius: jax.Array  # (starts,) trust radius of the next line search, budget units
     step: jax.Array  # () iteration counter
@@ -155,7 +155,7 @@ def descent_step(game: Game, state: DescentState, opts: GradientOptions) -> Desc
 
 
 def descent_run(game: Game, opts: GradientOptions = GradientOptions(), key=None):
-    """Run the multi-start descent; returns (best defence (3, K), its phi, iterations).
+    """Run the multi-start descent; returns (best defense (3, K), its phi, iterations).
 
     Stops after ``opts.steps`` iterations or once every start's trust radius has collapsed to
     the floor ``final_learning_rate * scale`` (no trial step decreases phi any more).
@@ -175,7 +175,7 @@ def descent_running(game: Game, state: DescentState, opts: GradientOptions) -> j
 
 
 def descent_best(state: DescentState):
-    """(best defence (3, K), its phi, iterations) of a descent state."""
+    """(best defense (3, K), its phi, iterations) of a descent state."""
     i = jnp.argmin(state.value)
     return state.x[i], state.value[i], state.step
 
@@ -193,10 +193,10 @@ def descent_advance(game: Game, state: DescentState, opts: GradientOptions, unti
 class SaddleState(NamedTuple):
     """State of the simultaneous (x, a) gradient methods."""
 
-    x: jax.Array  # (3, K) defence
+    x: jax.Array  # (3, K) defense
     a: jax.Array  # (K,) attack
     opt_state: optax.OptState  # optimizer state over the pair
-    best_x: jax.Array  # (3, K) defence with the smallest exact phi seen
+    best_x: jax.Array  # (3, K) defense with the smallest exact phi seen
     best_value: jax.Array  # () its phi
     step: jax.Array  # () iteration counter
 

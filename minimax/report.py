@@ -1,4 +1,4 @@
-"""Readable tables of a solution: per channel, attacker power, defence per lever, and bits."""
+"""Readable tables of a solution: per channel, attacker power, defense per lever, and bits."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The one result type every solver returns, carrying its certificate and its status.
 
 Every answer is checked before it is returned (:func:`check_certificate`): finite numbers,
-``lower <= value = upper``, ``gap = upper - lower >= 0``, a feasible defence
+``lower <= value = upper``, ``gap = upper - lower >= 0``, a feasible defense
 (``x >= 0``, disabled levers at 0, ``sum cost . x <= P_D``) and a feasible attack
 (``0 <= a <= cap``, ``sum a <= P_A``), each up to a relative rounding allowance of
 ``FEASIBILITY_RTOL``. The outcome is the result's ``status``:
@@ -29,9 +29,9 @@ FEASIBILITY_RTOL = 1e-9  # relative slack on budgets and caps (rounding of the p
 
 
 class Solution(NamedTuple):
-    """A defence with its certificate.
+    """A defense with its certificate.
 
-    ``value`` is the defender's guaranteed loss with the returned defence against an adaptive
+    ``value`` is the defender's guaranteed loss with the returned defense against an adaptive
     attacker, ``phi(defense)``, which is also ``upper``; ``lower`` is a certified lower bound on
     the minimax value V, so ``lower <= V <= upper`` and ``gap = upper - lower``.
     """
@@ -42,7 +42,7 @@ class Solution(NamedTuple):
     gap: float  # upper - lower (computed, never assumed)
     defense: Defense  # (K,) arrays n, s, b in budget units
     attack: np.ndarray  # (K,) the attacker's best response to ``defense``, power units
-    method: str  # the solver that produced the defence
+    method: str  # the solver that produced the defense
     iterations: int  # iterations of that solver
     seconds: float  # wall time including the certificate
     reason: str = ""  # why ``auto`` chose this method, solver notes, or why it failed
@@ -84,15 +84,15 @@ def certificate_violations(game: Game, value: float, lower: float, gap: float,
     x = {lv: np.asarray(getattr(defense, lv), dtype=float) for lv in LEVERS}
     for lv, v in x.items():
         if not np.all(np.isfinite(v)) or np.any(v < 0):
-            bad.append(f"defence lever {lv} = {v.tolist()} is not finite and >= 0")
+            bad.append(f"defense lever {lv} = {v.tolist()} is not finite and >= 0")
         elif lv not in game.levers and np.any(v != 0):
-            bad.append(f"defence invests {v.tolist()} in the disabled lever {lv}")
+            bad.append(f"defense invests {v.tolist()} in the disabled lever {lv}")
     if not bad:
         cost = float(sum(np.sum(np.asarray(getattr(game, f"cost_{lv}")) * x[lv])
                          for lv in LEVERS))
         budget = float(game.defender_budget)
         if cost > budget * (1 + FEASIBILITY_RTOL) + 1e-300:
-            bad.append(f"defence costs {cost!r} > defender_budget {budget!r}")
+            bad.append(f"defense costs {cost!r} > defender_budget {budget!r}")
     a = np.asarray(attack, dtype=float)
     cap = np.asarray(game.cap, dtype=float)
     p_a = float(game.attacker_budget)

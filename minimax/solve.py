@@ -1,7 +1,7 @@
 """``solve`` and ``solve_batch``: the public entry points of the channel-game solvers.
 
 Every method returns a :class:`~minimax.solution.Solution` whose ``upper``/``lower``/``gap`` are
-computed by :func:`minimax.certificate.certify` from the returned defence, whatever produced it,
+computed by :func:`minimax.certificate.certify` from the returned defense, whatever produced it,
 and whose invariants are checked before it is returned (:func:`minimax.solution.check_certificate`:
 a violation raises :class:`~minimax.errors.CertificateError`; in ``solve_batch`` it marks that
 game's row ``status="failed"``). Inputs are within the supported ranges of
@@ -139,9 +139,9 @@ def _auto_reason(game: Game) -> str:
 
 def solve(game: Game, method: str = "auto", *, gap_tol: float | None = None,
           **options: Any) -> Solution:
-    """Certified minimax defence of a channel game.
+    """Certified minimax defense of a channel game.
 
-    ``V = min_{x in X} max_{a in A} L(x, a)``: returns the defence, its exact value against an
+    ``V = min_{x in X} max_{a in A} L(x, a)``: returns the defense, its exact value against an
     adaptive attacker (``upper``), a certified ``lower`` bound on V and the ``gap``.
 
     Options: ``starts``, ``steps``, ``learning_rate``, ``final_learning_rate``, ``seed``
@@ -149,7 +149,7 @@ def solve(game: Game, method: str = "auto", *, gap_tol: float | None = None,
     ``rounds``, ``nu_steps`` (lower-bound resolution). ``gap_tol``: the returned ``status`` is
     ``"certified"`` when the gap is at most ``gap_tol`` (or ``gap_tol`` is None) and
     ``"gap_above_tol"`` otherwise. Every answer's invariants (finite, ``lower <= upper``,
-    feasible defence and attack) are checked; a violation raises
+    feasible defense and attack) are checked; a violation raises
     :class:`~minimax.errors.CertificateError`, never a number.
 
     >>> import minimax
@@ -250,7 +250,7 @@ def _batch_combine(games: Game, attacks, upper, centre, zero_value, zero_defense
 
 
 def _batch_certify(games: Game, count: int, x, cfg: BoundConfig):
-    """:func:`~minimax.certificate.certify` of every game of a stacked batch at its defence
+    """:func:`~minimax.certificate.certify` of every game of a stacked batch at its defense
     ``x``, with the bound at nu = 0 computed only for the games where it could be the better
     one (:func:`~minimax.certificate.centre_bound`); the certificates are those of ``certify``.
     """

@@ -85,6 +85,6 @@ def test_taxonomy_experiment_writes_tables(tmp_path):
             config_name="config", overrides=["experiment=taxonomy", f"analysis.out_dir={tmp_path}"]
         )
     out = mod.run(cfg)
-    assert out["classes"] >= 12 and out["defences"] >= 15
+    assert out["classes"] >= 12 and out["defenses"] >= 15
     for f in ("taxonomy.csv", "taxonomy.md", "catalogue.csv", "catalogue.md", "taxonomy_reach.png"):
         assert (tmp_path / f).stat().st_size > 0

@@ -3,7 +3,7 @@ attacker power, costs other than 1, the extremes of the supported ranges; projec
 an independent QP; the status of every result.
 
 Every ``lower`` is checked against an independent upper estimate of V: ``min phi(x)`` over a
-dense simplex grid of feasible defences (plus random ones), where ``phi(x)`` is the engine's
+dense simplex grid of feasible defenses (plus random ones), where ``phi(x)`` is the engine's
 exact best-response value *and* is checked against a brute-force maximisation over a grid of
 attacks written here in numpy (``L`` is non-decreasing in every ``a_i``, so with K = 2 the
 attacker's choice is one number).
@@ -87,7 +87,7 @@ def _compositions(n, m):
 
 
 def _simplex_grid(game, m=8, extra=2000, seed=0):
-    """Feasible defences: every point of the simplex grid with step 1/m over the 3K levers and
+    """Feasible defenses: every point of the simplex grid with step 1/m over the 3K levers and
     a slack coordinate, plus random points (Dirichlet), in budget units."""
     k = game.num_channels
     dims = 3 * k + 1
@@ -114,7 +114,7 @@ def _check_lower(game, sol, m=8, quality=True):
     best = float(np.min(engine))
     assert sol.lower <= best + 1e-12 * scale, (sol.lower, best)
     assert sol.lower <= sol.value == sol.upper and sol.gap >= 0 and sol.status == "certified"
-    if quality:  # the solver finds a defence about as good as the grid's
+    if quality:  # the solver finds a defense about as good as the grid's
         assert sol.value <= best + 0.05 * scale
     return best
 
@@ -192,7 +192,7 @@ def test_large_defender_budget_on_the_default_game_is_certified(mode, budget):
     sol = minimax.solve(game)
     assert all(math.isfinite(v) for v in (sol.value, sol.lower, sol.gap))
     assert sol.lower <= sol.value and sol.status == "certified"
-    xs = _simplex_grid(game, m=1, extra=3000)  # corners and random defences
+    xs = _simplex_grid(game, m=1, extra=3000)  # corners and random defenses
     assert sol.lower <= float(np.min(np.asarray(_phis(game, jnp.asarray(xs)))))
 
 

@@ -13,11 +13,11 @@ from scipy.optimize import minimize_scalar
 import minimax
 from minimax.analysis import (
     AttackClass,
-    DefenceSpec,
+    DefenseSpec,
     Taxonomy,
     class_caps,
     dci,
-    defence_cost_check,
+    defense_cost_check,
     load_catalogue,
     load_taxonomy,
 )
@@ -61,9 +61,9 @@ TAX = Taxonomy(
     ),
 )
 CAT = (
-    DefenceSpec("purify", "model", (("prediction/image", "n", 1.0),), 1.0),
-    DefenceSpec("sandbox", "system", (("agent_app/*", "b", 1.0),), 1.0),
-    DefenceSpec("align", "model", (("*/*", "s", 0.5),), 1.0),
+    DefenseSpec("purify", "model", (("prediction/image", "n", 1.0),), 1.0),
+    DefenseSpec("sandbox", "system", (("agent_app/*", "b", 1.0),), 1.0),
+    DefenseSpec("align", "model", (("*/*", "s", 0.5),), 1.0),
 )
 POWERS = np.array([0.5, 3.0, 40.0, 2e3])
 
@@ -143,14 +143,14 @@ def test_dci_matches_brute_force_best_responses():
     r = dci(_game(), CAT, TAX, POWERS)
     exp = _expected()
     assert r.classes == ("adv_image", "both", "sponge")
-    for j, d in enumerate(r.defences):
+    for j, d in enumerate(r.defenses):
         per, total = exp[d]
         for c, k in enumerate(r.classes):
             np.testing.assert_allclose(r.cover[j, c], per[k], rtol=1e-7, atol=1e-10)
         assert r.dci[j] == pytest.approx(total, rel=1e-7, abs=1e-10)
     # ranking is computed: sorted by DCI, descending
-    assert [row["defence"] for row in r.table()] == [
-        r.defences[j] for j in np.argsort(-r.dci, kind="stable")
+    assert [row["defense"] for row in r.table()] == [
+        r.defenses[j] for j in np.argsort(-r.dci, kind="stable")
     ]
     assert all(a["dci"] >= b["dci"] for a, b in zip(r.table(), r.table()[1:], strict=False))
 
@@ -159,13 +159,13 @@ def test_dci_closed_forms_one_channel_classes():
     """Single-channel classes: noise suppression decays (spec 6), bandwidth holds at 1-e^{-g d}."""
     r = dci(_game(), CAT, TAX, POWERS)
     m0 = CH["N"][0] + CH["S"][0]
-    c_adv = r.cover[r.defences.index("purify"), r.classes.index("adv_image")]
+    c_adv = r.cover[r.defenses.index("purify"), r.classes.index("adv_image")]
     np.testing.assert_allclose(
         c_adv, 1 - np.log1p(POWERS * math.exp(-1.0) / m0) / np.log1p(POWERS / m0), rtol=1e-10
     )
     assert np.all(np.diff(c_adv) < 0)
     # per-flow breakdown: class "both" restricted to agent_app is one channel with b = 1
-    sandbox = r.defences.index("sandbox")
+    sandbox = r.defenses.index("sandbox")
     agent = r.flows.index("agent_app")
     assert r.per_flow[sandbox, agent] == pytest.approx(1 - math.exp(-1.5), rel=1e-10)
     assert math.isnan(r.per_flow[sandbox, r.flows.index("memory")])
@@ -188,7 +188,7 @@ def test_shipped_taxonomy_and_catalogue():
     assert len(cat) >= 15
     assert {"model", "system"} == {s.category for s in cat}
     for spec in cat:
-        defence_cost_check(game, spec)  # declared cost = game cost of the investment
+        defense_cost_check(game, spec)  # declared cost = game cost of the investment
         assert spec.source and spec.adaptive_failure in ("yes", "partial", "no", "unknown")
     required = {
         "adversarial_examples",

@@ -163,3 +163,19 @@ def test_nothing_cites_the_internal_specification():
                 if stale.search(line):
                     hits.append(f"{f.relative_to(ROOT)}:{lineno}: {line.strip()}")
     assert not hits, "cite docs/PAGE.md §N instead:\n" + "\n".join(hits)
+
+
+def test_one_spelling_of_defense():
+    """docs/usage.md §6.6: the American spelling everywhere (identifiers, configs, pages)."""
+    british = re.compile("defen" + "ce", re.I)
+    hits = []
+    for source in (*SOURCES, "experiments", "pyproject.toml", ".ci"):
+        path = ROOT / source
+        files = [path] if path.is_file() else sorted(
+            p for p in path.rglob("*")
+            if p.is_file() and p.suffix in (".py", ".md", ".yaml", ".toml", ""))
+        for f in files:
+            for lineno, line in enumerate(f.read_text().splitlines(), 1):
+                if british.search(line):
+                    hits.append(f"{f.relative_to(ROOT)}:{lineno}: {line.strip()}")
+    assert not hits, "write 'defense' (docs/usage.md §6.6):\n" + "\n".join(hits)

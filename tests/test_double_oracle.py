@@ -1,5 +1,5 @@
-"""Double oracle for mixed defences (minimax.double_oracle): oracles and a certified instance
-where randomising strictly beats every pure defence (conf/game/mixing_helps.yaml)."""
+"""Double oracle for mixed defenses (minimax.double_oracle): oracles and a certified instance
+where randomising strictly beats every pure defense (conf/game/mixing_helps.yaml)."""
 
 from __future__ import annotations
 
@@ -133,9 +133,9 @@ def test_lipschitz_bound_holds(helps_game):
 def test_mixing_strictly_helps(helps_game, helps_mixed):
     mixed = helps_mixed
     v_lower = _brute_force_pure_lower(helps_game, 201)  # h = 0.01
-    # certified: every pure defence concedes >= v_lower; the mixture concedes <= mixed.upper
+    # certified: every pure defense concedes >= v_lower; the mixture concedes <= mixed.upper
     assert mixed.upper < v_lower - 0.1, (mixed.upper, v_lower)
-    assert mixed.pure.upper >= v_lower  # the engine's pure defence is consistent with V
+    assert mixed.pure.upper >= v_lower  # the engine's pure defense is consistent with V
     # the bracket is consistent
     assert mixed.lower <= mixed.upper
     assert mixed.lower <= mixed.pure.upper
@@ -192,12 +192,12 @@ def test_weak_jammer_gains_nothing(helps_game):
 
 def test_bracket_against_a_grid_lp(helps_game, helps_mixed):
     """The certified bracket [lower, upper] on V_mix against the value of the matrix game on
-    grids of defences and attacks, with the grids' errors bounded by Lipschitz constants.
+    grids of defenses and attacks, with the grids' errors bounded by Lipschitz constants.
 
     L is decreasing in n, so both players' best replies lie on the faces n_1 + n_2 = P_D and
     a_1 + a_2 = P_A, each one-dimensional. With v the LP value on the grids (spacings h_x, h_a):
     ``V_mix <= v + (G^a_1 + G^a_2) h_a / 2`` (the LP's mixture against any attack) and
-    ``V_mix >= v - (G^n_1 + G^n_2) h_x / 2`` (the LP's attack mixture against any defence),
+    ``V_mix >= v - (G^n_1 + G^n_2) h_x / 2`` (the LP's attack mixture against any defense),
     where G^a_i >= |dL/da_i| = w B eta s / ((N + eta a)(N + eta a + s) ln 2) <= w B S /
     (N (N + S) ln 2) and G^n_i bounds |dL/dn_i| (``_lipschitz_n_jamming``).
     """

@@ -60,13 +60,13 @@ def test_synthetic_target_is_a_target(target):
 
 
 def test_truth_is_mixed(truth):
-    # the known equilibrium mixes two pure defences: a loop that only ranks rows cannot find it
+    # the known equilibrium mixes two pure defenses: a loop that only ranks rows cannot find it
     assert len(truth["mix"]) == 2 and 0.9 < truth["value"] < 1.2
 
 
 def test_double_oracle_recovers_known_equilibrium_and_value(target, truth):
     menu = truth["menu"]
-    rows = [("no defence", menu["no defence"], "menu"),
+    rows = [("no defense", menu["no defense"], "menu"),
             ("engine prescription", target.realise({"n_image": 0.5, "b_text": 0.5}), "engine")]
     res = solve_empirical(target, rows, power=P, grid=GRID, row_grid=2,
                           propose=_true_propose(target, menu), max_iter=6)
@@ -75,7 +75,7 @@ def test_double_oracle_recovers_known_equilibrium_and_value(target, truth):
     assert res.value == pytest.approx(truth["value"], abs=0.04)
     assert res.value_lo - 0.01 <= truth["value"] <= res.value_hi + 0.01
     # the known mixture, found by the defender oracle (rows not in the initial game)
-    got = {tuple(sorted(_levers_of(res, n).items())): w for n, w in res.defence().items()}
+    got = {tuple(sorted(_levers_of(res, n).items())): w for n, w in res.defense().items()}
     want = {tuple(sorted(target.lever_values(menu[n]).items())): w
             for n, w in truth["mix"].items()}
     assert set(got) == set(want)
@@ -87,18 +87,18 @@ def test_double_oracle_recovers_known_equilibrium_and_value(target, truth):
     eng = res.score("engine prescription")
     assert eng.regret == pytest.approx(exact, abs=0.06)
     assert eng.regret_lo > 0 and eng.regret_lo - 0.01 <= exact <= eng.regret_hi + 0.01
-    none = res.score("no defence")
-    assert none.regret_lo > 1.0  # no defence loses > 1 bit to the validated mixture
+    none = res.score("no defense")
+    assert none.regret_lo > 1.0  # no defense loses > 1 bit to the validated mixture
     # exploitability trace: the last step's gains are inside their paired CI
     last = res.trace[-1]
     assert last.gain_att_lo <= 0 and last.gain_def_lo <= 0
-    assert set(res.to_dict()) >= {"defence", "value", "trace", "table", "scores"}
+    assert set(res.to_dict()) >= {"defense", "value", "trace", "table", "scores"}
 
 
 def test_without_defender_oracle_the_restricted_game_stays_worse(target, truth):
     # the check above can fail: without the defender oracle the mixture is out of reach
     menu = truth["menu"]
-    rows = [("no defence", menu["no defence"], "menu"),
+    rows = [("no defense", menu["no defense"], "menu"),
             ("engine prescription", target.realise({"n_image": 0.5, "b_text": 0.5}), "engine")]
     res = solve_empirical(target, rows, power=P, grid=GRID, row_grid=2, max_iter=3)
     assert res.value > truth["value"] + 0.4
@@ -109,10 +109,10 @@ def test_menu_rows_and_utility_price(target, truth):
     rows = [(n, k, "menu") for n, k in menu.items()]
     res = solve_empirical(target, rows, power=P, grid=GRID, row_grid=2, max_iter=4)
     assert res.value == pytest.approx(truth["value"], abs=0.04)
-    # a huge price on lost clean accuracy makes "no defence" (cost 0) the defence
+    # a huge price on lost clean accuracy makes "no defense" (cost 0) the defense
     priced = solve_empirical(target, rows, power=P, grid=4, row_grid=1, max_iter=2,
                              utility_price=1e3)
-    assert priced.defence() == {"no defence": pytest.approx(1.0)}
+    assert priced.defense() == {"no defense": pytest.approx(1.0)}
     # a clean-accuracy constraint keeps excluded rows in the table, out of the game
     tight = solve_empirical(target, rows, power=P, grid=4, row_grid=1, max_iter=2,
                             max_clean_drop=0.1)

@@ -4,9 +4,9 @@
 Every spec must end in exactly one of two ways: a named error (:class:`minimax.MinimaxError`:
 ``GameSpecError`` at construction, ``SolverError``/``CertificateError`` from the solver), or a
 solution whose invariants hold when re-checked here in numpy, independently of the engine's own
-check: finite numbers, ``lower <= value``, ``gap = value - lower >= 0``, a feasible defence and
-attack, ``value = L(defence, attack)`` recomputed from the formulas, and ``lower <= phi(x)`` at
-random feasible defences. Anything else is a *crash* (another exception) or a *silent failure*
+check: finite numbers, ``lower <= value``, ``gap = value - lower >= 0``, a feasible defense and
+attack, ``value = L(defense, attack)`` recomputed from the formulas, and ``lower <= phi(x)`` at
+random feasible defenses. Anything else is a *crash* (another exception) or a *silent failure*
 (a returned answer that breaks an invariant); both fail the test.
 
 Valid specs are drawn over the supported ranges (docs/supported-ranges.md), extremes included,
@@ -209,7 +209,7 @@ def _check_solution(game: minimax.Game, sol: minimax.Solution, rng) -> None:
     with np.errstate(all="ignore"):
         loss, scale = _numpy_loss(g, lam, game.mode, game.effect, x, a)
     checks.append(abs(loss - sol.value) <= 1e-8 * (1.0 + scale))
-    # lower <= V <= phi(x) at random feasible defences (corners and interior points)
+    # lower <= V <= phi(x) at random feasible defenses (corners and interior points)
     k = game.num_channels
     weights = rng.dirichlet(np.ones(3 * k + 1), size=8)[:, : 3 * k].reshape(8, 3, k)
     weights[0] = 0.0

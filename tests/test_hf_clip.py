@@ -110,13 +110,13 @@ def test_tiny_clip_runs_the_whole_loop(tmp_path, digits_npz):
                    "draws": 2, "attack_defaults": {"steps": 4, "eot": 2, "text_steps": 2,
                                                    "n_cand": 8, "rounds": 1}},
         "conditions": {
-            "calib": [{"name": "none", "defence": {}, "power": {"image": [0.5, 2],
+            "calib": [{"name": "none", "defense": {}, "power": {"image": [0.5, 2],
                                                                 "text": [0.5]},
                        "joint": [{"image": 0.5, "text": 0.5}], "clean": True},
-                      {"name": "noise", "defence": {"n_image": 2.0}, "power": {"image": [1]}},
-                      {"name": "cap2", "defence": {"b_text": 1.386},
+                      {"name": "noise", "defense": {"n_image": 2.0}, "power": {"image": [1]}},
+                      {"name": "cap2", "defense": {"b_text": 1.386},
                        "joint": [{"image": 0.5, "text": 1.0}]}],
-            "held": [{"name": "none", "defence": {}, "power": {"image": [1]}}]},
+            "held": [{"name": "none", "defense": {}, "power": {"image": [1]}}]},
         "game": {"menu": False, "grid": 2, "row_grid": 1, "max_iter": 1, "lever_steps": 2,
                  "split_steps": 4, "max_clean_drop": None,
                  "alternatives": {"all cap": {"b_text": 1.0}}}})
@@ -130,4 +130,4 @@ def test_tiny_clip_runs_the_whole_loop(tmp_path, digits_npz):
     gcg_traces = [t for t in res["traces"] if t["trace"].get("text_loss")]
     assert gcg_traces, "no attack ran GCG"
     rows = {r["name"] for r in res["game"]["rows"]} if "rows" in res["game"] else set()
-    assert not rows or "no defence" in rows
+    assert not rows or "no defense" in rows

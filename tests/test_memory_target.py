@@ -87,13 +87,13 @@ def test_reader_matches_brute_force(target, cap):
 
 def test_clean_answers_and_isolation_cost(target):
     assert isinstance(target, Target)
-    o = target.clean(mem.MemoryDefence(), split="calib")
+    o = target.clean(mem.MemoryDefense(), split="calib")
     assert o.sent.shape == o.answers.shape == (10, len(mem.QUESTIONS))
     acc = float((o.sent == o.answers).mean())
     assert acc >= 0.9
     assert mutual_information(o.sent, o.answers, 4) > 1.5
     # untrusted partition off: only people whose city fact is untrusted can change answer
-    off = target.clean(mem.MemoryDefence(untrusted_cap=0), split="calib")
+    off = target.clean(mem.MemoryDefense(untrusted_cap=0), split="calib")
     fb = target.facts
     ents = fb.split["calib"]
     trusted_fact = np.array([fb.trusted[(fb.owner == e) & (fb.cls >= 0)][0] for e in ents])
@@ -105,7 +105,7 @@ def test_levers_menu_and_errors(target):
     for name, d in target.menu(2.0).items():
         lv = target.lever_values(d)
         assert set(lv) == set(target.levers) and sum(lv.values()) <= 2.0 + 1e-9, name
-    assert target.menu(0.0) == {"no defence": mem.MemoryDefence()}
+    assert target.menu(0.0) == {"no defense": mem.MemoryDefense()}
     rng = np.random.default_rng(1)
     for lv in rng.uniform(0, 2.5, (50, 3)):
         want = dict(zip(target.levers, lv, strict=True))
@@ -113,15 +113,15 @@ def test_levers_menu_and_errors(target):
         assert all(got[k] <= want[k] + 1e-9 for k in target.levers), (want, got)
     d = target.realise({"b_memory": 1.0})
     assert d.write_limit == 3  # ceil(8 / e): the loosest limit within the request
-    for d in (mem.MemoryDefence(write_limit=2), mem.MemoryDefence(paraphrases=3),
-              mem.MemoryDefence(ppl_fpr=0.05)):
+    for d in (mem.MemoryDefense(write_limit=2), mem.MemoryDefense(paraphrases=3),
+              mem.MemoryDefense(ppl_fpr=0.05)):
         assert target.realise(target.lever_values(d)) == d
     with pytest.raises(ValueError, match="paraphrases=9"):
-        target.clean(mem.MemoryDefence(paraphrases=9), split="calib")
+        target.clean(mem.MemoryDefense(paraphrases=9), split="calib")
     with pytest.raises(ValueError, match="split="):
-        target.clean(mem.MemoryDefence(), split="train")
+        target.clean(mem.MemoryDefense(), split="train")
     with pytest.raises(ValueError, match="unknown to the memory target"):
-        target.attack([(1.0, mem.MemoryDefence())], {"memory": 8}, split="calib",
+        target.attack([(1.0, mem.MemoryDefense())], {"memory": 8}, split="calib",
                       options={"stepz": 3})
     with pytest.raises(ValueError, match="n_image"):
         target.realise({"n_image": 1.0})
@@ -129,7 +129,7 @@ def test_levers_menu_and_errors(target):
 
 def test_attack_power_and_bandwidth(target):
     """Enough entries for every victim steer answers; a write limit of one entry does not."""
-    none, limited = mem.MemoryDefence(), mem.MemoryDefence(write_limit=1)
+    none, limited = mem.MemoryDefense(), mem.MemoryDefense(write_limit=1)
     zero = target.attack([(1.0, none)], {"memory": 0}, split="calib")
     o0 = target.evaluate(zero, none, split="calib")
     clean = target.clean(none, split="calib").answers
@@ -149,11 +149,11 @@ def test_attack_power_and_bandwidth(target):
 
 @pytest.mark.slow
 def test_gcg_lowers_its_loss_and_fluent_passes_filter(target):
-    d = mem.MemoryDefence()
+    d = mem.MemoryDefense()
     a = target.attack([(1.0, d)], {"memory": 24}, split="calib", options={"text_steps": 4})
     loss = a.trace["loss"]
     assert len(loss) == 5 and all(b <= a_ + 1e-9 for a_, b in zip(loss, loss[1:], strict=False))
-    f = mem.MemoryDefence(ppl_fpr=0.0)
+    f = mem.MemoryDefense(ppl_fpr=0.0)
     fa = target.attack([(1.0, f)], {"memory": 24}, split="calib", options={"text_steps": 2})
     ga = target.attack([(1.0, f)], {"memory": 24}, split="calib",
                        options={"text_steps": 2, "recipe": "gcg"})

@@ -138,7 +138,7 @@ def test_solve_batch_matches_solve():
 @pytest.mark.slow
 def test_compacted_batch_follows_each_games_own_descent():
     """solve_batch drops finished games between pieces of the descent: every game must still
-    stop after exactly the iterations of its own solve, at the same defence and certificate."""
+    stop after exactly the iterations of its own solve, at the same defense and certificate."""
     rng = np.random.default_rng(33)
     games = [random_game(rng, 2, utility_price=0.1 * (i % 3)) for i in range(7)]
     batch = minimax.solve_batch(games, starts=3, steps=45)
@@ -183,7 +183,7 @@ def test_solve_batch_rejects_mixed_shapes():
 
 @pytest.mark.parametrize("mode", ["injection", "jamming"])
 def test_lower_bound_below_every_feasible_value(mode):
-    """lower <= V <= phi(x) for every feasible x: check against 300 random defences."""
+    """lower <= V <= phi(x) for every feasible x: check against 300 random defenses."""
     rng = np.random.default_rng(5)
     game = random_game(rng, 3, mode=mode, utility_price=0.2 if mode == "injection" else 0.0)
     sol = minimax.solve(game, starts=8, steps=100)

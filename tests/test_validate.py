@@ -1,4 +1,4 @@
-"""Tests of minimax.validate: estimator oracles, attack budgets, defence monotonicity,
+"""Tests of minimax.validate: estimator oracles, attack budgets, defense monotonicity,
 the transformers adapter, calibration and a tiny end-to-end run."""
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def lab(tmp_path_factory):
     import os
 
     from minimax.validate.data import load_digits_split
-    from minimax.validate.defences import pixel_order
+    from minimax.validate.knobs import pixel_order
     from minimax.validate.model import DigitsCLIPConfig, build_digits_clip
 
     old = os.environ.get("MINIMAX_CACHE")
@@ -86,7 +86,7 @@ def _batch(lab, n=30):
 
 @pytest.mark.slow
 def test_model_zero_shot_and_cache(lab):
-    from minimax.validate.defences import class_embeddings
+    from minimax.validate.knobs import class_embeddings
     from minimax.validate.model import build_digits_clip, zero_shot_accuracy
 
     s = lab["split"]
@@ -101,10 +101,10 @@ def test_model_zero_shot_and_cache(lab):
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_pgd_respects_budget_and_raises_targeted_success(lab, norm):
     from minimax.validate.attacks import pgd
-    from minimax.validate.defences import Defence
+    from minimax.validate.knobs import Knobs
     from minimax.validate.pipeline import Pipeline
 
-    pipe = Pipeline(lab["model"], Defence(), lab["order"])
+    pipe = Pipeline(lab["model"], Knobs(), lab["order"])
     x, t = _batch(lab)
     eps = 1.0 if norm == "l2" else 0.15
     xa = pgd(pipe, x, t, eps, norm=norm, steps=15, restarts=2)
@@ -131,10 +131,10 @@ def _success(lab, d, power=1.0, model=None):
 @pytest.mark.parametrize(
     "knob,values", [("level", [0.0, 0.3, 0.6]), ("pixel_keep", [1.0, 0.5, 0.3])]
 )
-def test_defence_knobs_monotonically_reduce_attack(lab, knob, values):
-    from minimax.validate.defences import Defence
+def test_defense_knobs_monotonically_reduce_attack(lab, knob, values):
+    from minimax.validate.knobs import Knobs
 
-    base = Defence(purify="noise", draws=4) if knob == "level" else Defence()
+    base = Knobs(purify="noise", draws=4) if knob == "level" else Knobs()
     succ = [_success(lab, base.with_(**{knob: v})) for v in values]
     assert all(b <= a + 0.02 for a, b in zip(succ, succ[1:], strict=False)), succ
     assert succ[-1] < succ[0] - 0.05, succ
@@ -144,26 +144,26 @@ def test_defence_knobs_monotonically_reduce_attack(lab, knob, values):
 def test_adversarial_finetuning_reduces_attack(lab):
     from dataclasses import asdict
 
-    from minimax.validate.defences import Defence
+    from minimax.validate.knobs import Knobs
     from minimax.validate.model import DigitsCLIPConfig, build_digits_clip
 
     robust = build_digits_clip(
         lab["split"], DigitsCLIPConfig(**{**asdict(lab["cfg"]), "adv_eps": 0.5})
     )
-    assert _success(lab, Defence(), model=robust) < _success(lab, Defence()) - 0.05
+    assert _success(lab, Knobs(), model=robust) < _success(lab, Knobs()) - 0.05
 
 
 @pytest.mark.slow
 def test_token_cap_truncates_and_gcg_lowers_loss(lab):
     from minimax.validate.attacks import defended_image_embeddings, gcg
-    from minimax.validate.defences import Defence, class_embeddings, targeted_text
+    from minimax.validate.knobs import Knobs, class_embeddings, targeted_text
 
     m, s = lab["model"], lab["split"]
-    emb = defended_image_embeddings(m, Defence(), lab["order"], torch.from_numpy(s.x_attack))
-    sfx = gcg(m, Defence(), emb, torch.from_numpy(s.y_attack), 2, steps=2, n_cand=8, topk=16)
+    emb = defended_image_embeddings(m, Knobs(), lab["order"], torch.from_numpy(s.x_attack))
+    sfx = gcg(m, Knobs(), emb, torch.from_numpy(s.y_attack), 2, steps=2, n_cand=8, topk=16)
     assert set(sfx) == set(range(10)) and all(v.shape == (2,) for v in sfx.values())
-    moved = targeted_text(m, Defence(), sfx)
-    capped = targeted_text(m, Defence(token_cap=0), sfx)
+    moved = targeted_text(m, Knobs(), sfx)
+    capped = targeted_text(m, Knobs(token_cap=0), sfx)
     base = class_embeddings(m, 1)
     assert torch.allclose(capped[3], base, atol=1e-6)
     assert not torch.allclose(moved[3, 3], base[3], atol=1e-4)
@@ -204,7 +204,7 @@ def _tiny_clip():
 
 def test_transformers_clip_adapter():
     from minimax.validate.attacks import pgd
-    from minimax.validate.defences import Defence, build_prompt_ids
+    from minimax.validate.knobs import Knobs, build_prompt_ids
     from minimax.validate.model import TransformersCLIP
     from minimax.validate.pipeline import Pipeline
 
@@ -223,7 +223,7 @@ def test_transformers_clip_adapter():
     plain = m.encode_text(ids, mask)
     hooked = m.encode_text(ids, mask, embeds=w[ids])
     assert torch.allclose(plain, hooked, atol=1e-6)
-    pipe = Pipeline(m, Defence(ensemble=2), np.arange(64))
+    pipe = Pipeline(m, Knobs(ensemble=2), np.arange(64))
     t = torch.arange(6) % 10
     xa = pgd(pipe, x, t, 0.5, steps=3)
     assert float((xa - x).flatten(1).norm(dim=1).max()) <= 0.5 + 1e-5
@@ -250,15 +250,15 @@ def test_calibration_recovers_synthetic_channel():
 
 
 def test_calibrated_game_solves_and_realises():
-    from minimax.validate.defences import Defence, lever_values
     from minimax.validate.game_bridge import realise, solve_game
+    from minimax.validate.knobs import Knobs, lever_values
 
     p = {"B": 2.0, "S": 0.5, "N": 0.25, "alpha": 1.2, "beta": 0.3, "gamma": 0.7, "rho": 0.2}
     sol = solve_game({"image": p, "text": {**p, "B": 0.5, "alpha": 1e-6}}, 2.0, 1.0)
     assert sol["lower"] <= sol["upper"] + 1e-9 and sol["gap"] <= 0.05 * max(1.0, sol["value"])
     assert sum(sol["levers"].values()) == pytest.approx(1.0, abs=1e-3)
     units = {"purify": "noise", "n": 0.2, "s": 0.5, "ensemble": 2.0}
-    d = realise({"n_image": 0.5, "b_image": 0.4, "b_text": 1.0}, units, 8, Defence())
+    d = realise({"n_image": 0.5, "b_image": 0.4, "b_text": 1.0}, units, 8, Knobs())
     back = lever_values(d, units, 8)
     assert back["n_image"] == pytest.approx(0.5) and back["b_image"] == pytest.approx(0.4)
     assert d.token_cap == 2
@@ -302,13 +302,13 @@ def test_synthetic_end_to_end(tmp_path):
     alloc = pd.read_csv(tmp_path / "allocation.csv")
     assert list(alloc.columns[:4]) == ["allocation", "measured_bits", "measured_lo",
                                        "measured_hi"]
-    assert {"no defence", "engine prescription", "validated defence"} <= set(alloc.allocation)
+    assert {"no defense", "engine prescription", "validated defense"} <= set(alloc.allocation)
     # the synthetic game's exact value: the LP over the exact table of menu x split grid
     t = SyntheticTarget()
     A = [[t.true_bits(k, {c: 2.0 * f[c] for c in t.channels})
           for f in split_grid(t.channels, 5)] for k in t.menu(1.0).values()]
     assert res["game"]["value"] == pytest.approx(zero_sum(A).value, abs=0.04)
-    assert res["goal"]["beats_no_defence"]
+    assert res["goal"]["beats_no_defense"]
 
 
 def test_cli_exits_nonzero_when_the_run_fails(tmp_path):
@@ -373,7 +373,7 @@ def test_interaction_terms_closed_form_and_recovered_where_data_demand():
     blind = cal.fit_model(conds, ("image", "text"), blind=True, restarts=2)
     pa = cal.model_predict(blind, "adv", {"image": 1.0}, {})
     pb = cal.model_predict(blind, "adv", {"image": 1.0}, {"n_image": 1.0, "b_text": 2.0})
-    assert float(pa) == pytest.approx(float(pb))  # the baseline ignores every defence
+    assert float(pa) == pytest.approx(float(pb))  # the baseline ignores every defense
 
 
 def _stored_cells():
@@ -416,10 +416,10 @@ def test_decision_level_score_on_stored_measurements():
     assert pr.recalibrated.spearman == pytest.approx(np.corrcoef(pred, meas)[0, 1])
     assert pr.recalibrated.mae == pytest.approx(
         np.mean([abs(r["predicted_recalibrated"] - r["measured"]) for r in rows]))
-    # measured: the recalibrated model with interaction terms ranks the defences
+    # measured: the recalibrated model with interaction terms ranks the defenses
     assert pr.recalibrated.spearman >= 0.8 > pr.blind_recalibrated.spearman
     assert pr.recalibrated.mae <= 0.15 < pr.blind_recalibrated.mae
-    assert np.isnan(pr.blind_decision.spearman)  # a defence-blind model cannot rank at all
+    assert np.isnan(pr.blind_decision.spearman)  # a defense-blind model cannot rank at all
     assert held and pr.held.n == len(held) and any(c.kind == "leg" for c in held)
     # ...and the test can fail: without interaction terms the same procedure does not rank
     flat = cal.prediction_report(calib, held, cells, terms=(), **kw)
@@ -440,11 +440,11 @@ def test_tiny_digits_end_to_end(tmp_path, monkeypatch):
         "validate.target.draws=2",
         "validate.target.attack_defaults={steps: 4, eot: 2, text_steps: 1, n_cand: 4, "
         "topk: 8, rounds: 1}",
-        "validate.conditions.calib=[{defence: {}, power: {image: [0.5, 1, 2]}, "
-        "joint: [{image: 0.5, text: 0.5}], clean: true}, {defence: {n_image: 2.0}, "
-        "power: {image: [1]}, clean: true}, {defence: {b_text: 1.0}, "
+        "validate.conditions.calib=[{defense: {}, power: {image: [0.5, 1, 2]}, "
+        "joint: [{image: 0.5, text: 0.5}], clean: true}, {defense: {n_image: 2.0}, "
+        "power: {image: [1]}, clean: true}, {defense: {b_text: 1.0}, "
         "joint: [{image: 0.5, text: 0.5}]}]",
-        "validate.conditions.held=[{defence: {n_image: 3.0}, power: {image: [1]}, "
+        "validate.conditions.held=[{defense: {n_image: 3.0}, power: {image: [1]}, "
         "clean: true}]",
         "validate.game.menu=false",
         "~validate.game.alternatives",
@@ -459,7 +459,7 @@ def test_tiny_digits_end_to_end(tmp_path, monkeypatch):
     res = run(_compose(o).validate, tmp_path / "out")
     assert res["status"] == "ok" and not res["errors"], res["errors"]
     alloc = pd.read_csv(tmp_path / "out" / "allocation.csv")
-    assert {"no defence", "engine prescription"} <= set(alloc.allocation)
+    assert {"no defense", "engine prescription"} <= set(alloc.allocation)
     assert ((alloc.measured_lo <= alloc.measured_bits + 1e-12)
             & (alloc.measured_bits <= alloc.measured_hi + 1e-12)).all()
     assert alloc.measured_hi.max() <= math.log2(10) + 1e-12 and alloc.measured_lo.min() >= 0

@@ -12,7 +12,7 @@ pytest.importorskip("sklearn")
 pytest.importorskip("transformers")
 
 from minimax.validate import attacks as atk  # noqa: E402
-from minimax.validate.defences import Defence  # noqa: E402
+from minimax.validate.knobs import Knobs  # noqa: E402
 from minimax.validate.measure import mi_with_ci  # noqa: E402
 
 K = 10
@@ -72,8 +72,8 @@ def test_mixture_pipeline_is_the_weighted_probability(target):
 
     x, tt = _batch(target, 5)
     m = target.model(0.0)
-    p1 = Pipeline(m, Defence(), target.order)
-    p2 = Pipeline(m, Defence(pixel_keep=0.5), target.order)
+    p1 = Pipeline(m, Knobs(), target.order)
+    p2 = Pipeline(m, Knobs(pixel_keep=0.5), target.order)
     mix = MixturePipeline([(0.3, p1), (0.7, p2)])
     with torch.no_grad():
         want = torch.log(0.3 * p1.log_probs(x, tt).exp() + 0.7 * p2.log_probs(x, tt).exp())
@@ -88,7 +88,7 @@ def test_mixture_pipeline_is_the_weighted_probability(target):
 def test_image_attacks_respect_the_ball_and_the_box(target, norm):
     from minimax.validate.pipeline import Pipeline
 
-    pipe = Pipeline(target.model(0.0), Defence(), target.order)
+    pipe = Pipeline(target.model(0.0), Knobs(), target.order)
     x, tt = _batch(target, 10)
     eps = 1.0 if norm == "l2" else 0.125
     for r in (atk.apgd(pipe, x, tt, eps, norm, steps=10),
@@ -107,33 +107,33 @@ def test_digits_target_protocol_menu_and_options(target):
 
     assert isinstance(target, Target)
     menu = target.menu(1.0)
-    assert "no defence" in menu and menu["no defence"] == Defence(draws=target.draws)
+    assert "no defense" in menu and menu["no defense"] == Knobs(draws=target.draws)
     assert 6 <= len(menu) <= 12
     for name, d in menu.items():
         assert sum(target.lever_values(d).values()) <= 1.0 + 1e-9, name
     assert len({d.key() for d in menu.values()}) == len(menu)
-    assert target.menu(0.0) == {"no defence": menu["no defence"]}
+    assert target.menu(0.0) == {"no defense": menu["no defense"]}
     d = target.realise({"b_text": 1.0, "n_image": 0.5})
     assert d.token_cap == 2 and d.level == pytest.approx(0.1)
     with pytest.raises(ValueError, match="stepz"):
-        target.attack([(1.0, Defence())], {"image": 1.0}, split="calib", seed=0,
+        target.attack([(1.0, Knobs())], {"image": 1.0}, split="calib", seed=0,
                       options={"stepz": 3})
     with pytest.raises(ValueError, match="recipe"):
-        target.attack([(1.0, Defence())], {"image": 1.0}, split="calib", seed=0,
+        target.attack([(1.0, Knobs())], {"image": 1.0}, split="calib", seed=0,
                       options={"recipe": "fgsm"})
     with pytest.raises(ValueError, match="split"):
-        target.attack([(1.0, Defence())], {"image": 1.0}, split="test", seed=0)
+        target.attack([(1.0, Knobs())], {"image": 1.0}, split="test", seed=0)
     with pytest.raises(ValueError, match="audio"):
-        target.attack([(1.0, Defence())], {"audio": 1.0}, split="calib", seed=0)
+        target.attack([(1.0, Knobs())], {"audio": 1.0}, split="calib", seed=0)
 
 
 def test_cap_aware_budget_moves_truncated_tokens_to_the_image(target):
     tau = target.token_power
-    cap2 = Defence(token_cap=2)
+    cap2 = Knobs(token_cap=2)
     assert target.budget_split([(1.0, cap2)], {"image": 0.5, "text": 8 * tau}) == (
         pytest.approx(0.5 + 6 * tau), 2)
-    # a mixture with an uncapped defence keeps every token
-    assert target.budget_split([(0.5, cap2), (0.5, Defence())],
+    # a mixture with an uncapped defense keeps every token
+    assert target.budget_split([(0.5, cap2), (0.5, Knobs())],
                                {"image": 0.5, "text": 8 * tau})[1] == 8
     a = target.attack([(1.0, cap2)], {"image": 0.5, "text": 8 * tau}, split="calib", seed=0,
                       options={"text_steps": 2})
@@ -147,15 +147,15 @@ def test_cap_aware_budget_moves_truncated_tokens_to_the_image(target):
 
 
 def test_unbounded_attack_reaches_full_targeted_success(target):
-    a = target.attack([(1.0, Defence())], {"image": 64.0}, split="calib", seed=0)
-    m, succ = _bits(target, a, Defence())
+    a = target.attack([(1.0, Knobs())], {"image": 64.0}, split="calib", seed=0)
+    m, succ = _bits(target, a, Knobs())
     assert succ >= 0.99 and m.bits > 3.1
 
 
 @pytest.mark.slow
 def test_attack_strength_more_budget_never_lowers_bits(target):
     p = {"image": 1.0}
-    none, noise = Defence(), Defence(purify="noise", level=0.3, draws=8)
+    none, noise = Knobs(), Knobs(purify="noise", level=0.3, draws=8)
     weak = _bits(target, target.attack([(1, none)], p, split="calib", seed=0,
                                        options={"steps": 1}), none)[0].bits
     for d, lo_opt, hi_opt in [(none, {"steps": 5}, {"steps": 40}),
@@ -174,7 +174,7 @@ def test_attack_strength_more_budget_never_lowers_bits(target):
 
 @pytest.mark.slow
 def test_apgd_at_least_as_strong_as_pgd_and_square_never_stronger(target):
-    for d in (Defence(), Defence(pixel_keep=0.5)):
+    for d in (Knobs(), Knobs(pixel_keep=0.5)):
         bits = {}
         for recipe, steps in (("auto", 20), ("pgd", 20), ("square", 300)):
             a = target.attack([(1, d)], {"image": 0.7}, split="calib", seed=0,
@@ -187,15 +187,15 @@ def test_apgd_at_least_as_strong_as_pgd_and_square_never_stronger(target):
 
 @pytest.mark.slow
 def test_gcg_against_an_ensemble_beats_a_transferred_suffix(target):
-    ens = Defence(ensemble=3)
+    ens = Knobs(ensemble=3)
     xa, ya = target.images("attack")
     y = torch.from_numpy(ya)
     adaptive = target.text_sides([(1.0, ens)], xa, False, 1, seed=0)
-    plain = target.text_sides([(1.0, Defence())], xa, False, 1, seed=0)
+    plain = target.text_sides([(1.0, Knobs())], xa, False, 1, seed=0)
     k, steps = 2, 3
     sfx_a = atk.gcg_mixture(adaptive, y, k, steps=steps, n_cand=8, topk=32).suffixes
     sfx_t = atk.gcg_mixture(plain, y, k, steps=steps, n_cand=8, topk=32).suffixes
-    # the objective under the ensemble defence of each suffix (0 steps = evaluate only)
+    # the objective under the ensemble defense of each suffix (0 steps = evaluate only)
     loss_a = atk.gcg_mixture(adaptive, y, k, steps=0, init=sfx_a).loss[0]
     loss_t = atk.gcg_mixture(adaptive, y, k, steps=0, init=sfx_t).loss[0]
     loss_0 = atk.gcg_mixture(adaptive, y, k, steps=0).loss[0]
@@ -214,8 +214,8 @@ def test_gcg_against_an_ensemble_beats_a_transferred_suffix(target):
 
 
 @pytest.mark.slow
-def test_mixture_attack_on_a_single_defence_is_the_plain_attack(target):
-    d = Defence(pixel_keep=0.6)
+def test_mixture_attack_on_a_single_defense_is_the_plain_attack(target):
+    d = Knobs(pixel_keep=0.6)
     p = {"image": 0.5, "text": 2 * target.token_power}
     plain = target.attack([(1.0, d)], p, split="calib", seed=0, options={"text_steps": 2})
     split_mix = target.attack([(0.4, d), (0.6, d)], p, split="calib", seed=0,

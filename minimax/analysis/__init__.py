@@ -1,12 +1,12 @@
 """Analyses on the channel game (docs/analyses.md §4.1-§4.4).
 
-* :func:`dci` -- Defence Coverage Index of a defence catalogue against an attack taxonomy over
+* :func:`dci` -- Defense Coverage Index of a defense catalogue against an attack taxonomy over
   a ladder of adaptive attackers (§4.2), from YAML data (:func:`load_taxonomy`,
   :func:`load_catalogue`).
 * :func:`asymmetry` -- relative protection of all-on-noise-suppression vs all-on-bandwidth
-  defences as the attacker grows (§4.1).
+  defenses as the attacker grows (§4.1).
 * :func:`self_destruction_threshold` -- certified bracket on the attacker power P*(h) beyond
-  which the best defence leaves negative net value (§4.3); :func:`threshold_sweep` for its
+  which the best defense leaves negative net value (§4.3); :func:`threshold_sweep` for its
   sensitivity to h and the defender budget.
 * :class:`CircuitBreaker` -- a CUSUM test on per-query observations with a stated false-trip
   bound on benign traffic.
@@ -17,11 +17,11 @@ from minimax.analysis._breaker import CircuitBreaker
 from minimax.analysis._dci import DCIResult, dci
 from minimax.analysis._specs import (
     AttackClass,
-    DefenceSpec,
+    DefenseSpec,
     Taxonomy,
     class_caps,
-    defence_cost_check,
-    defence_vector,
+    defense_cost_check,
+    defense_vector,
     load_catalogue,
     load_taxonomy,
 )
@@ -33,8 +33,8 @@ from minimax.analysis._threshold import (
 )
 
 __all__ = [
-    "AsymmetryResult", "AttackClass", "CircuitBreaker", "DCIResult", "DefenceSpec",
+    "AsymmetryResult", "AttackClass", "CircuitBreaker", "DCIResult", "DefenseSpec",
     "Taxonomy", "ThresholdResult", "asymmetry", "class_caps", "closed_form_one_channel", "dci",
-    "defence_cost_check", "defence_vector", "load_catalogue", "load_taxonomy",
+    "defense_cost_check", "defense_vector", "load_catalogue", "load_taxonomy",
     "self_destruction_threshold", "threshold_search", "threshold_sweep",
 ]

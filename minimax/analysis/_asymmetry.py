@@ -1,8 +1,8 @@
-"""The asymmetry between model-centric and system-level defence (docs/analyses.md §4.1), derived
+"""The asymmetry between model-centric and system-level defense (docs/analyses.md §4.1), derived
 numerically from the game.
 
 Injection mode, lambda = 0, defender budget D. For an attacker of power P the relative
-protection of a defence restricted to one lever is
+protection of a defense restricted to one lever is
 
     R_lever(P) = 1 - V_lever(P) / V_none(P),
 
@@ -17,7 +17,7 @@ put the whole budget on the lever (phi decreases in n and in b), and the closed 
 with ``m0 = N + S`` and D in lever units (budget / unit cost). This module never uses these
 formulas; :func:`closed_form_one_channel` evaluates them for the comparison.
 
-On one channel the values are exact best-response values of the all-on-one-lever defence (a
+On one channel the values are exact best-response values of the all-on-one-lever defense (a
 vmapped :func:`minimax.phi`); on several channels the restricted games are solved with
 certificates (:func:`minimax.solve_batch`, both restricted games are convex in the one lever,
 so the gap closes) and the gaps are returned.
@@ -40,7 +40,7 @@ from minimax.solve import solve_batch
 
 
 class AsymmetryResult(NamedTuple):
-    """Relative protection of one-lever defences against attacker power (T powers, K channels)."""
+    """Relative protection of one-lever defenses against attacker power (T powers, K channels)."""
 
     powers: np.ndarray  # (T,) attacker budgets P_A
     r_model: np.ndarray  # (T,) 1 - V_n / V_none   (all budget on noise suppression)
@@ -50,8 +50,8 @@ class AsymmetryResult(NamedTuple):
     value_sys: np.ndarray  # (T,) certified upper value with levers = b only
     gap_model: np.ndarray  # (T,) certificate gap (0 on one channel: exact)
     gap_sys: np.ndarray  # (T,)
-    defence_model: np.ndarray  # (T, K) n allocation
-    defence_sys: np.ndarray  # (T, K) b allocation
+    defense_model: np.ndarray  # (T, K) n allocation
+    defense_sys: np.ndarray  # (T, K) b allocation
 
 
 def closed_form_one_channel(game: Game, powers: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -111,5 +111,5 @@ def asymmetry(game: Game, powers: Sequence[float], **solver_options: Any) -> Asy
     return AsymmetryResult(
         powers=p, r_model=1.0 - v_model / v_none, r_sys=1.0 - v_sys / v_none,
         value_none=v_none, value_model=v_model, value_sys=v_sys, gap_model=gap_m, gap_sys=gap_s,
-        defence_model=alloc_m, defence_sys=alloc_s,
+        defense_model=alloc_m, defense_sys=alloc_s,
     )

@@ -1,6 +1,6 @@
-"""Defence Coverage Index (docs/analyses.md §4.2).
+"""Defense Coverage Index (docs/analyses.md §4.2).
 
-A catalogue defence j is a *fixed* investment x_j; an attack class k restricts the attacker to
+A catalogue defense j is a *fixed* investment x_j; an attack class k restricts the attacker to
 its power caps and payoff mode. Against a ladder of attacker powers P_1 < ... < P_T the adaptive
 attacker best-responds exactly (water-filling / jamming KKT, :func:`minimax.phi`), and
 
@@ -11,20 +11,20 @@ attacker best-responds exactly (water-filling / jamming KKT, :func:`minimax.phi`
 with ``L_k`` the payoff of class k's mode at ``utility_price = 0``. ``V`` is the harm the
 *attack* adds. In injection mode ``L(x, 0) = 0``, so V is exactly the attacker's best-response
 value of docs §4.2 and cover lies in [0, 1]. In jamming mode ``L(x, 0)`` is the legitimate
-capacity the defence itself removes (bandwidth restriction cuts legitimate bandwidth on every
+capacity the defense itself removes (bandwidth restriction cuts legitimate bandwidth on every
 channel it touches, reached or not); subtracting it keeps that self-inflicted loss out of the
 coverage of an attack that may not even reach the channel. It is reported instead, with every
-defence's cost in legitimate capacity, as ``utility_loss``. Jamming cover is reported raw and
+defense's cost in legitimate capacity, as ``utility_loss``. Jamming cover is reported raw and
 can be negative: at high SNR signal enhancement makes each unit of jamming noise *more*
 damaging, ``log(1 + sigma S/N) - log(1 + sigma S/(N + a))`` grows with sigma.
 
 Breakdowns: ``per_class[j, k] = mean_t cover_j(k, P_t)``; ``curve[j, t]`` is the omega-weighted
 cover at P_t (the decay of coverage with attacker power); ``per_flow[j, f]`` repeats the DCI with
 every class restricted to the channels of flow f (classes that cannot reach f are left out of
-that flow's weights), which tells *where* a defence covers without the adaptive attacker's
+that flow's weights), which tells *where* a defense covers without the adaptive attacker's
 displacement to other flows blurring it.
 
-Every value is computed in one ``vmap`` over (scenario x power) games and defences; nothing is
+Every value is computed in one ``vmap`` over (scenario x power) games and defenses; nothing is
 ranked by hand.
 """
 
@@ -39,10 +39,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from minimax.analysis._specs import (
-    DefenceSpec,
+    DefenseSpec,
     Taxonomy,
     class_caps,
-    defence_vector,
+    defense_vector,
     investment_cost,
 )
 from minimax.best_response import phi
@@ -52,10 +52,10 @@ from minimax.game import FLOWS, Defense, Game
 
 
 class DCIResult(NamedTuple):
-    """DCI of a catalogue against a taxonomy, with its breakdowns. J defences, C classes,
+    """DCI of a catalogue against a taxonomy, with its breakdowns. J defenses, C classes,
     F flows, T powers; values in weighted bits per query, powers in the game's power units."""
 
-    defences: tuple[str, ...]  # (J,) catalogue order
+    defenses: tuple[str, ...]  # (J,) catalogue order
     categories: tuple[str, ...]  # (J,) "model" | "system"
     classes: tuple[str, ...]  # (C,) classes reachable in the game
     flows: tuple[str, ...]  # (F,) the six flows
@@ -69,13 +69,13 @@ class DCIResult(NamedTuple):
     value: np.ndarray  # (J, C, T) V_k(j, P_t)
     value_none: np.ndarray  # (C, T) V_k(none, P_t)
     cost: np.ndarray  # (J,) budget units actually invested (after any rescaling)
-    utility_loss: np.ndarray  # (J,) sum_i u_i Cleg_i lost to the defence, bits per query
+    utility_loss: np.ndarray  # (J,) sum_i u_i Cleg_i lost to the defense, bits per query
     skipped: tuple[str, ...]  # classes that reach no channel of the game (left out)
-    equal_budget: bool  # whether every defence was rescaled to the game's defender budget
+    equal_budget: bool  # whether every defense was rescaled to the game's defender budget
     provenance: tuple[str, ...] = ()  # (J,) "measured" | "assumed": where the amounts come from
 
     def ranking(self) -> np.ndarray:
-        """Indices of the defences, highest DCI first (ties keep catalogue order)."""
+        """Indices of the defenses, highest DCI first (ties keep catalogue order)."""
         return np.argsort(-self.dci, kind="stable")
 
     def table(self) -> list[dict[str, object]]:
@@ -84,7 +84,7 @@ class DCIResult(NamedTuple):
         rows = []
         for rank, j in enumerate(self.ranking(), start=1):
             rows.append({
-                "rank": rank, "defence": self.defences[j], "category": self.categories[j],
+                "rank": rank, "defense": self.defenses[j], "category": self.categories[j],
                 "dci": float(self.dci[j]), "cover_low_P": float(self.curve[j, 0]),
                 "cover_high_P": float(self.curve[j, -1]),
                 "decay": float(self.curve[j, 0] - self.curve[j, -1]),
@@ -121,26 +121,26 @@ def _attack_harm(game: Game, defense: Defense) -> jax.Array:
 
 @jax.jit
 def _values(games: Game, defenses: Defense) -> jax.Array:
-    """(G, J) attack harm of every stacked game against every defence."""
+    """(G, J) attack harm of every stacked game against every defense."""
     per_game = jax.vmap(_attack_harm, in_axes=(None, 0))
     return jax.vmap(per_game, in_axes=(0, None))(games, defenses)
 
 
-def dci(game: Game, catalogue: Sequence[DefenceSpec], taxonomy: Taxonomy,
+def dci(game: Game, catalogue: Sequence[DefenseSpec], taxonomy: Taxonomy,
         powers: Sequence[float], *, equal_budget: bool = False) -> DCIResult:
-    """Defence Coverage Index of every catalogue defence on ``game`` (docs/analyses.md §4.2).
+    """Defense Coverage Index of every catalogue defense on ``game`` (docs/analyses.md §4.2).
 
     ``powers`` is the ladder of attacker budgets (power units); ``equal_budget=True`` rescales
-    every defence so its cost equals ``game.defender_budget`` (a like-for-like comparison;
-    otherwise each defence is applied as catalogued, at its own cost).
+    every defense so its cost equals ``game.defender_budget`` (a like-for-like comparison;
+    otherwise each defense is applied as catalogued, at its own cost).
 
     >>> import minimax
-    >>> from minimax.analysis import AttackClass, DefenceSpec, Taxonomy, dci
+    >>> from minimax.analysis import AttackClass, DefenseSpec, Taxonomy, dci
     >>> g = minimax.Game.create(mode="injection", attacker_budget=1.0, defender_budget=1.0,
     ...     B=[1.0], S=[1.0], N=[1.0], w=[1.0], u=[0.0], rho=[0.0], alpha=[1.0], beta=[1.0],
     ...     gamma=[1.0], flows=["agent_app"], modalities=["tool"])
     >>> tax = Taxonomy("t", {}, {}, (AttackClass("hijack", "injection", 1.0, (("*/*", 1e9),)),))
-    >>> cat = [DefenceSpec("sandbox", "system", (("agent_app/*", "b", 1.0),), 1.0)]
+    >>> cat = [DefenseSpec("sandbox", "system", (("agent_app/*", "b", 1.0),), 1.0)]
     >>> r = dci(g, cat, tax, [1.0, 100.0])
     >>> round(float(r.dci[0]), 6)  # bandwidth restriction: 1 - e^{-1} at every power
     0.632121
@@ -153,9 +153,9 @@ def dci(game: Game, catalogue: Sequence[DefenceSpec], taxonomy: Taxonomy,
         raise GameSpecError(f"dci.powers: got {powers.tolist()}; expected a non-empty list of "
                             f"finite attacker budgets > 0")
     if not catalogue:
-        raise GameSpecError("dci.catalogue: empty; give at least one defence")
+        raise GameSpecError("dci.catalogue: empty; give at least one defense")
     k = game.num_channels
-    xs = [defence_vector(game, spec) for spec in catalogue]
+    xs = [defense_vector(game, spec) for spec in catalogue]
     costs = np.array([investment_cost(game, x) for x in xs])
     if equal_budget:
         scale = np.where(costs > 0, float(game.defender_budget) / np.where(costs > 0, costs, 1),
@@ -229,7 +229,7 @@ def dci(game: Game, catalogue: Sequence[DefenceSpec], taxonomy: Taxonomy,
         for x in xs
     ])
     return DCIResult(
-        defences=tuple(s.name for s in catalogue), categories=tuple(s.category for s in catalogue),
+        defenses=tuple(s.name for s in catalogue), categories=tuple(s.category for s in catalogue),
         provenance=tuple(s.provenance for s in catalogue),
         classes=tuple(c.name for c in classes), flows=FLOWS, powers=powers, weights=weights,
         dci=dci_values, per_class=per_class, per_flow=per_flow, curve=curve, cover=cover,

@@ -1,8 +1,8 @@
-"""The attack taxonomy and the defence catalogue as data (docs/analyses.md §4.2).
+"""The attack taxonomy and the defense catalogue as data (docs/analyses.md §4.2).
 
 An **attack class** k is a pattern of per-channel power caps (which channels of which flows and
 modalities it can reach, and how much power it can put on each), a payoff ``mode`` (injection or
-jamming) and a weight omega_k. A **defence** j is a fixed investment pattern over
+jamming) and a weight omega_k. A **defense** j is a fixed investment pattern over
 (lever, channel): amounts of noise suppression n, signal enhancement s and bandwidth
 restriction b, in the game's budget units, plus the cost it declares.
 
@@ -12,10 +12,10 @@ game's channels by ``flow/modality`` patterns with shell wildcards (``agent_app/
 
 * a class's cap on channel i is ``min(game cap_i, max of the class caps whose pattern matches
   channel i)``, and 0 (no access) where no pattern matches;
-* a defence puts on channel i the sum of the amounts of every entry whose pattern matches it.
+* a defense puts on channel i the sum of the amounts of every entry whose pattern matches it.
 
-A defence's declared ``cost`` is checked against the game's cost of its investment,
-``sum_i cn_i n_i + cs_i s_i + cb_i b_i``, when a game is given (:func:`defence_cost_check`).
+A defense's declared ``cost`` is checked against the game's cost of its investment,
+``sum_i cn_i n_i + cs_i s_i + cb_i b_i``, when a game is given (:func:`defense_cost_check`).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ class Taxonomy(NamedTuple):
         return tuple(c.name for c in self.classes)
 
 
-class DefenceSpec(NamedTuple):
-    """One catalogue defence: a fixed investment pattern over (lever, channel pattern)."""
+class DefenseSpec(NamedTuple):
+    """One catalogue defense: a fixed investment pattern over (lever, channel pattern)."""
 
     name: str
     category: str  # "model" (model-centric) or "system" (system-level)
@@ -145,10 +145,10 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
     return taxonomy_from_dict(_read_yaml(path), name=Path(path).stem)
 
 
-def defence_from_dict(d: Mapping[str, Any], name: str | None = None) -> DefenceSpec:
-    """Build a :class:`DefenceSpec` from its YAML mapping (see ``conf/defense/*.yaml``)."""
-    name = str(d.get("name", name or "defence"))
-    where = f"defence {name}"
+def defense_from_dict(d: Mapping[str, Any], name: str | None = None) -> DefenseSpec:
+    """Build a :class:`DefenseSpec` from its YAML mapping (see ``conf/defense/*.yaml``)."""
+    name = str(d.get("name", name or "defense"))
+    where = f"defense {name}"
     category = d.get("category")
     if category not in CATEGORIES:
         raise GameSpecError(f"{where}.category: got {category!r}; expected one of {CATEGORIES}")
@@ -188,7 +188,7 @@ def defence_from_dict(d: Mapping[str, Any], name: str | None = None) -> DefenceS
         raise GameSpecError(f"{where}.provenance.status: got {status!r}; expected measured or "
                             f"assumed")
     note = str(prov.get("note", "") or ("assumed from: " + str(d["source"]).strip())).strip()
-    return DefenceSpec(
+    return DefenseSpec(
         name=name, category=category, investments=tuple(triples), cost=float(cost),
         provenance=status, provenance_note=note,
         description=str(d.get("description", "")).strip(), source=str(d["source"]).strip(),
@@ -198,21 +198,21 @@ def defence_from_dict(d: Mapping[str, Any], name: str | None = None) -> DefenceS
     )
 
 
-def load_catalogue(path: str | Path | Iterable[str | Path]) -> tuple[DefenceSpec, ...]:
+def load_catalogue(path: str | Path | Iterable[str | Path]) -> tuple[DefenseSpec, ...]:
     """Load every ``*.yaml`` in a directory (sorted by name), or the given files."""
     if isinstance(path, (str, Path)):
         root = Path(path)
         if not root.is_dir():
-            raise GameSpecError(f"{root}: expected a directory of defence YAML files")
+            raise GameSpecError(f"{root}: expected a directory of defense YAML files")
         files = sorted(root.glob("*.yaml"))
     else:
         files = [Path(p) for p in path]
     if not files:
-        raise GameSpecError(f"{path}: no defence files found")
-    specs = tuple(defence_from_dict(_read_yaml(f), name=f.stem) for f in files)
+        raise GameSpecError(f"{path}: no defense files found")
+    specs = tuple(defense_from_dict(_read_yaml(f), name=f.stem) for f in files)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
-        raise GameSpecError(f"catalogue: duplicate defence names {names}")
+        raise GameSpecError(f"catalogue: duplicate defense names {names}")
     return specs
 
 
@@ -235,7 +235,7 @@ def class_caps(game: Game, cls: AttackClass) -> np.ndarray:
     return np.minimum(caps, np.asarray(game.cap, dtype=float))
 
 
-def defence_vector(game: Game, spec: DefenceSpec) -> Defense:
+def defense_vector(game: Game, spec: DefenseSpec) -> Defense:
     """The investment (n, s, b), each (K,), that ``spec`` puts on ``game``'s channels."""
     labels = channel_labels(game)
     x = {lv: np.zeros(game.num_channels) for lv in LEVERS}
@@ -251,12 +251,12 @@ def investment_cost(game: Game, defense: Defense) -> float:
                         + np.asarray(game.cost_b) * np.asarray(defense.b)))
 
 
-def defence_cost_check(game: Game, spec: DefenceSpec, rtol: float = 1e-9) -> float:
+def defense_cost_check(game: Game, spec: DefenseSpec, rtol: float = 1e-9) -> float:
     """The game's cost of ``spec``'s investment; raises if it differs from the declared cost."""
-    cost = investment_cost(game, defence_vector(game, spec))
+    cost = investment_cost(game, defense_vector(game, spec))
     if not math.isclose(cost, spec.cost, rel_tol=rtol, abs_tol=1e-12):
         raise GameSpecError(
-            f"defence {spec.name}.cost: declared {spec.cost}, but its investments cost {cost:.6g} "
+            f"defense {spec.name}.cost: declared {spec.cost}, but its investments cost {cost:.6g} "
             f"on game {game.name!r} (sum of amount x unit cost over matched channels); fix the "
             f"declared cost or the amounts"
         )

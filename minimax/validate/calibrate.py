@@ -194,7 +194,7 @@ class ChannelModel(NamedTuple):
     rms: float                            # RMS fit residual, bits
     n_fit: int                            # conditions fitted
     terms: tuple[str, ...]                # interaction terms kept ("kappa", "cross")
-    blind: bool                           # True: a defence-blind baseline (levers ignored)
+    blind: bool                           # True: a defense-blind baseline (levers ignored)
     reallocate: bool = True               # the attacker moves power a cap truncates
 
     def to_dict(self) -> dict:
@@ -368,7 +368,7 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     channels (a cap-aware attacker); ``False`` if it simply lost it.
     ``terms`` (default: choose among ``()``, ``("kappa",)``, ``("cross",)``,
     ``("cross", "kappa")`` by AIC) are the interaction terms allowed; ``blind=True`` fits the
-    defence-blind baseline (every lever ignored, same conditions, same link).
+    defense-blind baseline (every lever ignored, same conditions, same link).
     """
     conds = [c for c in conds if np.isfinite(c.bits)]
     if not conds:
@@ -451,14 +451,14 @@ def decision_score(model: ChannelModel, allocations: Sequence[tuple[Mapping[str,
                    power: float) -> Score:
     """Rank correlation and MAE of predicted vs measured worst-case bits per allocation.
 
-    ``allocations``: ``(levers, measured worst-case bits)`` of budget-matched defences.
+    ``allocations``: ``(levers, measured worst-case bits)`` of budget-matched defenses.
     """
     pred = [worst_case(model, lv, power)[0] for lv, _ in allocations]
     return score(pred, [m for _, m in allocations])
 
 
 class Prediction(NamedTuple):
-    """How well a channel model predicts, beside a defence-blind baseline fitted the same way.
+    """How well a channel model predicts, beside a defense-blind baseline fitted the same way.
 
     * ``held`` / ``blind_held``: held-out conditions (adversarial, clean and joint);
     * ``decision`` / ``blind_decision``: predicted vs measured worst-case bits across the
@@ -466,8 +466,8 @@ class Prediction(NamedTuple):
     * ``recalibrated`` / ``blind_recalibrated``: the same, each allocation predicted by a
       model refitted on the calibration conditions plus the *other* allocations' game cells
       (leave one allocation out: recalibration from the game, still held out).
-    A defence-blind model predicts one number for every allocation, so its rank correlation
-    is undefined (nan): it cannot rank defences.
+    A defense-blind model predicts one number for every allocation, so its rank correlation
+    is undefined (nan): it cannot rank defenses.
     """
 
     held: Score

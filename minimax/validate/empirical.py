@@ -1,12 +1,12 @@
 """The empirical game on a real target, grown by double oracle (PSRO).
 
-The calibrated channel game *predicts* the defence to deploy; this module *measures* it.
-Rows are realisable defences (the target's menu, always with ``"no defence"``, the
+The calibrated channel game *predicts* the defense to deploy; this module *measures* it.
+Rows are realisable defenses (the target's menu, always with ``"no defense"``, the
 channel game's prescription, and rows the channel game proposes as the game grows);
 columns are attacker pure strategies, each a concrete :class:`~minimax.validate.target.Attack`
 optimised by the target (a split of the attacker's power over channels, and a recipe);
-the loss in cell ``(i, j)`` is the measured ``I(T; answer)`` of attack ``j`` against defence
-``i`` on the held units, plus the priced clean-accuracy cost of defence ``i``:
+the loss in cell ``(i, j)`` is the measured ``I(T; answer)`` of attack ``j`` against defense
+``i`` on the held units, plus the priced clean-accuracy cost of defense ``i``:
 
     A_ij = bits_ij + lambda (L_none - L_i)_+
 
@@ -36,7 +36,7 @@ mixture's bits (conservative for the defender).
    (the measured exploitability is inside its paired-bootstrap CI), when the oracles
    propose nothing new, or after ``max_iter`` iterations.
 
-Output: the validated defence ``x`` (pure or mixed) with its worst-case bits over every
+Output: the validated defense ``x`` (pure or mixed) with its worst-case bits over every
 column measured and a CI; the exploitability trace; the table; and, for every row, its
 worst-case bits and the paired difference to ``x`` (the regret of choosing that row),
 in particular the channel game's one-shot prescription's regret.
@@ -63,9 +63,9 @@ SUPPORT = 1e-6  # mixture weights below this are not attacked
 
 
 class Row(NamedTuple):
-    """A defence of the empirical game."""
+    """A defense of the empirical game."""
 
-    name: str                 # "no defence", "engine prescription", menu or oracle name
+    name: str                 # "no defense", "engine prescription", menu or oracle name
     knobs: Any                # what target.evaluate takes
     levers: dict[str, float]  # the game's lever amounts the knobs realise
     origin: str               # "menu" | "engine" | "alternative" | "oracle <iteration>"
@@ -105,7 +105,7 @@ class TraceStep(NamedTuple):
 
 
 class RowScore(NamedTuple):
-    """A row's measured worst case and its paired regret against the validated defence."""
+    """A row's measured worst case and its paired regret against the validated defense."""
 
     name: str
     worst: float        # max_j A_ij, bits
@@ -144,13 +144,13 @@ class EmpiricalGame(NamedTuple):
                 return s
         raise KeyError(f"no row named {name!r}; rows: {[r.name for r in self.rows]}")
 
-    def defence(self) -> dict[str, float]:
-        """The validated defence: row name -> probability (support only)."""
+    def defense(self) -> dict[str, float]:
+        """The validated defense: row name -> probability (support only)."""
         return {r.name: float(w) for r, w in zip(self.rows, self.x, strict=True) if w > SUPPORT}
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "status": self.status, "defence": self.defence(),
+            "status": self.status, "defense": self.defense(),
             "value": self.value, "value_lo": self.value_lo, "value_hi": self.value_hi,
             "rows": [{"name": r.name, "levers": r.levers, "origin": r.origin,
                       "knobs": repr(r.knobs), "legit_bits": r.clean.bits,
@@ -332,7 +332,7 @@ def solve_empirical(
 
     Args:
       target: the system under test (:class:`~minimax.validate.target.Target`).
-      rows: initial rows ``(name, knobs, origin)``; must include ``"no defence"``.
+      rows: initial rows ``(name, knobs, origin)``; must include ``"no defense"``.
       power: the attacker's total power, split over ``target.channels`` (target units).
       grid: steps of the attacker oracle's split grid over the simplex of channels.
       recipes: attack recipes (target names) crossed with the splits.
@@ -349,7 +349,7 @@ def solve_empirical(
         every cell, which makes every comparison paired).
       options: attack options passed to ``target.attack`` (e.g. steps, eot).
       n_boot, level: paired bootstrap replicates and CI level.
-      utility_price: bits charged per legitimate bit lost against "no defence".
+      utility_price: bits charged per legitimate bit lost against "no defense".
       max_clean_drop: or a constraint: rows losing more legitimate bits are left out.
       max_iter: double-oracle iterations at most.
       on_step: called with each :class:`TraceStep` (progress logging).
@@ -359,8 +359,8 @@ def solve_empirical(
     """
     if power <= 0:
         raise ValueError(f"power must be > 0 attacker power units; got {power}")
-    if not any(name == "no defence" for name, _, _ in rows):
-        raise ValueError("rows must include 'no defence' (the baseline every defence must beat)")
+    if not any(name == "no defense" for name, _, _ in rows):
+        raise ValueError("rows must include 'no defense' (the baseline every defense must beat)")
     if not recipes:
         raise ValueError("recipes must name at least one attack recipe ('auto')")
     opts = dict(options or {})

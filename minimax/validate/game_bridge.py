@@ -1,4 +1,4 @@
-"""Calibrated channels -> the defender's decision, and game levers -> realisable defences.
+"""Calibrated channels -> the defender's decision, and game levers -> realisable defenses.
 
 * :func:`solve_game` / :func:`best_response_value`: the smooth calibrated channels as a
   :class:`minimax.Game`, solved by :func:`minimax.solve` (the engine's continuous solver).
@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from minimax.validate.calibrate import ChannelModel, model_predict
-from minimax.validate.defences import Defence
+from minimax.validate.knobs import Knobs
 
 CHANNELS = ("image", "text")
 LEVERS = ("n", "s", "b")
@@ -73,8 +73,8 @@ def best_response_value(params, levers: dict[str, float], attacker_budget: float
 
 
 def realise(levers: dict[str, float], units: dict[str, float], k_max: int,
-            base: Defence) -> Defence:
-    """The defence whose knobs best match ``levers`` (clipped to realisable ranges).
+            base: Knobs) -> Knobs:
+    """The defense whose knobs best match ``levers`` (clipped to realisable ranges).
 
     Adversarial fine-tuning radii are rounded to a grid of ``units['s_grid']`` so that
     fine-tuned towers are reused from the cache; ensembles and token caps are integers.
@@ -128,7 +128,7 @@ class Prescription(NamedTuple):
     levers: dict[str, float]      # lever amounts, summing to the defender budget
     predicted_bits: float         # its predicted worst case (plus priced clean cost), bits
     attack: dict[str, float]      # the predicted best-response split (fractions per channel)
-    no_defence_bits: float        # predicted worst case without defence, bits
+    no_defense_bits: float        # predicted worst case without defense, bits
 
 
 def prescribe(model: ChannelModel, levers, attacker_budget: float, defender_budget: float,

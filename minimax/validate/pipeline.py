@@ -1,13 +1,13 @@
 """The defended zero-shot pipeline an attacker faces end to end.
 
-``Pipeline(model, defence, order, suffixes)`` is image -> bandwidth mask -> purifier ->
+``Pipeline(model, defense, order, suffixes)`` is image -> bandwidth mask -> purifier ->
 image tower, scored against class prompts (ensembled, with the attacker's token-capped
 suffix on the target class).  Randomised purification averages class probabilities over
 ``draws`` noise draws, both when predicting and, as expectation over transformation
 (EOT, Athalye et al. 2018), inside the attack's loss.
 
-``MixturePipeline([(w_1, pipe_1), ...])`` is a *mixed* defence seen by an attacker who
-does not know which pure defence will be drawn: its class probabilities are the
+``MixturePipeline([(w_1, pipe_1), ...])`` is a *mixed* defense seen by an attacker who
+does not know which pure defense will be drawn: its class probabilities are the
 mixture ``p(c | x) = sum_i w_i p_i(c | x)``, so an attack that maximises ``log p(t | x)``
 maximises its expected targeted success over the defender's draw.  A one-component
 mixture is exactly its component.
@@ -20,17 +20,17 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from minimax.validate.defences import Defence, pixel_mask, purify, targeted_text
+from minimax.validate.knobs import Knobs, pixel_mask, purify, targeted_text
 
 
 class Pipeline:
-    def __init__(self, model, defence: Defence, order: np.ndarray,
+    def __init__(self, model, defense: Knobs, order: np.ndarray,
                  suffixes: dict[int, torch.Tensor] | None = None, seed: int = 0) -> None:
         self.model = model
-        self.d = defence
-        self.mask = (pixel_mask(order, defence.pixel_keep, model.image_shape)
-                     if defence.pixel_keep < 1 else None)
-        self.text = targeted_text(model, defence, suffixes)  # (targets, classes, D)
+        self.d = defense
+        self.mask = (pixel_mask(order, defense.pixel_keep, model.image_shape)
+                     if defense.pixel_keep < 1 else None)
+        self.text = targeted_text(model, defense, suffixes)  # (targets, classes, D)
         self.gen = torch.Generator().manual_seed(seed)
 
     @property

@@ -37,15 +37,15 @@ def conditions_frame(conds) -> pd.DataFrame:
 
 
 def allocation_frame(res: dict[str, Any]) -> pd.DataFrame:
-    """One row per defence of the empirical game, the validated mixture first."""
+    """One row per defense of the empirical game, the validated mixture first."""
     g = res.get("game")
     if not g:
         return pd.DataFrame()
     pred = {a["allocation"]: a for a in (res.get("decision") or {}).get("allocations", [])}
-    rows = [{"allocation": "validated defence", "measured_bits": g["value"],
+    rows = [{"allocation": "validated defense", "measured_bits": g["value"],
              "measured_lo": g["value_lo"], "measured_hi": g["value_hi"], "regret": 0.0,
              "regret_lo": 0.0, "regret_hi": 0.0, "weight": 1.0,
-             "realised": json.dumps({k: round(v, 3) for k, v in g["defence"].items()}),
+             "realised": json.dumps({k: round(v, 3) for k, v in g["defense"].items()}),
              "origin": "double oracle"}]
     scores = {s["name"]: s for s in g["scores"]}
     for r in g["rows"]:
@@ -161,7 +161,7 @@ def _decision_fig(dec: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     for col, mk, lab in (("predicted", "o", "one-shot"), ("predicted_recalibrated", "^",
                                                           "recalibrated (held out)"),
-                         ("predicted_blind_recalibrated", "x", "defence-blind")):
+                         ("predicted_blind_recalibrated", "x", "defense-blind")):
         ax.plot(a[col], a.measured, mk, label=lab)
     lo = float(np.nanmin(a[["measured", "predicted", "predicted_recalibrated"]].values)) - 0.1
     hi = float(np.nanmax(a[["measured", "predicted", "predicted_recalibrated"]].values)) + 0.1
@@ -194,7 +194,7 @@ def write_report(res: dict[str, Any], cfg, out: Path) -> None:
         pd.DataFrame(g["trace"]).to_csv(out / "trace.csv", index=False)
         cols = [c["label"] for c in g["columns"]]
         tab = pd.DataFrame(g["table"], index=[r["name"] for r in g["rows"]], columns=cols)
-        tab.index.name = "defence"
+        tab.index.name = "defense"
         tab.to_csv(out / "game_table.csv")
     _convergence_fig(res.get("traces", []), out / "convergence.png")
     if res.get("decision"):
@@ -212,19 +212,19 @@ def _markdown(res, cfg, df, alloc) -> str:
     goal = res.get("goal")
     if goal:
         md += ["## The decision, measured", "",
-               f"- validated defence (double oracle): `{json.dumps(goal['validated_defence'])}`,"
+               f"- validated defense (double oracle): `{json.dumps(goal['validated_defense'])}`,"
                f" worst case {_f(goal['validated_worst'])} bits "
                f"[{_f(goal['validated_lo'])}, {_f(goal['validated_hi'])}] "
                f"({goal['status']})",
-               f"- no defence minus validated (paired): {_ci(goal['no_defence_minus_validated'])}"
-               f" bits; beats no defence: **{goal['beats_no_defence']}**",
+               f"- no defense minus validated (paired): {_ci(goal['no_defense_minus_validated'])}"
+               f" bits; beats no defense: **{goal['beats_no_defense']}**",
                f"- engine prescription's regret (paired): {_ci(goal['engine_regret'])} bits; "
                f"best within CI: **{goal['engine_best_within_ci']}**",
                f"- engine prescription minus the best pure row (paired): "
                f"{_ci(goal.get('engine_minus_best_pure'))} bits; rank "
                f"{goal.get('engine_rank_among_pure')} of {goal.get('n_pure_rows')} pure rows",
                f"- best pure row: {goal['best_pure_row']} ({_f(goal['best_pure_worst'])} bits);"
-               f" no row significantly better than the validated defence: "
+               f" no row significantly better than the validated defense: "
                f"{goal['no_row_significantly_better']}", ""]
     if not alloc.empty:
         md += ["## Allocations (worst case over every attacker column, bits per query)", "",
@@ -256,7 +256,7 @@ def _markdown(res, cfg, df, alloc) -> str:
                f"Channel model: terms {res['model']['terms']}, caps {res['model']['caps']}, "
                f"kappa {res['model']['kappa']:.3f}, cross {json.dumps(res['model']['cross'])}, "
                f"fit RMS {res['model']['rms']:.3f} bits on {res['model']['n_fit']} conditions.",
-               "", "| score | model | defence-blind baseline |", "|---|---|---|",
+               "", "| score | model | defense-blind baseline |", "|---|---|---|",
                f"| held-out conditions (n={m['n']}, clean and joint included): Spearman | "
                f"{_f(m['spearman'])} | {_f(b['spearman'])} |",
                f"| held-out MAE (bits) | {_f(m['mae'])} | {_f(b['mae'])} |"]
@@ -283,7 +283,7 @@ def _markdown(res, cfg, df, alloc) -> str:
     md += ["![convergence](convergence.png)", ""]
     if not df.empty:
         md += ["## Measured conditions (bits per query, 95% CI)", "",
-               "| split | condition | measured | CI | predicted | defence-blind |",
+               "| split | condition | measured | CI | predicted | defense-blind |",
                "|---|---|---|---|---|---|"]
         for _, r in df.iterrows():
             md.append(f"| {r.split} | {r.label} | {r.bits:.3f} | [{r.lo:.3f}, {r.hi:.3f}] | "
@@ -302,7 +302,7 @@ def write_seeds(results: list[dict], out: Path) -> None:
         ho = (r.get("heldout") or {}).get("model", {})
         rows.append({
             "seed": r["seed"], "status": r.get("status"),
-            "validated_defence": json.dumps(g.get("validated_defence")),
+            "validated_defense": json.dumps(g.get("validated_defense")),
             "validated_worst": g.get("validated_worst"), "validated_lo": g.get("validated_lo"),
             "validated_hi": g.get("validated_hi"),
             "engine_regret": (g.get("engine_regret") or [None] * 3)[0],
@@ -310,8 +310,8 @@ def write_seeds(results: list[dict], out: Path) -> None:
             "engine_regret_hi": (g.get("engine_regret") or [None] * 3)[2],
             "engine_minus_best_pure": (g.get("engine_minus_best_pure") or [None])[0],
             "engine_rank_among_pure": g.get("engine_rank_among_pure"),
-            "no_defence_minus_validated": (g.get("no_defence_minus_validated") or [None])[0],
-            "beats_no_defence": g.get("beats_no_defence"),
+            "no_defense_minus_validated": (g.get("no_defense_minus_validated") or [None])[0],
+            "beats_no_defense": g.get("beats_no_defense"),
             "rank_corr_one_shot": (d.get("decision") or {}).get("spearman"),
             "rank_corr_recalibrated": (d.get("recalibrated") or {}).get("spearman"),
             "rank_corr_blind": (d.get("blind_recalibrated") or {}).get("spearman"),

@@ -3,24 +3,24 @@
 Written once against :class:`minimax.validate.target.Target`; the target comes from the
 config (``validate.target._target_``).  For each seed (model and attack):
 
-1. **clean**: legitimate bits ``I(truth; answer)`` under each clean condition's defence;
+1. **clean**: legitimate bits ``I(truth; answer)`` under each clean condition's defense;
 2. **calibration conditions** (``calib`` units): attacks at several powers per channel
-   under several defences, and joint attacks under image-side and text-side defences,
-   each optimised against its own defence (``target.attack``), measured by
+   under several defenses, and joint attacks under image-side and text-side defenses,
+   each optimised against its own defense (``target.attack``), measured by
    ``target.evaluate``; **held-out conditions** (``held`` units): other powers, other
-   defence intensities, clean and joint conditions;
+   defense intensities, clean and joint conditions;
 3. **channel model** (:mod:`minimax.validate.calibrate`): fit on the calibration
    conditions (threshold caps, interaction terms where the data demand them) and a
-   defence-blind baseline the same way; score both on the held-out conditions;
+   defense-blind baseline the same way; score both on the held-out conditions;
 4. **engine prescription**: the calibrated game's one-shot minimax allocation
    (:func:`minimax.validate.game_bridge.prescribe`), realised by ``target.realise``;
 5. **empirical game** (:mod:`minimax.validate.empirical`): rows = the target's menu within
-   the defender budget (with "no defence"), the prescription and named alternatives;
+   the defender budget (with "no defense"), the prescription and named alternatives;
    grown by double oracle, the defender oracle being the channel model recalibrated
-   from the game's cells; output the validated defence, its worst case and the regrets;
+   from the game's cells; output the validated defense, its worst case and the regrets;
 6. **decision-level score**: rank correlation of predicted vs measured worst-case bits
    across the budget-matched rows, one-shot and recalibrated leaving each row out,
-   beside the defence-blind baseline;
+   beside the defense-blind baseline;
 7. **attack-strength checks**: stronger attack options vs the defaults, paired.
 
 Every step records its failures and the run goes on; ``status`` is ``"failed"`` when no
@@ -45,7 +45,7 @@ from minimax.validate.game_bridge import prescribe, proposer, split_predictor
 from minimax.validate.measure import bootstrap_weights, max_bits, outcome_bits, paired_difference
 
 log = logging.getLogger(__name__)
-ENGINE, NONE = "engine prescription", "no defence"
+ENGINE, NONE = "engine prescription", "no defense"
 
 
 def _plain(x: Any) -> Any:
@@ -101,7 +101,7 @@ def _condition_specs(groups, split: str):
     out = []
     for g in groups or []:
         g = _plain(g)
-        lev = dict(g.get("defence", {}) or {})
+        lev = dict(g.get("defense", {}) or {})
         name = g.get("name") or (" ".join(f"{k}={v:g}" for k, v in lev.items()) or "none")
         for ch, powers in (g.get("power") or {}).items():
             for p in powers:
@@ -267,17 +267,17 @@ def run_seed(cfg, seed: int, out: Path) -> dict[str, Any]:
 
 
 def _goal(game: EmpiricalGame) -> dict[str, Any]:
-    """Issue's goal: the validated defence vs every row (paired), and vs no defence."""
+    """Issue's goal: the validated defense vs every row (paired), and vs no defense."""
     menu = [s for s, r in zip(game.scores, game.rows, strict=True) if r.in_game]
     best_pure = min(menu, key=lambda s: s.worst)
     none = game.score(NONE)
     eng = next((s for s in game.scores if s.name == ENGINE), None)
     return {
-        "validated_defence": game.defence(), "validated_worst": game.value,
+        "validated_defense": game.defense(), "validated_worst": game.value,
         "validated_lo": game.value_lo, "validated_hi": game.value_hi,
         "best_pure_row": best_pure.name, "best_pure_worst": best_pure.worst,
-        "no_defence_minus_validated": [none.regret, none.regret_lo, none.regret_hi],
-        "beats_no_defence": bool(none.regret_lo > 0),
+        "no_defense_minus_validated": [none.regret, none.regret_lo, none.regret_hi],
+        "beats_no_defense": bool(none.regret_lo > 0),
         "no_row_significantly_better": bool(all(s.regret_hi >= 0 for s in menu)),
         "engine_regret": [eng.regret, eng.regret_lo, eng.regret_hi] if eng else None,
         "engine_minus_best_pure": ([eng.vs_best_pure, eng.vs_best_lo, eng.vs_best_hi]
@@ -312,7 +312,7 @@ def _checks(m: Measurer, cfg, res) -> list[dict]:
     """Stronger attack options vs the defaults on the same units and seed (paired)."""
     out = []
     for spec in _plain(cfg.get("checks")) or []:
-        lev, power = dict(spec.get("defence") or {}), dict(spec["power"])
+        lev, power = dict(spec.get("defense") or {}), dict(spec["power"])
         label = spec.get("name") or f"{lev} {power}"
         try:
             _, base = m.adv(lev, power, "held", label=f"check {label} default")

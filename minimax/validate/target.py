@@ -3,21 +3,21 @@
 A *target* is a real system — a dual encoder, an agent answering from a retrieval memory, a
 user's own pipeline — seen through the channel game. The validation pipeline (measure,
 calibrate, empirical game, report) is written once against this protocol; a target only
-says what its channels, levers, defences, attacks and answers are.
+says what its channels, levers, defenses, attacks and answers are.
 
 * **channels**: the (flow, modality) channels the attacker can reach, e.g. ``("image",
   "text")`` or ``("memory",)``; attacker power is given per channel in the target's own
   units (squared L2 radius for an image, ``token_power`` per suffix token, entries x tokens
   for a memory).
 * **levers**: the game's lever names the target realises, ``"{n|s|b}_{channel}"``
-  (e.g. ``"n_image"``, ``"b_text"``). ``realise(levers)`` builds the realisable defence
+  (e.g. ``"n_image"``, ``"b_text"``). ``realise(levers)`` builds the realisable defense
   knobs closest to given lever amounts; ``lever_values(knobs)`` is its inverse, used to
-  place a measured defence in the calibrated game.
-* **menu(budget)**: the discrete defences the knobs allow within a defender budget (lever
-  units, costs 1), always including ``"no defence"``: the rows of the empirical game.
-* **attack(mixture, power, ...)**: a concrete attack optimised against a defence or a
-  mixture of defences (expectation over the mixture's draws), spending ``power`` per
-  channel: the attacker oracle. It never pays for what a defence throws away (tokens a cap
+  place a measured defense in the calibrated game.
+* **menu(budget)**: the discrete defenses the knobs allow within a defender budget (lever
+  units, costs 1), always including ``"no defense"``: the rows of the empirical game.
+* **attack(mixture, power, ...)**: a concrete attack optimised against a defense or a
+  mixture of defenses (expectation over the mixture's draws), spending ``power`` per
+  channel: the attacker oracle. It never pays for what a defense throws away (tokens a cap
   truncates, entries an isolation cap drops): a cap-aware attacker moves that power to
   where it still counts. It returns an :class:`Attack` whose ``payload`` ``evaluate``
   applies, and whose ``trace`` records its convergence.
@@ -47,7 +47,7 @@ class Outcome(NamedTuple):
 
 
 class Attack(NamedTuple):
-    """One attacker pure strategy, optimised and ready to evaluate against any defence."""
+    """One attacker pure strategy, optimised and ready to evaluate against any defense."""
 
     label: str                              # e.g. "joint apgd-dlr+gcg P_img=1 k=4"
     power: Mapping[str, float]              # attacker power per channel, target units
@@ -65,13 +65,13 @@ class Target(Protocol):
     levers: tuple[str, ...]
 
     def realise(self, levers: Mapping[str, float]) -> Any:
-        """Defence knobs closest to the lever amounts ``levers`` (missing levers are 0)."""
+        """Defense knobs closest to the lever amounts ``levers`` (missing levers are 0)."""
 
     def lever_values(self, knobs: Any) -> dict[str, float]:
         """The game's lever amounts that ``knobs`` realise (every name in ``levers``)."""
 
     def menu(self, budget: float) -> dict[str, Any]:
-        """Realisable defences with total lever amount <= ``budget``; has ``"no defence"``."""
+        """Realisable defenses with total lever amount <= ``budget``; has ``"no defense"``."""
 
     def attack(self, mixture: Sequence[tuple[float, Any]], power: Mapping[str, float], *,
                split: str, seed: int, options: Mapping[str, Any] | None = None) -> Attack:

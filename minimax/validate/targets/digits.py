@@ -3,7 +3,7 @@
 Channels ``("image", "text")``.  Attacker power: the squared L2 radius of the image
 perturbation (``P_image``, pixels in [0, 1]) and ``token_power`` per suffix token the
 attacker appends to every prompt template of its target class (``P_text = token_power *
-k``).  Levers and knobs (:mod:`minimax.validate.defences`):
+k``).  Levers and knobs (:mod:`minimax.validate.knobs`):
 
 =========  ================================  =================================
 lever      knob                              lever amount
@@ -15,7 +15,7 @@ s_text     prompt ensemble size               ``(ensemble - 1) / units["ensemble
 b_text     untrusted-token cap                ``ln(k_max / token_cap)``
 =========  ================================  =================================
 
-**Menu** (:meth:`DigitsTarget.menu`): "no defence", each lever alone at the whole budget,
+**Menu** (:meth:`DigitsTarget.menu`): "no defense", each lever alone at the whole budget,
 and six half-and-half pairs (noise+mask, fine-tuning+cap, noise+fine-tuning,
 fine-tuning+mask, mask+cap, noise+cap): at most 12 rows.  Knobs are rounded *down* to
 what is realisable (fine-tuning radii to the ``s_grid`` the tower cache holds, ensembles
@@ -23,11 +23,11 @@ to integers, caps up to the next integer) so every row's lever sum is <= the bud
 rows that coincide after rounding are kept once.
 
 **Attack** (:meth:`DigitsTarget.attack`): the attacker oracle, against a mixture of
-defences ``[(weight, Defence), ...]`` (the objective is the mixture's expected targeted
-log-probability ``log sum_i w_i p_i(t | x)``; a one-defence mixture is the plain attack):
+defenses ``[(weight, Knobs), ...]`` (the objective is the mixture's expected targeted
+log-probability ``log sum_i w_i p_i(t | x)``; a one-defense mixture is the plain attack):
 
 1. *cap-aware budget*: ``k = floor(P_text / token_power)`` tokens are requested; a cap
-   keeps ``c`` of them in every defence of the mixture (``c`` = the largest cap drawn;
+   keeps ``c`` of them in every defense of the mixture (``c`` = the largest cap drawn;
    no cap = all), so the attacker buys ``min(k, c)`` tokens and moves the rest of its text
    power (and any remainder below one token) to the image;
 2. *text* (when tokens are bought): GCG (:func:`~minimax.validate.attacks.gcg_mixture`)
@@ -42,12 +42,12 @@ log-probability ``log sum_i w_i p_i(t | x)``; a one-defence mixture is the plain
 ``options`` (unknown keys raise ``ValueError``):
 
 * ``recipe``: ``"auto"`` (``"apgd"``, plus fixed-step PGD-EOT against a randomised
-  defence, best per image on fresh draws), ``"apgd"`` (APGD-CE then APGD-DLR, best per
+  defense, best per image on fresh draws), ``"apgd"`` (APGD-CE then APGD-DLR, best per
   image), ``"apgd-ce"``,
   ``"apgd-dlr"``, ``"pgd"`` (fixed-step PGD, the baseline), ``"square"`` (gradient-free;
   ``steps`` counts its queries);
 * ``steps``, ``restarts``: image-attack iterations and restarts per loss;
-* ``eot``: noise draws per gradient against randomised defences;
+* ``eot``: noise draws per gradient against randomised defenses;
 * ``text_steps``, ``n_cand``, ``topk``: GCG steps, candidates per step, top tokens;
 * ``rounds``: joint alternations; ``norm``: ``"l2"`` or ``"linf"`` (Linf radius with the
   same L2 envelope, ``sqrt(P / 64)``).
@@ -55,11 +55,11 @@ log-probability ``log sum_i w_i p_i(t | x)``; a one-defence mixture is the plain
 Defaults (:data:`ATTACK_DEFAULTS`) are the budgets at which bits stopped moving within
 their CI in ``experiments/validate_attack_convergence.py`` (results in
 ``experiments/results/validate_attack_convergence.md``; 50 images x 10 targets, P_image = 1
-unless stated): APGD 50 -> 100 steps moved bits by -0.004 to +0.056 under no defence,
+unless stated): APGD 50 -> 100 steps moved bits by -0.004 to +0.056 under no defense,
 noise 0.2, fine-tuning 0.5 and mask 0.37; 1 -> 4 restarts by <= 0.02; EOT 16 -> 32 draws by
 +0.057 (noise 0.2) and -0.004 (noise 0.4); joint rounds 2 -> 4 by +0.01; Square (1000
-queries) stayed below APGD under every defence; an unbounded attack (P = 64) reached 100%
-targeted success under every image defence.  GCG is the slow part: in the joint attack
+queries) stayed below APGD under every defense; an unbounded attack (P = 64) reached 100%
+targeted success under every image defense.  GCG is the slow part: in the joint attack
 (P_image = 0.5, 8 tokens) 16 -> 32 steps still added +0.06 to +0.2 bits (inside the CI of
 about +-0.35); text alone with 8 tokens stays below 0.1 bits.  Cost on 2 busy cores, 50
 images: an image attack 2-4 s deterministic, ~25 s against noise (EOT 16, APGD + PGD); a
@@ -83,8 +83,8 @@ import torch
 
 from minimax.validate import attacks as atk
 from minimax.validate.data import load_digits_split
-from minimax.validate.defences import Defence, lever_values, pixel_order
 from minimax.validate.game_bridge import realise as realise_levers
+from minimax.validate.knobs import Knobs, lever_values, pixel_order
 from minimax.validate.model import DigitsCLIPConfig, build_digits_clip
 from minimax.validate.pipeline import MixturePipeline, Pipeline
 from minimax.validate.target import Attack, Outcome
@@ -113,8 +113,8 @@ class DigitsPayload(NamedTuple):
     tokens: int                          # suffix length bought
 
 
-def describe(d: Defence) -> str:
-    """A short row name for a defence: its non-default knobs, or ``"no defence"``."""
+def describe(d: Knobs) -> str:
+    """A short row name for a defense: its non-default knobs, or ``"no defense"``."""
     parts = []
     if d.purify != "none" and d.level > 0:
         parts.append(f"{d.purify} {d.level:.2g}")
@@ -126,7 +126,7 @@ def describe(d: Defence) -> str:
         parts.append(f"ensemble {d.ensemble}")
     if d.token_cap is not None:
         parts.append(f"cap {d.token_cap}")
-    return " + ".join(parts) or "no defence"
+    return " + ".join(parts) or "no defense"
 
 
 class DigitsTarget:
@@ -196,16 +196,16 @@ class DigitsTarget:
 
     # ------------------------------------------------------------ levers and menu
 
-    def realise(self, levers: Mapping[str, float]) -> Defence:
+    def realise(self, levers: Mapping[str, float]) -> Knobs:
         bad = sorted(set(levers) - set(LEVERS))
         if bad:
             raise ValueError(f"levers {bad} are not levers of the digits target {LEVERS}")
-        return realise_levers(dict(levers), self.units, self.k_max, Defence(draws=self.draws))
+        return realise_levers(dict(levers), self.units, self.k_max, Knobs(draws=self.draws))
 
-    def lever_values(self, knobs: Defence) -> dict[str, float]:
+    def lever_values(self, knobs: Knobs) -> dict[str, float]:
         return lever_values(knobs, self.units, self.k_max)
 
-    def realise_within(self, levers: Mapping[str, float]) -> Defence:
+    def realise_within(self, levers: Mapping[str, float]) -> Knobs:
         """Like :meth:`realise` but rounding every knob so no lever exceeds its request."""
         u = self.units
         n = min(levers.get("n_image", 0.0) * u["n"], u.get("n_max", 1.0))
@@ -214,18 +214,18 @@ class DigitsTarget:
         keep = float(np.clip(math.exp(-levers.get("b_image", 0.0)), u.get("keep_min", 0.1), 1))
         ens = int(np.clip(1 + math.floor(levers.get("s_text", 0.0) * u["ensemble"] + 1e-9), 1, 5))
         cap = math.ceil(self.k_max * math.exp(-levers.get("b_text", 0.0)) - 1e-9)
-        return Defence(purify=u.get("purify", "noise") if n > 0 else "none", level=float(n),
+        return Knobs(purify=u.get("purify", "noise") if n > 0 else "none", level=float(n),
                        draws=self.draws, pixel_keep=keep, adv_eps=float(s_eps), ensemble=ens,
                        token_cap=None if cap >= self.k_max else cap)
 
-    def menu(self, budget: float) -> dict[str, Defence]:
-        """No defence, each lever alone at ``budget``, six half-half pairs (lever sum <= budget)."""
+    def menu(self, budget: float) -> dict[str, Knobs]:
+        """No defense, each lever alone at ``budget``, six half-half pairs (lever sum <= budget)."""
         if not budget >= 0 or not math.isfinite(budget):
             raise ValueError(f"budget={budget}; expected a finite value >= 0")
         asks: list[dict[str, float]] = [{}]
         asks += [{lv: budget} for lv in LEVERS]
         asks += [{a: budget / 2, b: budget / 2} for a, b in MENU_PAIRS]
-        out: dict[str, Defence] = {}
+        out: dict[str, Knobs] = {}
         seen = set()
         for ask in asks:
             d = self.realise_within(ask)
@@ -258,16 +258,16 @@ class DigitsTarget:
             out[key] = int(v)
         return out
 
-    def _mixture(self, mixture: Sequence[tuple[float, Defence]]) -> list[tuple[float, Defence]]:
+    def _mixture(self, mixture: Sequence[tuple[float, Knobs]]) -> list[tuple[float, Knobs]]:
         mix = [(float(w), d) for w, d in mixture]
-        if not mix or any(not isinstance(d, Defence) for _, d in mix):
-            raise ValueError("mixture must be a non-empty sequence of (weight, Defence)")
+        if not mix or any(not isinstance(d, Knobs) for _, d in mix):
+            raise ValueError("mixture must be a non-empty sequence of (weight, Knobs)")
         w = np.array([m[0] for m in mix])
         if (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
             raise ValueError(f"mixture weights={w.tolist()}; expected finite, >= 0, sum > 0")
         return [(wi / w.sum(), d) for wi, d in mix if wi > 0]
 
-    def budget_split(self, mixture: Sequence[tuple[float, Defence]],
+    def budget_split(self, mixture: Sequence[tuple[float, Knobs]],
                      power: Mapping[str, float]) -> tuple[float, int]:
         """Cap-aware budget: (image power, tokens) the attacker actually spends.
 
@@ -301,7 +301,7 @@ class DigitsTarget:
         res = atk.apgd(pipe, x, t, eps, norm, o["steps"], o["restarts"], o["eot"], losses,
                        seed=seed)
         if r == "auto" and pipe.randomised and eps > 0:
-            # APGD's step-size rule reads noisy losses against randomised defences; small
+            # APGD's step-size rule reads noisy losses against randomised defenses; small
             # fixed steps average the noise instead and won by 0.05-0.1 bits at noise 0.2
             # (experiments/results/validate_attack_convergence.md), so both run.
             alt = atk.pgd_result(pipe, x, t, eps, norm, o["steps"], o["restarts"], o["eot"],
@@ -315,7 +315,7 @@ class DigitsTarget:
 
     def text_sides(self, mix, x_att: torch.Tensor, per_target: bool, eot: int,
                    seed: int) -> list[atk.TextSide]:
-        """The mixture's defences as GCG sees them, on attacker images ``x_att``.
+        """The mixture's defenses as GCG sees them, on attacker images ``x_att``.
 
         ``per_target``: ``x_att`` is ``(n_a * 10, ...)``, image ``i`` perturbed toward target
         ``t`` at row ``i * 10 + t``; else ``(n_a, ...)`` clean images shared by all targets.
@@ -377,7 +377,7 @@ class DigitsTarget:
         pipe = self._pipes(self._mixture(mix), suffixes, seed=seed * 7919 + 303)
         return self._image_attack(pipe, xx, tt, self._eps(p_img, o["norm"]), o, seed)
 
-    def attack(self, mixture: Sequence[tuple[float, Defence]], power: Mapping[str, float], *,
+    def attack(self, mixture: Sequence[tuple[float, Knobs]], power: Mapping[str, float], *,
                split: str, seed: int, options: Mapping[str, Any] | None = None) -> Attack:
         """The attacker oracle against ``mixture`` with ``power``; see the module docstring."""
         t0 = time.perf_counter()
@@ -400,7 +400,7 @@ class DigitsTarget:
 
     # ------------------------------------------------------------ answers
 
-    def evaluate(self, attack: Attack, knobs: Defence, *, split: str, seed: int) -> Outcome:
+    def evaluate(self, attack: Attack, knobs: Knobs, *, split: str, seed: int) -> Outcome:
         pay = attack.payload
         if not isinstance(pay, DigitsPayload):
             raise ValueError(f"attack.payload is {type(pay).__name__}; expected DigitsPayload")
@@ -414,7 +414,7 @@ class DigitsTarget:
         pred = pipe.predict(pay.x_adv, t)
         return Outcome(t.numpy().reshape(n, K), pred.reshape(n, K), K)
 
-    def clean(self, knobs: Defence, *, split: str, seed: int) -> Outcome:
+    def clean(self, knobs: Knobs, *, split: str, seed: int) -> Outcome:
         x, y = self.images(split)
         pipe = Pipeline(self.model(knobs.adv_eps), knobs, self.order, seed=seed)
         pred = pipe.predict(x, torch.zeros(len(x), dtype=torch.long))

@@ -40,7 +40,7 @@ import torch
 from torch.nn import functional as F
 
 from minimax.validate.data import Split
-from minimax.validate.defences import class_embeddings
+from minimax.validate.knobs import class_embeddings
 from minimax.validate.model import TransformersCLIP
 from minimax.validate.targets.digits import ATTACK_DEFAULTS, DEFAULT_UNITS, DigitsTarget
 
@@ -193,7 +193,7 @@ class HFClipTarget(DigitsTarget):
         self.token_power = float(token_power)
         self.draws = int(draws)
         self.defaults = self._options(attack_defaults, base=ATTACK_DEFAULTS)
-        from minimax.validate.defences import pixel_order
+        from minimax.validate.knobs import pixel_order
 
         self.order = pixel_order(self.split.x_train)
         self.robust = {float(k): str(v) for k, v in dict(robust or {}).items()}

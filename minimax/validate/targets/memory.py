@@ -26,7 +26,7 @@ best.  It starts, per target, from the better of two seeds: facts ("victim lives
 one victim per entry) and questions (victims packed).  Its loss is the whole defended
 pipeline's, smoothed: ``-log P(t | q)`` with ``P(t | q)`` the vote share of ``t`` among
 the clean entries the defended retriever would retrieve and the attacker entries that
-survive the defence (``E`` over a mixture's components).  Recipes (``options["recipe"]``):
+survive the defense (``E`` over a mixture's components).  Recipes (``options["recipe"]``):
 
 * ``"gcg"``: the search above over whole-word lower-case wordpieces, blind to a
   perplexity filter;
@@ -43,11 +43,11 @@ Options: ``text_steps`` (GCG steps, default ``steps`` of the config = 20; measur
 0 to 24 steps, with and without the perplexity filter, while the search's loss keeps
 falling: the seeds already carry the bits, the search sharpens them), ``steps`` (alias of
 ``text_steps``: there is no image), ``restarts`` (independent starts, the best kept per
-target), ``eot`` (accepted, must be 1: no defence here is randomised),
+target), ``eot`` (accepted, must be 1: no defense here is randomised),
 ``tokens_per_entry`` (``L``).  A cap-aware attacker never pays for entries a write limit
 drops: with limit ``r`` on every component it writes ``min(m, r)`` longer entries.
 
-**Defences** (:class:`MemoryDefence`), one lever each:
+**Defenses** (:class:`MemoryDefense`), one lever each:
 
 ================  ============================================  ===========================
 lever             knob                                          lever value
@@ -130,7 +130,7 @@ class MemoryConfig:
 
 
 @dataclass(frozen=True)
-class MemoryDefence:
+class MemoryDefense:
     ppl_fpr: float | None = None      # perplexity filter (None: off); legit rejection rate
     paraphrases: int = 1              # R: the question plus R - 1 rewrites, 1..5
     untrusted_cap: int | None = None  # max untrusted entries among the retrieved
@@ -221,10 +221,10 @@ def mean_nll(lm: Bigram, seq: Sequence[int]) -> float:
 
 
 class _View(NamedTuple):
-    """What the attacker's loss needs of one defence, on its training questions."""
+    """What the attacker's loss needs of one defense, on its training questions."""
 
     qbar: torch.Tensor       # (n, D) mean query vector per question (paraphrase ensemble)
-    clean_s: torch.Tensor    # (n, k) scores of the clean entries the defence retrieves
+    clean_s: torch.Tensor    # (n, k) scores of the clean entries the defense retrieves
     clean_c: torch.Tensor    # (n, k) their classes (-1: no city)
     truth: torch.Tensor      # (n,) true class per question
     cap: int | None          # untrusted cap
@@ -290,31 +290,31 @@ class MemoryTarget:
                 out.append(F.normalize(self.text(ids, mask), dim=-1))
         return torch.cat(out)
 
-    # ------------------------------------------------------------ defences and levers
+    # ------------------------------------------------------------ defenses and levers
 
-    def threshold(self, d: MemoryDefence) -> float:
+    def threshold(self, d: MemoryDefense) -> float:
         """Perplexity-filter threshold (mean NLL, nats/token); inf when the filter is off."""
         if d.ppl_fpr is None:
             return math.inf
         if not 0.0 <= d.ppl_fpr < 1.0:
-            raise ValueError(f"MemoryDefence.ppl_fpr={d.ppl_fpr}; expected [0, 1) or None")
+            raise ValueError(f"MemoryDefense.ppl_fpr={d.ppl_fpr}; expected [0, 1) or None")
         return float(np.quantile(self.clean_nll, 1.0 - d.ppl_fpr))
 
-    def check(self, d: MemoryDefence) -> MemoryDefence:
-        if not isinstance(d, MemoryDefence):
-            raise TypeError(f"knobs={d!r}; expected a MemoryDefence")
+    def check(self, d: MemoryDefense) -> MemoryDefense:
+        if not isinstance(d, MemoryDefense):
+            raise TypeError(f"knobs={d!r}; expected a MemoryDefense")
         if not 1 <= d.paraphrases <= 1 + len(REWRITES):
-            raise ValueError(f"MemoryDefence.paraphrases={d.paraphrases}; expected "
+            raise ValueError(f"MemoryDefense.paraphrases={d.paraphrases}; expected "
                              f"1..{1 + len(REWRITES)}")
         if d.untrusted_cap is not None and not 0 <= d.untrusted_cap <= self.cfg.top_k:
-            raise ValueError(f"MemoryDefence.untrusted_cap={d.untrusted_cap}; expected None or "
+            raise ValueError(f"MemoryDefense.untrusted_cap={d.untrusted_cap}; expected None or "
                              f"0..top_k={self.cfg.top_k}")
         if d.write_limit is not None and d.write_limit < 1:
-            raise ValueError(f"MemoryDefence.write_limit={d.write_limit}; expected None or >= 1")
+            raise ValueError(f"MemoryDefense.write_limit={d.write_limit}; expected None or >= 1")
         self.threshold(d)
         return d
 
-    def lever_values(self, knobs: MemoryDefence) -> dict[str, float]:
+    def lever_values(self, knobs: MemoryDefense) -> dict[str, float]:
         d = self.check(knobs)
         k = self.cfg.top_k
         n = 0.0 if d.ppl_fpr is None else 1.0 + d.ppl_fpr / self.cfg.ppl_unit
@@ -325,7 +325,7 @@ class MemoryTarget:
             b += max(0.0, math.log(self.cfg.max_entries / d.write_limit))
         return {"n_memory": n, "s_memory": (d.paraphrases - 1) / 2.0, "b_memory": b}
 
-    def realise(self, levers: Mapping[str, float]) -> MemoryDefence:
+    def realise(self, levers: Mapping[str, float]) -> MemoryDefense:
         unknown = set(levers) - set(self.levers)
         if unknown:
             raise ValueError(f"levers {sorted(unknown)} are not levers of the memory target; "
@@ -333,24 +333,24 @@ class MemoryTarget:
         n = float(levers.get("n_memory", 0.0))
         s = float(levers.get("s_memory", 0.0))
         b = float(levers.get("b_memory", 0.0))
-        # Every knob rounds toward less defence, so no lever exceeds its request.
+        # Every knob rounds toward less defense, so no lever exceeds its request.
         fpr = None if n < 1.0 - 1e-9 else float(np.clip((n - 1.0) * self.cfg.ppl_unit, 0.0, 0.5))
         r = int(np.clip(1 + math.floor(2 * s + 1e-9), 1, 1 + len(REWRITES)))
         limit = None
         if b > 1e-6:
             limit = int(math.ceil(self.cfg.max_entries * math.exp(-b) - 1e-9))
             limit = None if limit >= self.cfg.max_entries else max(1, limit)
-        return MemoryDefence(ppl_fpr=fpr, paraphrases=r, write_limit=limit)
+        return MemoryDefense(ppl_fpr=fpr, paraphrases=r, write_limit=limit)
 
-    def menu(self, budget: float) -> dict[str, MemoryDefence]:
+    def menu(self, budget: float) -> dict[str, MemoryDefense]:
         """Filter {off, fpr 0} x paraphrases {1, 3, 5} x untrusted cap {none, 1, 0} x write
         limit {none, 4, 2, 1}, every combination whose lever amounts sum to <= ``budget``."""
-        out: dict[str, MemoryDefence] = {}
+        out: dict[str, MemoryDefense] = {}
         for fpr in (None, 0.0):
             for r in (1, 3, 5):
                 for cap in (None, 1, 0):
                     for limit in (None, 4, 2, 1):
-                        d = MemoryDefence(ppl_fpr=fpr, paraphrases=r, untrusted_cap=cap,
+                        d = MemoryDefense(ppl_fpr=fpr, paraphrases=r, untrusted_cap=cap,
                                           write_limit=limit)
                         if sum(self.lever_values(d).values()) <= budget + 1e-9:
                             out[_menu_name(d)] = d
@@ -358,7 +358,7 @@ class MemoryTarget:
 
     # ------------------------------------------------------------ the defended pipeline
 
-    def _qbar(self, ents: np.ndarray, d: MemoryDefence) -> torch.Tensor:
+    def _qbar(self, ents: np.ndarray, d: MemoryDefense) -> torch.Tensor:
         """(n_e, T, D) mean query vectors: each question with the first R - 1 rewrites."""
         q = self.Q[ents]                                        # (n_e, T, D)
         if d.paraphrases == 1:
@@ -366,9 +366,9 @@ class MemoryTarget:
         rw = self.RW[ents, : d.paraphrases - 1].sum(1, keepdim=True)
         return (q + rw) / d.paraphrases
 
-    def _memory(self, d: MemoryDefence, adv_emb: torch.Tensor, adv_cls: np.ndarray,
+    def _memory(self, d: MemoryDefense, adv_emb: torch.Tensor, adv_cls: np.ndarray,
                 adv_nll: np.ndarray):
-        """Entries that survive the write-time defences: embeddings, classes, untrusted flags."""
+        """Entries that survive the write-time defenses: embeddings, classes, untrusted flags."""
         thr = self.threshold(d)
         fb = self.facts
         keep = fb.trusted | (self.clean_nll <= thr)
@@ -406,7 +406,7 @@ class MemoryTarget:
             ans[none] = torch.from_numpy(cls)[sc.argmax(1)]
         return ans.numpy()
 
-    def _answers(self, d: MemoryDefence, ents: np.ndarray, adv=None) -> np.ndarray:
+    def _answers(self, d: MemoryDefense, ents: np.ndarray, adv=None) -> np.ndarray:
         """(n_e, T) answers to every question about ``ents`` with attacker entries ``adv``."""
         if adv is None:
             adv = (torch.zeros(0, self.E.shape[1]), np.zeros(0, np.int64), np.zeros(0))
@@ -421,14 +421,14 @@ class MemoryTarget:
             raise ValueError(f"split={split!r}; expected one of {SPLITS}")
         return self.facts.split[split]
 
-    def clean(self, knobs: MemoryDefence, *, split: str, seed: int = 0) -> Outcome:
+    def clean(self, knobs: MemoryDefense, *, split: str, seed: int = 0) -> Outcome:
         d = self.check(knobs)
         ents = self._ents(split)
         ans = self._answers(d, ents)
         sent = np.repeat(self.facts.truth[ents][:, None], ans.shape[1], 1)
         return Outcome(sent, ans, self.n_classes)
 
-    def evaluate(self, attack: Attack, knobs: MemoryDefence, *, split: str,
+    def evaluate(self, attack: Attack, knobs: MemoryDefense, *, split: str,
                  seed: int = 0) -> Outcome:
         d = self.check(knobs)
         ents = self._ents(split)
@@ -444,8 +444,8 @@ class MemoryTarget:
 
     # ------------------------------------------------------------ the attacker oracle
 
-    def _view(self, d: MemoryDefence, ents: np.ndarray) -> _View:
-        """Clean retrieval of the defence on the attacker's questions, for the loss."""
+    def _view(self, d: MemoryDefense, ents: np.ndarray) -> _View:
+        """Clean retrieval of the defense on the attacker's questions, for the loss."""
         emb, cls, untrusted = self._memory(d, torch.zeros(0, self.E.shape[1]),
                                            np.zeros(0, np.int64), np.zeros(0))
         qb = self._qbar(ents, d).reshape(-1, self.E.shape[1])
@@ -506,7 +506,7 @@ class MemoryTarget:
         if p < 0 or not math.isfinite(p):
             raise ValueError(f"power['memory']={p}; expected a finite number >= 0")
         if int(opts.get("eot", 1)) != 1:
-            raise ValueError(f"options['eot']={opts['eot']}; no memory defence is randomised, "
+            raise ValueError(f"options['eot']={opts['eot']}; no memory defense is randomised, "
                              f"use 1")
         mix = [(float(w), self.check(d)) for w, d in mixture if float(w) > 0]
         if not mix:
@@ -706,7 +706,7 @@ def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
-def _menu_name(d: MemoryDefence) -> str:
+def _menu_name(d: MemoryDefense) -> str:
     parts = []
     if d.ppl_fpr is not None:
         parts.append(f"ppl filter fpr={d.ppl_fpr:g}")
@@ -716,7 +716,7 @@ def _menu_name(d: MemoryDefence) -> str:
         parts.append(f"untrusted cap {d.untrusted_cap}")
     if d.write_limit is not None:
         parts.append(f"write limit {d.write_limit}")
-    return " + ".join(parts) or "no defence"
+    return " + ".join(parts) or "no defense"
 
 
 def memory_config(**overrides: Any) -> MemoryConfig:

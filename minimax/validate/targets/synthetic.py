@@ -1,4 +1,4 @@
-"""A synthetic target with a known answer: bits are a closed-form function of defence and attack.
+"""A synthetic target with a known answer: bits are a closed-form function of defense and attack.
 
 The system answers a ``K``-way query.  Under an attack with power ``a_image``, ``a_text``
 against levers ``n_image`` (a noise lever, a smooth attenuation) and ``b_text`` (a cap:
@@ -11,7 +11,7 @@ out with probability
 (``r = 1`` for the ``"auto"`` recipe, ``1/2`` for ``"weak"``) and otherwise as one of the
 other ``K - 1`` classes uniformly, so ``I(T; answer)`` is that of the ``K``-ary symmetric
 channel with error ``1 - p``, :func:`minimax.validate.measure.symmetric_channel_mi`.
-Answers are *sampled* from that channel (seeded by the attack, the defence and the seed,
+Answers are *sampled* from that channel (seeded by the attack, the defense and the seed,
 so repeated measurements of one cell are identical and cells share units), which gives
 the empirical game the same sampling noise a real target has while the exact value of
 every cell, hence of the whole game, is known: :meth:`SyntheticTarget.true_bits`.
@@ -64,7 +64,7 @@ class SyntheticTarget:
         self.k_n, self.step = float(k_n), float(step)
         self.acc0, self.c_clean = float(acc0), float(c_clean)
 
-    # ------------------------------------------------------------------ defences
+    # ------------------------------------------------------------------ defenses
     def realise(self, levers: Mapping[str, float]) -> tuple:
         bad = set(levers) - set(self.levers)
         if bad:
@@ -77,7 +77,7 @@ class SyntheticTarget:
 
     def menu(self, budget: float) -> dict[str, tuple]:
         n = int(math.floor(budget / self.step + 1e-9))
-        out = {"no defence": self.realise({})}
+        out = {"no defense": self.realise({})}
         for i in range(n + 1):
             for j in range(n + 1 - i):
                 if i or j:

@@ -1,7 +1,7 @@
-"""Defences on the zero-shot pipeline, one knob per lever of the game.
+"""Defenses on the zero-shot pipeline, one knob per lever of the game.
 
 ================  =========================================  ==============================
-lever (game)      defence (knob)                             lever value from the knob
+lever (game)      defense (knob)                             lever value from the knob
 ================  =========================================  ==============================
 n  noise, image   input purification: ``noise`` randomised   ``n = knob / unit_n``
                   smoothing (std, logits averaged over draws;
@@ -36,7 +36,14 @@ from minimax.validate.data import class_prompts
 
 
 @dataclass(frozen=True)
-class Defence:
+class Knobs:
+    """Concrete defense settings of the digits pipeline (the table above maps each to a lever).
+
+    Distinct from the game's lever vector :class:`minimax.Defense`: ``Knobs`` are what a
+    deployment sets (a noise std, a pixel fraction, a token cap); ``lever_values`` converts them
+    to lever amounts in the game's units (docs/validation.md §5.1).
+    """
+
     purify: str = "none"      # "none" | "noise" | "blur" | "quantize"
     level: float = 0.0        # noise std | blur std (px) | quantisation levels (0 = off)
     draws: int = 8            # randomised smoothing: draws averaged per prediction
@@ -53,7 +60,7 @@ class Defence:
     def randomised(self) -> bool:
         return self.purify == "noise" and self.level > 0
 
-    def with_(self, **kw) -> Defence:
+    def with_(self, **kw) -> Knobs:
         return replace(self, **kw)
 
 
@@ -88,7 +95,7 @@ def pixel_mask(order: np.ndarray, keep: float, shape) -> torch.Tensor:
     return torch.from_numpy(m).view(1, *shape)
 
 
-def purify(x: torch.Tensor, d: Defence, mask: torch.Tensor | None,
+def purify(x: torch.Tensor, d: Knobs, mask: torch.Tensor | None,
            generator: torch.Generator | None = None) -> torch.Tensor:
     """The image pre-processing of the defended pipeline (bandwidth mask, then purifier)."""
     if mask is not None:
@@ -104,7 +111,7 @@ def purify(x: torch.Tensor, d: Defence, mask: torch.Tensor | None,
     if d.purify == "noise":
         eps = torch.randn(x.shape, generator=generator)
         return x + d.level * eps
-    raise ValueError(f"Defence.purify={d.purify!r}; expected 'none', 'noise', 'blur', 'quantize'")
+    raise ValueError(f"Knobs.purify={d.purify!r}; expected 'none', 'noise', 'blur', 'quantize'")
 
 
 def prompt_bank(model, ensemble: int) -> list[list[str]]:
@@ -153,7 +160,7 @@ def capped(suffix: torch.Tensor | None, cap: int | None) -> torch.Tensor | None:
     return None if cap == 0 else suffix[:cap]
 
 
-def targeted_text(model, d: Defence, suffixes: dict[int, torch.Tensor] | None) -> torch.Tensor:
+def targeted_text(model, d: Knobs, suffixes: dict[int, torch.Tensor] | None) -> torch.Tensor:
     """Classifier weights per attacker target ``(10 targets, 10 classes, D)``.
 
     For target ``t`` the attacker's suffix ``suffixes[t]`` is appended to every template of
@@ -174,8 +181,8 @@ def targeted_text(model, d: Defence, suffixes: dict[int, torch.Tensor] | None) -
     return out
 
 
-def lever_values(d: Defence, units: dict[str, float], k_max: int) -> dict[str, float]:
-    """Map defence knobs to the game's lever levels (see the module table)."""
+def lever_values(d: Knobs, units: dict[str, float], k_max: int) -> dict[str, float]:
+    """Map defense knobs to the game's lever levels (see the module table)."""
     n = d.level / units["n"] if d.purify == units.get("purify", "noise") else 0.0
     return {
         "n_image": n,
