@@ -38,6 +38,7 @@ from minimax.validate.targets.digits import ATTACK_DEFAULTS, DigitsPayload, Digi
 
 OUT = Path(__file__).resolve().parent / "results"
 ROWS: list[dict] = []
+DEFAULTS: dict = dict(ATTACK_DEFAULTS)   # the budgets the verdicts check (--preset: its own)
 
 
 def measure(T: DigitsTarget, res: atk.ImageAttackResult, sfx, d: Knobs, n_boot: int):
@@ -56,7 +57,7 @@ def record(sweep, defense, x, m, succ, secs, **extra):
 
 
 def image_sweeps(T, defs, n_boot):
-    base = {**ATTACK_DEFAULTS, "eot": 8}
+    base = {**DEFAULTS, "eot": 8}
     for name, d in defs.items():
         if d.token_cap is not None or d.ensemble > 1:
             continue  # text-side defenses: the image attack does not see them
@@ -89,7 +90,7 @@ def eot_sweep(T, n_boot):
         for eot in (1, 4, 8, 16, 32):
             t0 = time.perf_counter()
             r = T.attack_images([(1, d)], {}, "calib", 1.0,
-                                {**ATTACK_DEFAULTS, "steps": 25, "eot": eot}, seed=0)
+                                {**DEFAULTS, "steps": 25, "eot": eot}, seed=0)
             record("image eot", f"noise {level}", eot, *measure(T, r, {}, d, n_boot),
                    time.perf_counter() - t0)
 
@@ -181,8 +182,7 @@ def verdicts() -> list[str]:
     """Is each attack flat at its default budget? Gradient-free vs gradient; unbounded."""
     out = ["| check | defense | at default | at larger budget | difference | CI half-width "
            "| verdict |", "|---|---|---|---|---:|---:|---|"]
-    steps, eot, text = (ATTACK_DEFAULTS["steps"], ATTACK_DEFAULTS["eot"],
-                        ATTACK_DEFAULTS["text_steps"])
+    steps, eot, text = DEFAULTS["steps"], DEFAULTS["eot"], DEFAULTS["text_steps"]
     checks = [("image steps", steps, "image steps", 2 * steps, "steps"),
               ("image steps", 25, "image restarts", 4, "restarts 1 -> 4 (25 steps)"),
               ("image eot", eot, "image eot", 2 * eot, "EOT draws"),
@@ -228,7 +228,7 @@ def write_md(path: Path, images: int, n_boot: int, wall: float) -> None:
              "I(T; answer) (Miller-Madow, so about -0.1 at chance here) with a 95% CI; "
              "success is the targeted success rate. `x` is the budget of the sweep (steps, "
              "restarts, EOT draws, queries, GCG steps, rounds).", "",
-             f"Defaults checked: `{ATTACK_DEFAULTS}`. The image step, restart and Square "
+             f"Defaults checked: `{DEFAULTS}`. The image step, restart and Square "
              "sweeps run at 8 EOT draws against noise; the text and joint sweeps run GCG in "
              "warm-started chunks after one inner image attack (the `rounds = 1` schedule) "
              "and finish each checkpoint with the default image attack.", "",

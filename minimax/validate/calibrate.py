@@ -196,6 +196,7 @@ class ChannelModel(NamedTuple):
     terms: tuple[str, ...]                # interaction terms kept ("kappa", "cross")
     blind: bool                           # True: a defense-blind baseline (levers ignored)
     reallocate: bool = True               # the attacker moves power a cap truncates
+    link_q_leg: float | None = None       # link shape of clean (legitimate) bits; None: link_q
 
     def to_dict(self) -> dict:
         return {**self._asdict(), "channels": list(self.channels), "terms": list(self.terms)}
@@ -229,15 +230,28 @@ def effective_power(model: ChannelModel, power: Mapping[str, float],
     return a
 
 
+def mask_noise(p: Mapping[str, float], b, a):
+    """Noise power a random input mask adds, ``(e^b - 1) (V + c a)`` (section comment above).
+
+    ``b = -ln(keep)``; ``V``: the clean input's energy seen through the mask's randomness,
+    ``c``: the share of the attacker's own power ``a`` that the mask turns into noise.
+    """
+    b = np.asarray(b, float)
+    return np.expm1(np.maximum(b, 0.0)) * (p.get("V", 0.0) + p.get("c", 0.0) * np.asarray(a))
+
+
 def channel_capacity(model: ChannelModel, c: str, a, levers: Mapping[str, float]):
     """Raw adversarial bits of channel ``c`` at effective power ``a`` (array-friendly)."""
     p = model.params[c]
     if model.blind:
         return p["B"] * np.log2(1 + np.asarray(a, float) / (p["N"] + p["S"]))
     n, s, b = (_lv(levers, k, c) for k in KINDS)
+    a = np.asarray(a, float)
     m = (p["N"] + (1 + p["beta"] * s) * p["S"]) * np.exp(p["alpha"] * n)
     att = 1.0 if c in model.caps else np.exp(-p["gamma"] * b)
-    out = p["B"] * att * np.log2(1 + np.asarray(a, float) / m)
+    if c not in model.caps:
+        m = m + mask_noise(p, b, a)
+    out = p["B"] * att * np.log2(1 + a / m)
     for key, eta in model.cross.items():
         ch, lever = key.split("<-")
         if ch == c:
@@ -255,10 +269,14 @@ def model_predict(model: ChannelModel, kind: str, power: Mapping[str, float],
             raw = p["B"] * np.log2(1 + p["S"] / p["N"]) + 0 * sum(
                 (np.asarray(v, float) for v in levers.values()), 0.0)
         else:
-            s, b = _lv(levers, "s", c), _lv(levers, "b", c)
+            n, s, b = (_lv(levers, k, c) for k in KINDS)
             att = 1.0 if c in model.caps else np.exp(-p["rho"] * p["gamma"] * b)
-            raw = p["B"] * att * np.log2(1 + (1 + p["beta"] * s) * p["S"] / p["N"])
-        return link(raw, model.imax, model.link_q)
+            noise = p["N"] * np.exp(p.get("nu", 0.0) * n)
+            if c not in model.caps:
+                noise = noise + mask_noise(p, b, 0.0)
+            raw = p["B"] * att * np.log2(1 + (1 + p["beta"] * s) * p["S"] / noise)
+        q = model.link_q if model.link_q_leg is None else model.link_q_leg
+        return link(raw, model.imax, q)
     a = effective_power(model, power, levers)
     caps = [channel_capacity(model, c, a[c], levers) for c in model.channels]
     total = sum(caps)
@@ -291,7 +309,8 @@ def _stack(conds: Sequence[Condition]) -> list[tuple[str, np.ndarray, dict, dict
     return out
 
 
-_DEFAULT = {"B": 2.0, "S": 1.0, "N": 1.0, "alpha": 1.0, "beta": 0.5, "gamma": 1.0, "rho": 0.5}
+_DEFAULT = {"B": 2.0, "S": 1.0, "N": 1.0, "alpha": 1.0, "beta": 0.5, "gamma": 1.0, "rho": 0.5,
+            "nu": 0.1, "V": 0.1, "c": 0.1}
 
 
 def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mapping[str, float],
@@ -300,6 +319,8 @@ def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mappi
     adv = [c for c in conds if c.kind == "adv"]
     leg = [c for c in conds if c.kind == "leg"]
     names = ["link_q"]
+    if not blind and len({tuple(sorted(c.levers.items())) for c in leg}) >= 3:
+        names.append("link_q_leg")
     for ch in channels:
         hit = [c for c in adv if c.a.get(ch, 0) > 0]
         if not hit and ch != channels[0]:
@@ -316,6 +337,10 @@ def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mappi
             names.append(f"{ch}.gamma")
             if ch == channels[0] and any(c.levers.get(f"b_{ch}", 0) > 0 for c in leg):
                 names.append(f"{ch}.rho")
+            if "mask" in terms:
+                names += [f"{ch}.V", f"{ch}.c"]
+        if ch == channels[0] and any(c.levers.get(f"n_{ch}", 0) > 0 for c in leg):
+            names.append(f"{ch}.nu")
         if "cross" in terms:
             others = sorted({k for c in hit for k, v in c.levers.items()
                              if v > 0 and not k.endswith(f"_{ch}")})
@@ -326,11 +351,14 @@ def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mappi
 
 
 def _build(theta, names, channels, caps, blind, imax, terms, realloc=True) -> ChannelModel:
-    params = {ch: dict(_DEFAULT, alpha=0.0, beta=0.0, gamma=0.0, rho=0.0) for ch in channels}
-    cross, kappa, q = {}, 0.0, 1.0
+    params = {ch: dict(_DEFAULT, alpha=0.0, beta=0.0, gamma=0.0, rho=0.0, nu=0.0, V=0.0, c=0.0)
+              for ch in channels}
+    cross, kappa, q, q_leg = {}, 0.0, 1.0, None
     for name, v in zip(names, theta, strict=True):
         if name == "link_q":
             q = float(np.exp(v))
+        elif name == "link_q_leg":
+            q_leg = float(np.exp(v))
         elif name == "kappa":
             kappa = float(v)
         elif name.startswith("cross."):
@@ -339,13 +367,13 @@ def _build(theta, names, channels, caps, blind, imax, terms, realloc=True) -> Ch
             ch, p = name.split(".")
             params[ch][p] = float(1 / (1 + np.exp(-v)) if p == "rho" else np.exp(v))
     return ChannelModel(tuple(channels), params, dict(caps), cross, kappa, q, imax, float("nan"),
-                        0, tuple(sorted(terms)), blind, realloc)
+                        0, tuple(sorted(terms)), blind, realloc, q_leg)
 
 
 def _bounds(names):
     lo, hi, x0 = [], [], []
     for n in names:
-        if n == "link_q":
+        if n in ("link_q", "link_q_leg"):
             lo.append(np.log(0.2)), hi.append(np.log(12.0)), x0.append(0.0)
         elif n == "kappa":
             lo.append(-0.9), hi.append(8.0), x0.append(0.0)
@@ -353,6 +381,8 @@ def _bounds(names):
             lo.append(-4.0), hi.append(4.0), x0.append(0.0)
         elif n.endswith(".rho"):
             lo.append(-8.0), hi.append(8.0), x0.append(0.0)
+        elif n.endswith(".nu"):  # legit noise cost: e^(nu n) stays finite on the lever grid
+            lo.append(-12.0), hi.append(np.log(20.0)), x0.append(np.log(_DEFAULT["nu"]))
         else:
             lo.append(-12.0), hi.append(8.0), x0.append(np.log(_DEFAULT[n.split(".")[1]]))
     return np.array(lo), np.array(hi), np.array(x0)
@@ -393,8 +423,10 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     def resid(theta):
         m = _build(theta, names, channels, caps, blind, imax, tset, reallocate)
         out = np.empty(len(conds))
-        for kind, idx, power, levers in groups:
-            out[idx] = model_predict(m, kind, power, levers)
+        # a trial point far out on a bound may overflow e^(alpha n): capacity 0, still finite
+        with np.errstate(over="ignore"):
+            for kind, idx, power, levers in groups:
+                out[idx] = model_predict(m, kind, power, levers)
         return out - y
 
     lo, hi, x0 = _bounds(names)
@@ -412,7 +444,8 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
         raise RuntimeError("the channel-model fit failed from every start")
     m = _build(best.x, names, channels, caps, blind, imax, tset, reallocate)
     rms = float(np.sqrt(np.mean(best.fun ** 2)))
-    used = tuple(t for t in sorted(tset) if any(n.startswith(t) for n in names))
+    used = tuple(t for t in sorted(tset)
+                 if any(n.startswith(t) or (t == "mask" and n.endswith(".V")) for n in names))
     return m._replace(rms=rms, n_fit=len(conds), terms=used)
 
 
