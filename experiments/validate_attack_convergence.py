@@ -246,6 +246,19 @@ def write_md(path: Path, images: int, n_boot: int, wall: float) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def make_target(preset: str, images: int) -> DigitsTarget:
+    """The digits target of ``preset`` (its ``target`` block) or the default one."""
+    data = {"n_attack": 64, "n_calib": images, "n_held": 100}
+    if not preset:
+        return DigitsTarget(data=data)
+    from omegaconf import OmegaConf
+
+    spec = OmegaConf.to_container(OmegaConf.load(preset).target, resolve=True)
+    spec.pop("_target_", None)
+    spec["data"] = {**data, **spec.get("data", {}), "n_calib": images}
+    return DigitsTarget(**spec)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=50)
@@ -257,6 +270,9 @@ def main() -> None:
     ap.add_argument("--joint-defenses", type=str,
                     default="no defense,adv-ft 0.5,noise 0.2,ensemble 3,cap 3,mask 0.37")
     ap.add_argument("--tag", type=str, default="", help="suffix of the output file names")
+    ap.add_argument("--preset", type=str, default="",
+                    help="a validation preset (e.g. conf/validate/quick.yaml): its target's "
+                         "model, data sizes and attack budgets are the ones checked")
     ap.add_argument("--from-json", action="store_true",
                     help="re-render the .md and .png from the stored .json, measuring nothing")
     args = ap.parse_args()
@@ -275,7 +291,9 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    T = DigitsTarget(data={"n_attack": 64, "n_calib": args.images, "n_held": 100})
+    T = make_target(args.preset, args.images)
+    DEFAULTS.clear()
+    DEFAULTS.update(T.defaults)
     menu = T.menu(1.0)
     defs = {"no defense": menu["no defense"], "noise 0.2": menu["noise 0.2"],
             "adv-ft 0.5": menu["adv-ft 0.5"], "mask 0.37": menu["mask 0.37"],
@@ -298,7 +316,8 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     stem = "validate_attack_convergence" + (f"_{args.tag}" if args.tag else "")
     (OUT / f"{stem}.json").write_text(json.dumps(
-        {"defaults": ATTACK_DEFAULTS, "images": args.images, "n_boot": args.n_boot,
+        {"defaults": DEFAULTS, "preset": args.preset, "images": args.images,
+         "n_boot": args.n_boot,
          "wall_s": wall, "rows": ROWS}, indent=1))
     write_md(OUT / f"{stem}.md", args.images, args.n_boot, wall)
     if not args.tag:

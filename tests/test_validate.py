@@ -264,6 +264,32 @@ def test_calibrated_game_solves_and_realises():
     assert d.token_cap == 2
 
 
+@pytest.mark.slow
+def test_grid_prescription_agrees_with_the_engine_where_the_model_is_a_game():
+    """No caps, no interaction or clean terms: the calibrated model is a ``minimax.Game``.
+
+    The grid minimax of ``prescribe`` (link space) mapped back through the inverse link must
+    lie in the engine's certified bracket ``[lower, upper]`` up to the grid's resolution, and
+    the engine's allocation, evaluated by the grid attacker, must be no worse than the grid's
+    answer by more than that resolution.
+    """
+    from minimax.validate.game_bridge import prescribe, solve_game
+
+    p = {"B": 2.0, "S": 0.5, "N": 0.25, "alpha": 1.2, "beta": 0.3, "gamma": 0.7, "rho": 0.2}
+    params = {"image": dict(p), "text": {**p, "B": 0.5, "alpha": 1e-6}}
+    m = _model(params=params, caps={}, link_q=1.0)
+    levers = tuple(f"{k}_{c}" for c in ("image", "text") for k in ("n", "s", "b"))
+    pres = prescribe(m, levers, 2.0, 1.0, steps=8, split_steps=40)
+    raw = -cal.IMAX * math.log(1 - pres.predicted_bits / cal.IMAX)  # inverse link, q = 1
+    sol = solve_game(params, 2.0, 1.0)
+    assert sol["lower"] <= sol["upper"] + 1e-9
+    assert raw >= sol["lower"] - 1e-3  # a grid point cannot beat the certified lower bound
+    worst_engine = cal.worst_case(m, sol["levers"], 2.0, grid=40)[0]
+    assert pres.predicted_bits <= worst_engine + 0.05  # grid resolution: budget / 8
+    raw_engine = -cal.IMAX * math.log(1 - worst_engine / cal.IMAX)
+    assert raw_engine == pytest.approx(sol["value"], abs=0.02 + sol["gap"])
+
+
 # ---------------------------------------------------------------- configs and end to end
 
 
@@ -374,6 +400,54 @@ def test_interaction_terms_closed_form_and_recovered_where_data_demand():
     pa = cal.model_predict(blind, "adv", {"image": 1.0}, {})
     pb = cal.model_predict(blind, "adv", {"image": 1.0}, {"n_image": 1.0, "b_text": 2.0})
     assert float(pa) == pytest.approx(float(pb))  # the baseline ignores every defense
+
+
+def test_clean_cost_of_noise_own_clean_link_and_mask_noise_closed_form():
+    """The clean-input terms and the mask's noise, each against its formula written out."""
+    p = {"B": 1.5, "S": 2.0, "N": 0.5, "alpha": 0.3, "beta": 0.5, "gamma": 0.0, "rho": 0.0,
+         "nu": 0.4, "V": 0.2, "c": 0.1}
+    m = _model(params={"image": dict(p), "text": dict(p)}, link_q=2.0, link_q_leg=5.0)
+    # clean bits under noise n: SNR S / (N e^(nu n)), through the clean link (q = 5)
+    got = cal.model_predict(m, "leg", {}, {"n_image": 2.0})
+    raw = 1.5 * math.log2(1 + 2.0 / (0.5 * math.exp(0.8)))
+    assert float(got) == pytest.approx(cal.IMAX * (1 - math.exp(-(raw / cal.IMAX) ** 5)))
+    # a pixel mask keeping k = e^-b adds (1/k - 1)(V + c a) of noise to both
+    k = 0.4
+    b = -math.log(k)
+    raw_leg = 1.5 * math.log2(1 + 2.0 / (0.5 + (1 / k - 1) * 0.2))
+    assert float(cal.model_predict(m, "leg", {}, {"b_image": b})) == pytest.approx(
+        cal.IMAX * (1 - math.exp(-(raw_leg / cal.IMAX) ** 5)))
+    a = 3.0
+    want = 1.5 * math.log2(1 + a / (0.5 + 2.0 + (1 / k - 1) * (0.2 + 0.1 * a)))
+    assert float(cal.channel_capacity(m, "image", a, {"b_image": b})) == pytest.approx(want)
+    # the attacker's own perturbation is masked too: capacity is bounded as a -> infinity
+    ceiling = 1.5 * math.log2(1 + 1 / (0.1 * (1 / k - 1)))
+    big = float(cal.channel_capacity(m, "image", 1e9, {"b_image": b}))
+    assert big == pytest.approx(ceiling, rel=1e-6)
+    # without the mask terms (V = c = 0) nothing changes at b = 0 and the old form returns
+    assert float(cal.channel_capacity(m, "image", a, {})) == pytest.approx(
+        1.5 * math.log2(1 + a / 2.5))
+
+
+def test_clean_noise_cost_recovered_and_needed():
+    """Clean bits that fall with the noise lever: fitted by nu, missed without it."""
+    p = {"B": 1.2, "S": 1.0, "N": 0.05, "alpha": 0.4, "beta": 0.0, "gamma": 0.0, "rho": 0.0,
+         "nu": 0.6}
+    true = _model(params={"image": dict(p), "text": dict(p)}, link_q=2.5, link_q_leg=6.0,
+                  caps={})
+    conds = [cal.Condition("leg", "leg", "calib", {}, {"n_image": n})
+             for n in (0.0, 1.0, 2.0, 3.0, 4.0)]
+    conds += [cal.Condition("i", "adv", "calib", {"image": a}, lv)
+              for a in (0.25, 0.5, 1.0, 2.0, 4.0) for lv in ({}, {"n_image": 2.0})]
+    for c in conds:
+        c.bits = float(cal.predict_condition(true, c))
+    fit = cal.fit_model(conds, ("image",), terms=(), restarts=4)
+    assert fit.rms < 0.02
+    held = cal.Condition("h", "leg", "held", {}, {"n_image": 2.5})
+    assert cal.predict_condition(fit, held) == pytest.approx(
+        cal.predict_condition(true, held), abs=0.03)
+    old = true._replace(params={"image": {**p, "nu": 0.0}, "text": dict(p)})
+    assert abs(cal.predict_condition(old, held) - cal.predict_condition(true, held)) > 0.3
 
 
 def _stored_cells():

@@ -173,6 +173,18 @@ def spearman(x, y) -> float:
 #   the text suffix *more* effective).
 # * **joint attacks.**  ``C_total = sum_c C_c + kappa sum_{c < c'} sqrt(C_c C_c')``
 #   (``kappa > 0``: super-additive).
+# * **clean inputs pay for the noise lever.**  Purification noise is added to every input,
+#   so the legitimate SNR is ``(1 + beta s) S / (N e^(nu n))`` (``nu`` fitted where clean
+#   conditions cross the noise lever; the engine's form has ``nu = 0``).  Clean bits go
+#   through a link of their own shape ``link_q_leg`` (fitted where >= 3 distinct clean
+#   conditions exist): a classifier's accuracy falls off a cliff as its input degrades,
+#   which the attack curves' shape ``link_q`` does not describe.
+# * **a random mask is noise** (term ``"mask"``, chosen explicitly).  Keeping a random
+#   fraction ``k = e^-b`` of the inputs turns the dropped part into noise: dividing the
+#   output's mean and variance by ``k^2`` adds ``(1/k - 1)(V + c a)`` to the noise seen by
+#   both the clean signal and the attacker (``V``: the clean input's energy through the
+#   mask, ``c a``: the attacker's own masked power), so capacity stays bounded as
+#   ``a -> infinity``: ``B log2(1 + 1 / (c (1/k - 1)))``.
 #
 # Interaction terms enter only where the calibration conditions cross them (a channel
 # attacked under another channel's lever; two channels attacked at once), and are kept
