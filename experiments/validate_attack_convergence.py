@@ -189,6 +189,8 @@ def verdicts() -> list[str]:
               ("text steps", text // 2, "text steps", text, "GCG steps, text only (k=8)"),
               ("joint steps", text // 2, "joint steps", text, "GCG steps, joint"),
               ("joint steps", text, "joint steps", 2 * text, "GCG steps, joint (long run)"),
+              ("text steps", text, "text steps", 2 * text, "GCG steps, text only (long run)"),
+              ("text steps", 2 * text, "text steps", 4 * text, "GCG steps, text only (4x)"),
               ("joint rounds", 2, "joint rounds", 4, "joint rounds 2 -> 4")]
     defenses = sorted({r["defense"] for r in ROWS})
     for s0, x0, s1, x1, what in checks:
@@ -220,10 +222,10 @@ def verdicts() -> list[str]:
     return out
 
 
-def write_md(path: Path, images: int, n_boot: int, wall: float) -> None:
+def write_md(path: Path, images: int, n_boot: int, wall: float, flags: str = "") -> None:
     lines = ["# Attack convergence on the digits target", "",
              f"`PYTHONPATH=. python experiments/validate_attack_convergence.py --images "
-             f"{images}`: {images} calibration images x 10 targets, bootstrap "
+             f"{images}{flags}`: {images} calibration images x 10 targets, bootstrap "
              f"{n_boot}; wall {wall / 60:.1f} min on 2 shared cores. Bits are "
              "I(T; answer) (Miller-Madow, so about -0.1 at chance here) with a 95% CI; "
              "success is the targeted success rate. `x` is the budget of the sweep (steps, "
@@ -276,6 +278,22 @@ def main() -> None:
     ap.add_argument("--from-json", action="store_true",
                     help="re-render the .md and .png from the stored .json, measuring nothing")
     args = ap.parse_args()
+    if args.from_json and args.tag:  # every run tagged TAG* (e.g. a preset's sweeps) in one page
+        blobs = [json.loads(f.read_text())
+                 for f in sorted(OUT.glob(f"validate_attack_convergence_{args.tag}*.json"))]
+        DEFAULTS.clear()
+        DEFAULTS.update(blobs[0]["defaults"])
+        seen = set()
+        for b in blobs:  # a budget measured by two runs: the first file's (sorted by name)
+            for r in b["rows"]:
+                if (r["sweep"], r["defense"], r["x"]) not in seen:
+                    seen.add((r["sweep"], r["defense"], r["x"]))
+                    ROWS.append(r)
+        flags = f" --preset {blobs[0]['preset']}" if blobs[0].get("preset") else ""
+        write_md(OUT / f"validate_attack_convergence_{args.tag}.md", blobs[0]["images"],
+                 blobs[0].get("n_boot", 200), sum(b["wall_s"] for b in blobs), flags)
+        plot(OUT / f"validate_attack_convergence_{args.tag}.png")
+        return
     if args.from_json:
         blob = json.loads((OUT / "validate_attack_convergence.json").read_text())
         ROWS.extend(blob["rows"])
