@@ -51,6 +51,7 @@ from minimax.gradient import (
     descent_advance,
     descent_init,
     descent_run,
+    gradient_termination,
     saddle_run,
 )
 from minimax.solution import Solution, check_certificate, failed_solution
@@ -176,6 +177,7 @@ def solve(game: Game, method: str = "auto", *, gap_tol: float | None = None,
         sol = _solution(result.defense, cert, "convex", result.iterations,
                         time.perf_counter() - start,
                         f"cutting planes; master lower bound {result.master_lower:.12g}")
+        sol = sol._replace(termination=result.termination)
         return check_certificate(game, sol, gap_tol)
     if rest:
         raise SolverError(f"solve: unknown option(s) {sorted(rest)} for method={method!r}")
@@ -184,6 +186,7 @@ def solve(game: Game, method: str = "auto", *, gap_tol: float | None = None,
     defense, cert, iterations = _gradient_pipeline(view, inner, opts, cfg)
     jax.block_until_ready(cert)
     sol = _solution(defense, cert, inner, iterations, time.perf_counter() - start, reason)
+    sol = sol._replace(termination=gradient_termination(inner, sol.iterations, opts))
     return check_certificate(game, sol, gap_tol)
 
 
@@ -345,6 +348,7 @@ def solve_batch(games: Sequence[Game] | Game, method: str = "gradient", *,
             else stacked
         sol = _solution(defense, cert, method, iterations, per_game, "",
                         index=i if stacked.batch_shape else None)
+        sol = sol._replace(termination=gradient_termination(method, sol.iterations, opts))
         try:
             out.append(check_certificate(one, sol, gap_tol))
         except CertificateError as err:
