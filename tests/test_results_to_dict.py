@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 import yaml
@@ -69,6 +70,7 @@ def game():
                                beta=[1.0, 1.0], gamma=[1.0, 1.0], utility_price=0.1)
 
 
+@pytest.mark.slow
 def test_solution_round_trips(game):
     sol = minimax.solve(game, starts=2, steps=20)
     d = _round_trip(sol)
@@ -84,11 +86,12 @@ def test_solution_round_trips(game):
     assert [Solution.from_dict(_round_trip(r)).value for r in rows] == [r.value for r in rows]
 
 
+@pytest.mark.slow
 def test_certificates_round_trip(game):
     sol = minimax.solve(game, starts=2, steps=20)
     cert = minimax.certify(game, sol.defense)
     assert _round_trip(cert)["lower"] == float(cert.lower)
-    bound = lagrangian_lower_bound(game, sol.attack)
+    bound = jax.jit(lagrangian_lower_bound)(game, sol.attack)
     assert _round_trip(bound)["value"] == float(bound.value)
     convex_game = game.replace(levers=("n", "s"))
     result = solve_convex(convex_game)
@@ -97,6 +100,7 @@ def test_certificates_round_trip(game):
     assert d["upper"] == result.upper and len(d["history"]) == result.iterations
 
 
+@pytest.mark.slow
 def test_mixed_solution_round_trips():
     g = minimax.Game.create(mode="injection", attacker_budget=4.0, defender_budget=1.0,
                             B=[1.0], S=[1.0], N=[1.0], w=[1.0], u=[0.0], rho=[0.0],
