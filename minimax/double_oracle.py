@@ -18,8 +18,9 @@ A' (attacks); solve the restricted matrix game ``M[j, k] = L(x_j, a_k)`` by LP, 
 strategies p over D and q over A'; then ask each player's *oracle* for a best response to the
 other's mixture over the full strategy space and add it:
 
-* **attacker oracle** (exact): ``a_new = argmax_a sum_j p_j L(x_j, a)``, a concave, separable
-  problem over ``{0 <= a <= cap, sum a <= P_A}``. Each channel's marginal gain
+* **attacker oracle** (exact, :mod:`minimax.mixed_best_response`):
+  ``a_new = argmax_a sum_j p_j L(x_j, a)``, a concave, separable problem over
+  ``{0 <= a <= cap, sum a <= P_A}``. Each channel's marginal gain
   (injection: ``sum_j p_j w_i B_i kappa_ij / ln2 / (m_ij + a_i)``; jamming:
   ``sum_j p_j d_ij eta_ij s_ij / ((N_i + eta_ij a_i)(N_i + eta_ij a_i + s_ij))``) decreases in
   a_i, so for a multiplier mu each channel's allocation is found by bisection, and mu by an outer
@@ -66,17 +67,15 @@ import numpy as np
 
 from minimax.best_response import best_response_attack
 from minimax.certificate import BoundConfig, lagrangian_lower_bound
-from minimax.channel import factors, payoff
+from minimax.channel import payoff
 from minimax.errors import CertificateError, SolverError
 from minimax.finite import zero_sum
 from minimax.game import Defense, Game
 from minimax.linesearch import projected_line_search
+from minimax.mixed_best_response import mixture_best_attack
 from minimax.projection import initial_defenses, project_defense
 from minimax.solution import Solution, certificate_violations
 
-_LN2 = float(np.log(2.0))
-_OUTER = 110  # bisections on log(mu): brackets of <= ~1,500 e-folds shrink below 1e-30
-_INNER = 110  # bisections per channel on [0, min(cap, P_A)]: relative width 2^-110
 # The lower bound is computed a few times per run, not per game in a batch, so it can afford
 # twice the engine's default branch-and-bound rounds (on conf/game/mixing_helps.yaml this
 # closes the bracket from 2.6e-6 to 3e-8).
@@ -130,80 +129,6 @@ class MixedSolution(NamedTuple):
             "method": self.method,
             "seconds": float(self.seconds),
         }
-
-
-# --------------------------------------------------------------------------- attacker oracle
-def _channel_terms(game: Game, xs: Defense):
-    """Per (defense j, channel i) coefficients of the marginal gain, each (J, K)."""
-    eta, sigma, kappa, kappa_leg = jax.vmap(lambda x: factors(game, x))(xs)
-    if game.mode == "injection":
-        c = game.w * game.B * kappa / _LN2
-        m = (game.N + sigma * game.S) / eta
-        return c, m, eta, sigma * game.S
-    d = game.w * game.B * kappa_leg / _LN2
-    return d, eta, eta, sigma * game.S
-
-
-def _marginal(game: Game, terms, p, a):
-    """d/da_i of sum_j p_j L(x_j, a), shape (K,) (a of shape (K,))."""
-    if game.mode == "injection":
-        c, m, _, _ = terms
-        return jnp.sum(p[:, None] * c / (m + a[None, :]), axis=0)
-    d, eta, _, s = terms
-    z = game.N + eta * a[None, :]
-    return jnp.sum(p[:, None] * d * eta * s / (z * (z + s)), axis=0)
-
-
-def mixture_best_attack(game: Game, defenses: Defense, p) -> tuple[jax.Array, jax.Array,
-                                                                     jax.Array]:
-    """The attacker's exact best response to the mixed defense ``sum_j p_j delta_{x_j}``.
-
-    ``defenses`` holds (J, K) arrays, ``p`` (J,) probabilities (zeros allowed: padding).
-    Returns ``(attack (K,), value, upper)``: ``value = sum_j p_j L(x_j, attack)`` at the
-    returned feasible attack and ``upper >= max_a sum_j p_j L(x_j, a)`` a Lagrangian dual bound
-    (``upper - value`` is of the order of float64 rounding). Pure and jit/vmap-able.
-    """
-    p = jnp.asarray(p)
-    terms = _channel_terms(game, defenses)
-    budget = game.attacker_budget
-    top = jnp.minimum(game.cap, budget)  # a_i <= min(cap_i, P_A) on A
-    reach = (_marginal(game, terms, p, jnp.zeros_like(game.B)) > 0) & (top > 0)
-    top = jnp.where(reach, top, 0.0)
-    tiny = jnp.finfo(jnp.float64).tiny
-
-    def bracket(mu):
-        """Bisection bracket [lo, hi] of each channel's argmax of G_i(a) - mu a on [0, top]."""
-
-        def body(_, lh):
-            lo, hi = lh
-            mid = 0.5 * (lo + hi)
-            up = _marginal(game, terms, p, mid) > mu
-            return jnp.where(up, mid, lo), jnp.where(up, hi, mid)
-
-        return jax.lax.fori_loop(0, _INNER, body, (jnp.zeros_like(top), top))
-
-    all_caps = jnp.sum(top) <= budget
-    g0 = _marginal(game, terms, p, jnp.zeros_like(top))
-    g_top = _marginal(game, terms, p, top)
-    log_hi = jnp.log(jnp.maximum(jnp.max(jnp.where(reach, g0, 0.0)), tiny)) + 1.0
-    log_lo = jnp.log(jnp.maximum(jnp.min(jnp.where(reach, g_top, jnp.inf)), tiny)) - 1.0
-    log_lo = jnp.minimum(log_lo, log_hi - 1.0)
-
-    def outer(_, lh):
-        lo, hi = lh
-        mid = 0.5 * (lo + hi)
-        over = jnp.sum(bracket(jnp.exp(mid))[0]) > budget  # too much power: raise mu
-        return jnp.where(over, mid, lo), jnp.where(over, hi, mid)
-
-    _, log_mu = jax.lax.fori_loop(0, _OUTER, outer, (log_lo, log_hi))
-    mu = jnp.where(all_caps, 0.0, jnp.exp(log_mu))
-    lo, hi = bracket(mu)
-    attack = lo  # lower ends: sum(lo) <= budget at this mu, so the attack is feasible
-    values = jax.vmap(lambda x: payoff(game, x, attack))(defenses)
-    value = jnp.sum(p * values)
-    slope = _marginal(game, terms, p, lo) - mu
-    upper = value + mu * (budget - jnp.sum(lo)) + jnp.sum(jnp.maximum(slope, 0.0) * (hi - lo))
-    return attack, value, jnp.maximum(upper, value)
 
 
 # --------------------------------------------------------------------------- defender oracle

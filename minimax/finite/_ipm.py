@@ -66,7 +66,7 @@ import minimax._x64  # noqa: F401  (float64 before any array is made)
 from minimax.errors import GameSpecError, SolverError
 from minimax.finite._certify import certify
 from minimax.finite._lp import solve_lp
-from minimax.finite._validate import as_batch, check_tol
+from minimax.finite._validate import as_batch, as_options, check_tol
 from minimax.serial import namedtuple_to_dict, to_plain
 
 STATUSES = ("certified", "gap_above_tol")
@@ -107,21 +107,7 @@ class IPMOptions(NamedTuple):
 
 def check_options(options: object) -> IPMOptions:
     """``options`` (None, an :class:`IPMOptions` or a dict of its fields) checked field by field."""
-    if options is None:
-        return IPMOptions()
-    if isinstance(options, dict):
-        unknown = set(options) - set(IPMOptions._fields)
-        if unknown:
-            raise GameSpecError(
-                f"options: unknown IPM option(s) {sorted(unknown)}; allowed are "
-                f"{list(IPMOptions._fields)}."
-            )
-        options = IPMOptions(**options)
-    if not isinstance(options, IPMOptions):
-        raise GameSpecError(
-            f"options must be None, an IPMOptions or a dict; got {type(options).__name__}."
-        )
-    o = options
+    o = as_options(options, IPMOptions, "IPM")
     checks = [
         ("step_to_boundary", isinstance(o.step_to_boundary, float) and 0 < o.step_to_boundary < 1,
          "a float in (0, 1)"),

@@ -37,7 +37,7 @@ import numpy as np
 
 from minimax.errors import GameSpecError, SolverError
 from minimax.finite._certify import certify
-from minimax.finite._validate import as_matrix, check_tol
+from minimax.finite._validate import as_matrix, as_options, check_tol
 from minimax.serial import namedtuple_to_dict
 
 SOLVERS = ("highs-direct", "HIGHS", "CLARABEL")
@@ -56,18 +56,7 @@ class LPOptions(NamedTuple):
 
 def check_lp_options(options: object) -> LPOptions:
     """``options`` (None, an :class:`LPOptions` or a dict of its fields) checked field by field."""
-    if options is None:
-        return LPOptions()
-    if isinstance(options, dict):
-        unknown = set(options) - set(LPOptions._fields)
-        if unknown:
-            raise GameSpecError(f"options: unknown LP option(s) {sorted(unknown)}; allowed are "
-                                f"{list(LPOptions._fields)}.")
-        options = LPOptions(**options)
-    if not isinstance(options, LPOptions):
-        raise GameSpecError(
-            f"options must be None, an LPOptions or a dict; got {type(options).__name__}.")
-    o = options
+    o = as_options(options, LPOptions, "LP")
     if isinstance(o.ipm_min_entries, bool) or not isinstance(o.ipm_min_entries, int) \
             or o.ipm_min_entries < 1:
         raise GameSpecError(f"options.ipm_min_entries must be an integer >= 1; got "
