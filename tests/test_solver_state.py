@@ -74,6 +74,7 @@ def test_ipm_options_are_passed_and_change_the_iterations():
     np.testing.assert_allclose(plain.value, default.value, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_ipm_driven_one_iteration_at_a_time_matches_the_batch():
     A = np.random.default_rng(2).standard_normal((7, 5))  # m >= n: not transposed in the batch
     state, gaps = ipm_init(A, tol=1e-8), []
