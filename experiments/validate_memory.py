@@ -248,13 +248,109 @@ def write_md(res):
     (OUT / "README.md").write_text("\n".join(lines))
 
 
+STEPS = (0, 6, 12, 24, 48, 96, 160)
+
+
+def steps_curve(power: int, marks=STEPS, names=("no defense", "ppl filter (n)"),
+                split: str = "held", seed: int = 0) -> None:
+    """Bits vs GCG steps at one power (the preset's budget), one run per defense.
+
+    The pipeline's own measurement (:class:`minimax.validate.run.Measurer`): the preset's
+    target (``conf/validate/target/memory.yaml``), run seed ``seed``, the ``split`` victims;
+    each step count is scored with the same bootstrap weights, so successive counts are
+    compared paired.  Writes ``steps_curve.{json,md,png}``.
+    """
+    from minimax.validate.measure import bootstrap_weights, outcome_bits, paired_difference
+    from minimax.validate.targets.memory import make_memory_target
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    conf = _preset_target()
+    tg = make_memory_target(seed=seed, **conf)
+    out = {"power": power, "split": split, "seed": seed, "target": conf, "curves": {}}
+    for name in names:
+        d = DEFENSES[name]
+        a = tg.attack([(1.0, d)], {"memory": power}, split=split, seed=seed,
+                      options={"text_steps": max(marks), "checkpoints": list(marks)})
+        rows, prev, w = [], None, None
+        for s in marks:
+            o = tg.evaluate(tg.at_checkpoint(a, s), d, split=split, seed=seed)
+            if w is None:
+                w = bootstrap_weights(o.sent.shape[0], 200, seed)
+            b = outcome_bits(o, w)
+            r = {"steps": s, "bits": b.bits, "lo": b.lo, "hi": b.hi,
+                 "loss": a.trace["loss"][s], "success": float((o.sent == o.answers).mean())}
+            if prev is not None:
+                diff = paired_difference(b, prev)
+                r["delta"], r["delta_lo"], r["delta_hi"] = diff
+            rows.append(r)
+            prev = b
+            print(name, r, flush=True)
+        last = rows[-1]
+        out["curves"][name] = {"rows": rows, "seconds": a.payload["seconds"],
+                               "m": a.payload["m"], "L": a.payload["L"],
+                               "recipe": a.payload["recipe"], "final_bits": last["bits"]}
+    out["wall_s"] = time.perf_counter() - t0
+    (OUT / "steps_curve.json").write_text(json.dumps(out, indent=1, default=float))
+    steps_report(out)
+
+
+def _preset_target() -> dict:
+    import yaml
+
+    conf = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "validate"
+                           / "target" / "memory.yaml").read_text())
+    return {k: v for k, v in conf.items() if k not in ("_target_", "seed")}
+
+
+def steps_report(out: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = [f"# Memory attack convergence: bits vs GCG steps at P = {out['power']} "
+             "entry-tokens", "",
+             f"Preset target (`conf/validate/target/memory.yaml`), run seed {out['seed']}, the "
+             f"`{out['split']}` victims; one GCG run per defense, scored at each step count "
+             "with the same bootstrap weights (paired differences vs the previous count). "
+             f"Wall {out['wall_s']:.0f} s.", "",
+             "| defense | steps | bits [CI] | change vs previous (paired CI) | loss | "
+             "target success |", "|---|---|---|---|---|---|"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, c in out["curves"].items():
+        for r in c["rows"]:
+            d = (f"{r['delta']:+.3f} [{r['delta_lo']:+.3f}, {r['delta_hi']:+.3f}]"
+                 if "delta" in r else "")
+            lines.append(f"| {name} | {r['steps']} | {r['bits']:.3f} [{r['lo']:.3f}, "
+                         f"{r['hi']:.3f}] | {d} | {r['loss']:.3f} | {r['success']:.3f} |")
+        s = [r["steps"] for r in c["rows"]]
+        b = np.array([r["bits"] for r in c["rows"]])
+        ax.errorbar(s, b, yerr=[b - [r["lo"] for r in c["rows"]],
+                                np.array([r["hi"] for r in c["rows"]]) - b],
+                    marker="o", capsize=3, label=f"{name} ({c['recipe']}, {c['m']}x{c['L']})")
+    lines += ["", "![bits vs steps](steps_curve.png)", ""]
+    ax.set_xlabel("GCG steps")
+    ax.set_ylabel("I(T; answer), bits per query")
+    ax.set_title(f"P = {out['power']} entry-tokens", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "steps_curve.png", dpi=120)
+    plt.close(fig)
+    (OUT / "steps_curve.md").write_text("\n".join(lines))
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--add-power", type=int, default=None,
                     help="measure one more power into the existing results")
+    ap.add_argument("--steps-curve", type=int, default=None, metavar="P",
+                    help="bits vs GCG steps at power P (steps_curve.md)")
     args = ap.parse_args()
-    if args.add_power:
+    if args.steps_curve:
+        steps_curve(args.steps_curve)
+    elif args.add_power:
         add_power(args.add_power)
     else:
         main(args.quick)

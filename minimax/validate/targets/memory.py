@@ -44,7 +44,9 @@ Options: ``text_steps`` (GCG steps, default ``steps`` of the config = 20; measur
 falling: the seeds already carry the bits, the search sharpens them), ``steps`` (alias of
 ``text_steps``: there is no image), ``restarts`` (independent starts, the best kept per
 target), ``eot`` (accepted, must be 1: no defense here is randomised),
-``tokens_per_entry`` (``L``).  A cap-aware attacker never pays for entries a write limit
+``tokens_per_entry`` (``L``), ``checkpoints`` (step counts whose entries the payload keeps:
+:meth:`MemoryTarget.at_checkpoint` evaluates them, one run for a whole convergence curve).
+A cap-aware attacker never pays for entries a write limit
 drops: with limit ``r`` on every component it writes ``min(m, r)`` longer entries.
 
 **Defenses** (:class:`MemoryDefense`), one lever each:
@@ -494,7 +496,8 @@ class MemoryTarget:
         ``power["memory"] = m x L`` entry-tokens.
         """
         opts = dict(options or {})
-        known = {"recipe", "steps", "text_steps", "restarts", "eot", "tokens_per_entry"}
+        known = {"recipe", "steps", "text_steps", "restarts", "eot", "tokens_per_entry",
+                 "checkpoints"}
         bad = set(opts) - known
         if bad:
             raise ValueError(f"attack options {sorted(bad)} unknown to the memory target; "
@@ -523,25 +526,46 @@ class MemoryTarget:
         m, ell = self._shape(p, int(opts.get("tokens_per_entry", self.cfg.tokens_per_entry)),
                              mix)
         self._ents(split)
+        marks = tuple(sorted({int(c) for c in opts.get("checkpoints", ())}))
+        if marks and not 0 <= marks[0] <= marks[-1] <= steps:
+            raise ValueError(f"options['checkpoints']={list(marks)}; expected step counts in "
+                             f"0..text_steps={steps}")
         key = (f"{[(w, d.key()) for w, d in mix]}|{m}x{ell}|{recipe}|{steps}|{restarts}|{seed}"
-               f"|{split}")
+               f"|{split}|{marks}")
         if key in self._attacks:
             return self._attacks[key]
         t0 = time.perf_counter()
         if m == 0:
             ids = [torch.zeros(0, 4, dtype=torch.long) for _ in range(self.n_classes)]
             trace: dict[str, list[float]] = {"loss": []}
+            snaps = {c: ids for c in marks}
         else:
-            ids, trace = self._gcg(mix, m, ell, recipe, 0 if recipe == "copy" else steps,
-                                   restarts, seed, split)
+            ids, trace, snaps = self._gcg(mix, m, ell, recipe, 0 if recipe == "copy" else steps,
+                                          restarts, seed, split, marks)
         label = f"memory {recipe} m={m} L={ell} steps={steps}"
         texts = [[self.tok.decode(r, skip_special_tokens=True) for r in ids[t].tolist()]
                  for t in range(len(ids))]
         out = Attack(label, {"memory": float(m * ell)},
                      {"ids": ids, "texts": texts, "m": m, "L": ell, "recipe": recipe,
-                      "seconds": time.perf_counter() - t0}, trace)
+                      "seconds": time.perf_counter() - t0, "checkpoints": snaps}, trace)
         self._attacks[key] = out
         return out
+
+    def at_checkpoint(self, attack: Attack, steps: int) -> Attack:
+        """The attack as it stood after ``steps`` GCG steps (``options["checkpoints"]``).
+
+        One run of ``S`` steps passes through the states a run of ``s < S`` steps ends in
+        (same seed, same draws), so a convergence curve costs one run.
+        """
+        snaps = attack.payload.get("checkpoints") or {}
+        if steps not in snaps:
+            raise ValueError(f"steps={steps}; the attack recorded checkpoints "
+                             f"{sorted(snaps)} (options['checkpoints'])")
+        ids = snaps[steps]
+        texts = [[self.tok.decode(r, skip_special_tokens=True) for r in t.tolist()] for t in ids]
+        label = attack.label.rsplit(" steps=", 1)[0] + f" steps={steps}"
+        return attack._replace(label=label, payload={**attack.payload, "ids": ids,
+                                                     "texts": texts})
 
     def _shape(self, p: float, ell: int, mix) -> tuple[int, int]:
         """(entries, tokens per entry) for power ``p``; cap-aware under a write limit."""
@@ -559,8 +583,9 @@ class MemoryTarget:
         return m, ell
 
     def _gcg(self, mix, m: int, ell: int, recipe: str, steps: int, restarts: int, seed: int,
-             split: str):
-        """Batched GCG over targets; returns per-target entry ids ``(m, ell + 4)`` and trace."""
+             split: str, marks: Sequence[int] = ()):
+        """Batched GCG over targets: per-target entry ids ``(m, ell + 4)``, the trace, and
+        the ids after each step count in ``marks`` (best over restarts, like the final)."""
         K = self.n_classes
         ents = self._ents(split)
         views = [self._view(d, ents) for _, d in mix]
@@ -599,6 +624,18 @@ class MemoryTarget:
 
         targets = torch.arange(K)
         best_x, best_l, trace = None, None, {"loss": []}
+        snaps: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def snap(step: int, x: torch.Tensor, cur: torch.Tensor) -> None:
+            if step not in marks:
+                return
+            if step not in snaps:
+                snaps[step] = (x.clone(), cur.clone())
+            else:
+                sx, sl = snaps[step]
+                better = cur < sl
+                sx[better], sl[better] = x[better], cur[better]
+
         for r in range(max(restarts, 1)):
             # Two seeds per target, the better kept: facts ("victim lives in"), one victim
             # per entry, and questions (PoisonedRAG), victims packed; fluent: facts only.
@@ -617,7 +654,8 @@ class MemoryTarget:
                     best_seed[2][pick] = ls[pick]
             x, pen, cur = best_seed
             run_trace = [float(cur.mean())]
-            for _ in range(steps):
+            snap(0, x, cur)
+            for step in range(1, steps + 1):
                 onehot = F.one_hot(x, len(vocab)).to(w_voc.dtype).requires_grad_(True)
                 seqs = full(x, targets[:, None].expand(K, m))     # (K, m, ell + 4)
                 emb = self.W[seqs].clone()
@@ -653,6 +691,7 @@ class MemoryTarget:
                         x[t] = cand[t, j]
                         pen[t, where_e[t, j]] = cpen[t, j]
                 run_trace.append(float(cur.mean()))
+                snap(step, x, cur)
             if best_l is None:
                 best_x, best_l, trace["loss"] = x.clone(), cur.clone(), run_trace
             else:
@@ -661,7 +700,8 @@ class MemoryTarget:
                 trace[f"loss_restart{r}"] = run_trace
         trace["final_loss_per_target"] = [float(v) for v in best_l]
         ids = [full(best_x[t], targets[t]) for t in range(K)]
-        return ids, trace
+        return ids, trace, {c: [full(sx[t], targets[t]) for t in range(K)]
+                            for c, (sx, _) in snaps.items()}
 
     def _init(self, ents, m: int, ell: int, vocab: torch.Tensor, r: int,
               g: torch.Generator, facts: bool = False) -> torch.Tensor:
