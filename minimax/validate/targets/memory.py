@@ -597,7 +597,6 @@ class MemoryTarget:
         cls_tok = torch.tensor(self.class_ids)
         cls_id, sep_id = self.tok.cls_token_id, self.tok.sep_token_id
         dot_id = self.tok.convert_tokens_to_ids(".")
-        g = torch.Generator().manual_seed(seed)
 
         def full(tok_ids: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             """(..., ell) vocabulary-row tokens -> full entry ids [CLS] x city . [SEP]."""
@@ -637,6 +636,9 @@ class MemoryTarget:
                 sx[better], sl[better] = x[better], cur[better]
 
         for r in range(max(restarts, 1)):
+            # each restart draws from its own stream, so a run of s steps is the prefix of a
+            # longer run restart by restart (checkpoints); restart 0 is the seed's stream
+            g = torch.Generator().manual_seed(seed + 7919 * r)
             # Two seeds per target, the better kept: facts ("victim lives in"), one victim
             # per entry, and questions (PoisonedRAG), victims packed; fluent: facts only.
             best_seed = None
