@@ -252,13 +252,14 @@ STEPS = (0, 6, 12, 24, 48, 96, 160)
 
 
 def steps_curve(power: int, marks=STEPS, names=("no defense", "ppl filter (n)"),
-                split: str = "held", seed: int = 0) -> None:
+                split: str = "held", seed: int = 0, update: str | None = None) -> None:
     """Bits vs GCG steps at one power (the preset's budget), one run per defense.
 
     The pipeline's own measurement (:class:`minimax.validate.run.Measurer`): the preset's
     target (``conf/validate/target/memory.yaml``), run seed ``seed``, the ``split`` victims;
     each step count is scored with the same bootstrap weights, so successive counts are
-    compared paired.  Writes ``steps_curve.{json,md,png}``.
+    compared paired.  ``update``: the GCG step rule (``MemoryConfig.update``; default the
+    preset's).  Writes ``steps_curve_{update}.{json,md,png}`` after each defense.
     """
     from minimax.validate.measure import bootstrap_weights, outcome_bits, paired_difference
     from minimax.validate.targets.memory import make_memory_target
@@ -266,8 +267,11 @@ def steps_curve(power: int, marks=STEPS, names=("no defense", "ppl filter (n)"),
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     conf = _preset_target()
+    if update:
+        conf["update"] = update
     tg = make_memory_target(seed=seed, **conf)
     out = {"power": power, "split": split, "seed": seed, "target": conf, "curves": {}}
+    stem = f"steps_curve_{tg.cfg.update}"
     for name in names:
         d = DEFENSES[name]
         a = tg.attack([(1.0, d)], {"memory": power}, split=split, seed=seed,
@@ -290,9 +294,9 @@ def steps_curve(power: int, marks=STEPS, names=("no defense", "ppl filter (n)"),
         out["curves"][name] = {"rows": rows, "seconds": a.payload["seconds"],
                                "m": a.payload["m"], "L": a.payload["L"],
                                "recipe": a.payload["recipe"], "final_bits": last["bits"]}
-    out["wall_s"] = time.perf_counter() - t0
-    (OUT / "steps_curve.json").write_text(json.dumps(out, indent=1, default=float))
-    steps_report(out)
+        out["wall_s"] = time.perf_counter() - t0
+        (OUT / f"{stem}.json").write_text(json.dumps(out, indent=1, default=float))
+        steps_report(out, stem)
 
 
 def _preset_target() -> dict:
@@ -303,18 +307,18 @@ def _preset_target() -> dict:
     return {k: v for k, v in conf.items() if k not in ("_target_", "seed")}
 
 
-def steps_report(out: dict) -> None:
+def steps_report(out: dict, stem: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     lines = [f"# Memory attack convergence: bits vs GCG steps at P = {out['power']} "
-             "entry-tokens", "",
+             f"entry-tokens (step rule `{out['target'].get('update', 'swap')}`)", "",
              f"Preset target (`conf/validate/target/memory.yaml`), run seed {out['seed']}, the "
              f"`{out['split']}` victims; one GCG run per defense, scored at each step count "
              "with the same bootstrap weights (paired differences vs the previous count). "
-             f"Wall {out['wall_s']:.0f} s.", "",
+             f"Wall {out['wall_s']:.0f} s. {out.get('note', '')}", "",
              "| defense | steps | bits [CI] | change vs previous (paired CI) | loss | "
              "target success |", "|---|---|---|---|---|---|"]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -329,15 +333,15 @@ def steps_report(out: dict) -> None:
         ax.errorbar(s, b, yerr=[b - [r["lo"] for r in c["rows"]],
                                 np.array([r["hi"] for r in c["rows"]]) - b],
                     marker="o", capsize=3, label=f"{name} ({c['recipe']}, {c['m']}x{c['L']})")
-    lines += ["", "![bits vs steps](steps_curve.png)", ""]
+    lines += ["", f"![bits vs steps]({stem}.png)", ""]
     ax.set_xlabel("GCG steps")
     ax.set_ylabel("I(T; answer), bits per query")
     ax.set_title(f"P = {out['power']} entry-tokens", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "steps_curve.png", dpi=120)
+    fig.savefig(OUT / f"{stem}.png", dpi=120)
     plt.close(fig)
-    (OUT / "steps_curve.md").write_text("\n".join(lines))
+    (OUT / f"{stem}.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":
@@ -346,10 +350,14 @@ if __name__ == "__main__":
     ap.add_argument("--add-power", type=int, default=None,
                     help="measure one more power into the existing results")
     ap.add_argument("--steps-curve", type=int, default=None, metavar="P",
-                    help="bits vs GCG steps at power P (steps_curve.md)")
+                    help="bits vs GCG steps at power P (steps_curve_UPDATE.md)")
+    ap.add_argument("--update", default=None, help="GCG step rule: swap or entries")
+    ap.add_argument("--max-steps", type=int, default=max(STEPS))
+    ap.add_argument("--defenses", default="no defense,ppl filter (n)")
     args = ap.parse_args()
     if args.steps_curve:
-        steps_curve(args.steps_curve)
+        steps_curve(args.steps_curve, tuple(s for s in STEPS if s < args.max_steps)
+                    + (args.max_steps,), tuple(args.defenses.split(",")), update=args.update)
     elif args.add_power:
         add_power(args.add_power)
     else:

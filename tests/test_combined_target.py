@@ -166,3 +166,41 @@ def test_composite_outcome_checks_units():
     c = combine({"a": a, "b": a}, "held")
     assert c.n_classes == 100 and c.sent.shape == (5, 20)
     assert isinstance(CombinedKnobs((("a", 1),)).of("a"), int)
+
+
+def test_preset_composes_and_names_real_channels_and_levers():
+    """``validate=combined``: every condition and check names a channel / lever of the parts."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import get_class
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="validate", overrides=["validate=combined"]).validate
+    spec = cfg.target
+    assert spec._target_.endswith("make_combined_target") and not spec._recursive_
+    assert list(spec.order) == ["vision", "agent"] == sorted(spec.parts, reverse=True)
+    from minimax.validate.targets.digits import DigitsTarget
+    from minimax.validate.targets.memory import MemoryTarget
+
+    assert get_class(spec.parts.vision._target_) is DigitsTarget
+    parts = {"vision": DigitsTarget, "agent": MemoryTarget}
+    chans = {f"{p}_{c}" for p, cls in parts.items()
+             for c in (cls.channels if p == "vision" else MemoryTarget.__dataclass_fields__[
+                 "channels"].default)}
+    levers = {f"{x}_{c}" for c in chans for x in "nsb"}
+    assert chans == {"vision_image", "vision_text", "agent_memory"}
+    for split in ("calib", "held"):
+        for g in cfg.conditions[split]:
+            assert set(g.get("power") or {}) <= chans
+            assert all(set(j) <= chans for j in g.get("joint") or [])
+            assert set(g.get("defense") or {}) <= levers
+    for s in cfg.game.row_splits:
+        assert set(s) <= chans
+    assert set(cfg.target.caps) <= chans and set(cfg.target.power_units) == set(parts)
+    # composite units: as many images per split as memory victims (n_entities / 3)
+    data = cfg.target.parts.vision.data
+    assert data.n_calib == data.n_held == cfg.target.parts.agent.n_entities // 3

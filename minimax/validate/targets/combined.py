@@ -51,6 +51,7 @@ every other key goes to every part.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -187,48 +188,50 @@ class CombinedTarget:
                 for lv, v in t.lever_values(k.of(p)).items()}
 
     def menu(self, budget: float) -> dict[str, CombinedKnobs]:
-        """Every combination of the parts' menu rows with total lever amount <= ``budget``.
+        """"no defense", each part's menu rows alone, and split rows (module docstring).
 
-        Each part's menu is asked at ``budget`` and at what every other part's rows leave,
-        so split rows spend the whole budget where the parts' knobs allow.
+        Single-subsystem rows are a part's ``menu(budget)`` with every other part
+        undefended.  Split rows combine a defended row of every part: each part's rows
+        from ``menu(budget)`` and from ``menu(budget - c)`` for every cost ``c`` of another
+        part's ``menu(budget)`` rows (what that row leaves), whenever the total fits the
+        budget.  Rows realising the same lever amounts are kept once.
         """
         if not budget >= 0 or not math.isfinite(budget):
             raise ValueError(f"budget={budget}; expected a finite value >= 0")
         names = list(self.parts)
-        cost = {}
-        rows: dict[str, dict[str, Any]] = {}
-        for p, t in self.parts.items():
-            rows[p] = dict(t.menu(budget))
-            cost[p] = {n: sum(t.lever_values(k).values()) for n, k in rows[p].items()}
-        for p, t in self.parts.items():  # refill each part at what the others' rows leave
-            for q in names:
-                if q == p:
-                    continue
-                for left in sorted({budget - c for c in cost[q].values() if c <= budget}):
-                    for n, k in t.menu(max(left, 0.0)).items():
-                        if n not in rows[p]:
-                            rows[p][n] = k
-                            cost[p][n] = sum(t.lever_values(k).values())
+
+        def priced(t, b):
+            return {n: (k, sum(t.lever_values(k).values())) for n, k in t.menu(b).items()}
+
+        full = {p: priced(t, budget) for p, t in self.parts.items()}
+        pool = {p: {n: v for n, v in full[p].items() if n != "no defense"} for p in names}
+        for p, t in self.parts.items():   # what the other parts' rows leave
+            left = {budget - c for q in names if q != p for _, c in full[q].values()
+                    if 0 < c <= budget}
+            for b in sorted(left):
+                for n, v in priced(t, b).items():
+                    if n != "no defense":
+                        pool[p].setdefault(n, v)
         out: dict[str, CombinedKnobs] = {}
         seen: set[tuple] = set()
 
-        def walk(i: int, chosen: list[tuple[str, str, Any]], spent: float) -> None:
-            if i == len(names):
-                knobs = CombinedKnobs(tuple((p, k) for p, _, k in chosen))
-                key = tuple(sorted((lv, round(v, 9)) for lv, v in
-                                   self.lever_values(knobs).items()))
-                if key in seen:
-                    return
+        def add(chosen: dict[str, tuple[str, Any]]) -> None:
+            knobs = CombinedKnobs(tuple((p, chosen[p][1] if p in chosen else t.realise({}))
+                                        for p, t in self.parts.items()))
+            key = tuple(sorted((lv, round(v, 9)) for lv, v in self.lever_values(knobs).items()))
+            if key not in seen:
                 seen.add(key)
-                label = " + ".join(f"{p}: {n}" for p, n, _ in chosen if n != "no defense")
-                out[label or "no defense"] = knobs
-                return
-            p = names[i]
-            for n, k in rows[p].items():
-                if spent + cost[p][n] <= budget + 1e-9:
-                    walk(i + 1, [*chosen, (p, n, k)], spent + cost[p][n])
+                out[" + ".join(f"{p}: {chosen[p][0]}" for p in names if p in chosen)
+                    or "no defense"] = knobs
 
-        walk(0, [], 0.0)
+        add({})
+        for p in names:
+            for n, (k, _) in pool[p].items():
+                if n in full[p]:
+                    add({p: (n, k)})
+        for combo in itertools.product(*(pool[p].items() for p in names)):
+            if sum(c for _, (_, c) in combo) <= budget + 1e-9:
+                add({p: (n, k) for p, (n, (k, _)) in zip(names, combo, strict=True)})
         return out
 
     # ------------------------------------------------------------ attacks and answers

@@ -38,16 +38,23 @@ survive the defense (``E`` over a mixture's components).  Recipes (``options["re
 * ``"auto"`` (default): ``"gcg-fluent"`` if a component of the mixture filters, else
   ``"gcg"``.
 
-Options: ``text_steps`` (GCG steps, default ``steps`` of the config = 20; measured by
-``experiments/validate_memory.py`` at 48 entry-tokens, bits stay flat within their CI from
-0 to 24 steps, with and without the perplexity filter, while the search's loss keeps
-falling: the seeds already carry the bits, the search sharpens them), ``steps`` (alias of
+Options: ``text_steps`` (GCG steps, default ``steps`` of the config = 24 in the preset;
+**not converged**: measured by ``experiments/validate_memory.py --steps-curve 128`` with no
+defense, bits rise by about 0.25 per doubling of the steps all the way to 160 steps, 0.53
+bits from the seeds alone, 0.68 at 12, 0.82 at 24, 1.08 at 48, 1.58 at 160, each doubling
+significant in the paired CI: measured memory bits are lower bounds on what a patient
+attacker gets; at 48 entry-tokens they stayed flat from 0 to 24 steps), ``steps`` (alias of
 ``text_steps``: there is no image), ``restarts`` (independent starts, the best kept per
 target), ``eot`` (accepted, must be 1: no defense here is randomised),
 ``tokens_per_entry`` (``L``), ``checkpoints`` (step counts whose entries the payload keeps:
 :meth:`MemoryTarget.at_checkpoint` evaluates them, one run for a whole convergence curve).
-A cap-aware attacker never pays for entries a write limit
-drops: with limit ``r`` on every component it writes ``min(m, r)`` longer entries.
+The config's ``update`` is the step rule: ``"swap"`` (GCG: the best single-token swap per
+target and step) or ``"entries"`` (the best improving swap of every entry at once, when
+that set's exact loss is lower still): at the same cost per step it reached loss 0.84 and
+1.11 bits at 48 steps against 0.97 and 1.08 for ``"swap"``
+(``experiments/results/validate_memory/steps_curve_entries.md``).  A cap-aware attacker
+never pays for entries a write limit drops: with limit ``r`` on every component it writes
+``min(m, r)`` longer entries.
 
 **Defenses** (:class:`MemoryDefense`), one lever each:
 
@@ -123,10 +130,11 @@ class MemoryConfig:
     tokens_per_entry: int = 8     # L: attacker tokens per entry (default split of power)
     max_entries: int = 8          # reference for the write-limit lever, ln(max_entries / r)
     max_tokens: int = 24          # longest entry a cap-aware attacker writes
-    steps: int = 20               # GCG steps (bits flat from 0 to 24: module docstring)
+    steps: int = 24               # GCG steps (not converged: module docstring)
     n_cand: int = 32              # GCG candidates per step and target
     topk: int = 64                # GCG top tokens per position
     restarts: int = 1
+    update: str = "swap"          # GCG step: "swap" (best single swap) or "entries" (one per entry)
     ppl_unit: float = 0.05        # false-rejection rate per unit of n beyond 1
     smoothing: float = 0.1        # add-alpha smoothing of the bigram model
 
@@ -163,6 +171,8 @@ def build_fact_base(cfg: MemoryConfig) -> FactBase:
     if not 9 <= cfg.n_entities <= len(FIRST) * len(LAST):
         raise ValueError(f"MemoryConfig.n_entities={cfg.n_entities}; expected 9.."
                          f"{len(FIRST) * len(LAST)}")
+    if cfg.update not in ("swap", "entries"):
+        raise ValueError(f"MemoryConfig.update={cfg.update!r}; expected 'swap' or 'entries'")
     if not 0.0 <= cfg.untrusted_frac <= 1.0:
         raise ValueError(f"MemoryConfig.untrusted_frac={cfg.untrusted_frac}; expected [0, 1]")
     rng = np.random.default_rng(cfg.seed)
@@ -688,10 +698,15 @@ class MemoryTarget:
                     lc = (self._loss(views, weights, a, t) + pen[t].sum()
                           - pen[t, where_e[t]] + cpen[t])
                     j = int(lc.argmin())
-                    if float(lc[j]) < float(cur[t]):
-                        cur[t] = lc[j]
-                        x[t] = cand[t, j]
-                        pen[t, where_e[t, j]] = cpen[t, j]
+                    if float(lc[j]) >= float(cur[t]):
+                        continue
+                    if self.cfg.update == "entries" and self._joint(
+                            views, weights, t, lc, j, cur, where_e[t], base[t], ce[t],
+                            pen, cpen[t], x, cand[t]):
+                        continue
+                    cur[t] = lc[j]
+                    x[t] = cand[t, j]
+                    pen[t, where_e[t, j]] = cpen[t, j]
                 run_trace.append(float(cur.mean()))
                 snap(step, x, cur)
             if best_l is None:
@@ -704,6 +719,34 @@ class MemoryTarget:
         ids = [full(best_x[t], targets[t]) for t in range(K)]
         return ids, trace, {c: [full(sx[t], targets[t]) for t in range(K)]
                             for c, (sx, _) in snaps.items()}
+
+    def _joint(self, views, weights, t: int, lc, j: int, cur, where, base, ce, pen, cpen, x,
+               cand) -> bool:
+        """``update="entries"``: take the best improving swap of *every* entry at once.
+
+        Candidates change one token of one entry; entries are embedded independently and
+        the fluency term adds over entries, so the loss of the set with every entry's best
+        improving swap is exact.  It replaces the single best swap when it is lower still
+        (so the loss never rises); returns whether it did.
+        """
+        wins: dict[int, int] = {}
+        for i in torch.argsort(lc).tolist():
+            if float(lc[i]) >= float(cur[t]):
+                break
+            wins.setdefault(int(where[i]), i)
+        if len(wins) < 2:
+            return False
+        a, p = base.clone(), pen[t].clone()
+        for e, i in wins.items():
+            a[e], p[e] = ce[i], cpen[i]
+        joint = self._loss(views, weights, a[None], t)[0] + p.sum()
+        if float(joint) >= float(lc[j]):
+            return False
+        cur[t] = joint
+        for e, i in wins.items():
+            x[t, e] = cand[i, e]
+        pen[t] = p
+        return True
 
     def _init(self, ents, m: int, ell: int, vocab: torch.Tensor, r: int,
               g: torch.Generator, facts: bool = False) -> torch.Tensor:
