@@ -272,6 +272,12 @@ def steps_curve(power: int, marks=STEPS, names=("no defense", "ppl filter (n)"),
     tg = make_memory_target(seed=seed, **conf)
     out = {"power": power, "split": split, "seed": seed, "target": conf, "curves": {}}
     stem = f"steps_curve_{tg.cfg.update}"
+    old = OUT / f"{stem}.json"
+    if old.exists():  # keep the other defenses' curves of the same setting
+        prev = json.loads(old.read_text())
+        if (prev["power"], prev["split"], prev["seed"]) == (power, split, seed):
+            out["curves"] = {k: v for k, v in prev["curves"].items() if k not in names}
+            out["note"] = prev.get("note", "")
     for name in names:
         d = DEFENSES[name]
         a = tg.attack([(1.0, d)], {"memory": power}, split=split, seed=seed,
@@ -294,7 +300,8 @@ def steps_curve(power: int, marks=STEPS, names=("no defense", "ppl filter (n)"),
         out["curves"][name] = {"rows": rows, "seconds": a.payload["seconds"],
                                "m": a.payload["m"], "L": a.payload["L"],
                                "recipe": a.payload["recipe"], "final_bits": last["bits"]}
-        out["wall_s"] = time.perf_counter() - t0
+        out["curves"][name]["wall_s"] = time.perf_counter() - t0
+        out["wall_s"] = sum(c.get("wall_s", 0.0) for c in out["curves"].values())
         (OUT / f"{stem}.json").write_text(json.dumps(out, indent=1, default=float))
         steps_report(out, stem)
 

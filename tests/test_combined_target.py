@@ -204,3 +204,18 @@ def test_preset_composes_and_names_real_channels_and_levers():
     # composite units: as many images per split as memory victims (n_entities / 3)
     data = cfg.target.parts.vision.data
     assert data.n_calib == data.n_held == cfg.target.parts.agent.n_entities // 3
+
+
+def test_one_lever_rows_menu():
+    t = CombinedTarget(_parts(), UNITS, one_lever_rows=True)
+    menu = t.menu(1.0)
+    for k in menu.values():
+        for p, part in t.parts.items():
+            assert sum(v > 0 for v in part.lever_values(k.of(p)).values()) <= 1
+    got = {tuple(t.lever_values(k)[lv] for lv in t.levers) for k in menu.values()}
+    # brute force: at most one lever per part on the 0.5 grid, total <= budget
+    want = set()
+    for v in itertools.product([0.0, 0.5, 1.0], repeat=4):
+        if sum(v) <= 1.0 + 1e-9 and (v[0] == 0 or v[1] == 0) and (v[2] == 0 or v[3] == 0):
+            want.add(v)
+    assert got == want

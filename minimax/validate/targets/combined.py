@@ -115,7 +115,7 @@ class CombinedTarget:
     name = "combined"
 
     def __init__(self, parts: Mapping[str, Any], power_units: Mapping[str, float],
-                 caps: Mapping[str, float] | None = None) -> None:
+                 caps: Mapping[str, float] | None = None, one_lever_rows: bool = False) -> None:
         if len(parts) < 2:
             raise ValueError(f"parts={list(parts)}; a combined target needs >= 2 parts")
         bad = [p for p in parts if not p.isidentifier() or "_" in p]
@@ -128,6 +128,7 @@ class CombinedTarget:
             raise ValueError(f"power_units={dict(power_units)}; expected a finite value > 0 "
                              f"for every part {list(parts)} (missing {missing})")
         self.parts = dict(parts)
+        self.one_lever_rows = bool(one_lever_rows)
         self.units = {p: float(power_units[p]) for p in parts}
         self.channels = tuple(f"{p}_{c}" for p, t in parts.items() for c in t.channels)
         self.levers = tuple(f"{lv[0]}_{p}_{lv[2:]}" for p, t in parts.items() for lv in t.levers)
@@ -192,16 +193,21 @@ class CombinedTarget:
 
         Single-subsystem rows are a part's ``menu(budget)`` with every other part
         undefended.  Split rows combine a defended row of every part: each part's rows
-        from ``menu(budget)`` and from ``menu(budget - c)`` for every cost ``c`` of another
-        part's ``menu(budget)`` rows (what that row leaves), whenever the total fits the
-        budget.  Rows realising the same lever amounts are kept once.
+        from ``menu(budget)`` and its one-lever rows from ``menu(budget - c)`` for every
+        cost ``c`` of another part's ``menu(budget)`` rows (what that row leaves), whenever
+        the total fits the budget.  Rows realising the same lever amounts are kept once.
+        ``one_lever_rows``: every part contributes its one-lever rows only (a smaller game).
         """
         if not budget >= 0 or not math.isfinite(budget):
             raise ValueError(f"budget={budget}; expected a finite value >= 0")
         names = list(self.parts)
 
+        def one(t, k) -> bool:
+            return sum(x > 0 for x in t.lever_values(k).values()) == 1
+
         def priced(t, b):
-            return {n: (k, sum(t.lever_values(k).values())) for n, k in t.menu(b).items()}
+            return {n: (k, sum(t.lever_values(k).values())) for n, k in t.menu(b).items()
+                    if n == "no defense" or not self.one_lever_rows or one(t, k)}
 
         full = {p: priced(t, budget) for p, t in self.parts.items()}
         pool = {p: {n: v for n, v in full[p].items() if n != "no defense"} for p in names}
@@ -210,7 +216,7 @@ class CombinedTarget:
                     if 0 < c <= budget}
             for b in sorted(left):
                 for n, v in priced(t, b).items():
-                    if n != "no defense":
+                    if one(t, v[0]):
                         pool[p].setdefault(n, v)
         out: dict[str, CombinedKnobs] = {}
         seen: set[tuple] = set()
@@ -289,7 +295,7 @@ class CombinedTarget:
 def make_combined_target(parts: Mapping[str, Mapping[str, Any]],
                          power_units: Mapping[str, float],
                          caps: Mapping[str, float] | None = None,
-                         order: Sequence[str] | None = None,
+                         order: Sequence[str] | None = None, one_lever_rows: bool = False,
                          seed: int = 0) -> CombinedTarget:
     """Build the parts from their ``_target_`` specs with run seed ``seed`` (Hydra).
 
@@ -307,4 +313,4 @@ def make_combined_target(parts: Mapping[str, Mapping[str, Any]],
         raise ValueError(f"order={names}; expected a permutation of the parts {list(parts)}")
     built = {name: make_target(OmegaConf.create({"target": dict(parts[name])}), seed)
              for name in names}
-    return CombinedTarget(built, power_units, caps)
+    return CombinedTarget(built, power_units, caps, one_lever_rows)
