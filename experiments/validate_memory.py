@@ -234,7 +234,13 @@ def write_md(res):
     lines += ["", "Non-adaptive recipes against the perplexity filter (same power):", ""]
     for k_, r in res["recipes"].items():
         lines.append(f"- {k_}: {r['bits']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] bits")
-    lines += ["", "![convergence](convergence.png)", "",
+    lines += ["", "![convergence](convergence.png)", ""]
+    curves = sorted(p.name for p in OUT.glob("steps_curve_*.md"))
+    if curves:
+        lines += ["At the preset's budget (128 entry-tokens, no defense) the attack is **not "
+                  "converged**: bits keep rising with the GCG steps up to 160 steps; see "
+                  + ", ".join(f"[{c}]({c})" for c in curves) + ".", ""]
+    lines += ["",
               "## Asymmetry: relative protection R(P) = 1 - I_def / I_none", "",
               "| defense | P | R measured | R game |", "|---|---|---|---|"]
     for name, rows in res["asymmetry"].items():
