@@ -52,7 +52,7 @@ def share(levers: dict[str, float]) -> str:
     return ", ".join(f"{p} {v / tot:.0%}" for p, v in sorted(per.items()))
 
 
-def summarise(run_dir: Path) -> str:
+def summarise(run_dir: Path, note: str = "") -> str:
     res = json.loads((run_dir / "summary.json").read_text())
     game, goal = res["game"], res["goal"]
     rows = {r["name"]: r for r in game["rows"]}
@@ -65,7 +65,7 @@ def summarise(run_dir: Path) -> str:
         "CPU cores. Bits per query are the sum over the two flows (at most log2 10 + log2 6 "
         "= 5.91); CIs are 95% paired bootstraps over the 20 composite units (an image and a "
         "victim) of the held-out split. Full report: [pipeline/report.md](pipeline/report.md).",
-        "", "## Engine vs empirical game", ""]
+        *([""] + [note] if note else []), "", "## Engine vs empirical game", ""]
     if pres:
         lv = {k: round(v, 3) for k, v in pres["levers"].items() if v > 1e-9}
         lines += [f"- engine prescription (calibrated channel game): `{lv}` "
@@ -122,6 +122,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--from", dest="src", type=Path, default=None,
                     help="summarise a kept run directory instead of running the preset")
+    ap.add_argument("--note", default="", help="a line on how the run was timed")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     import torch
@@ -129,5 +130,5 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     run_dir = args.src or run_preset(args.overrides)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "README.md").write_text(summarise(run_dir))
+    (OUT / "README.md").write_text(summarise(run_dir, args.note))
     print((OUT / "README.md").read_text())
