@@ -193,9 +193,10 @@ class CombinedTarget:
 
         Single-subsystem rows are a part's ``menu(budget)`` with every other part
         undefended.  Split rows combine a defended row of every part: each part's rows
-        from ``menu(budget)`` and its one-lever rows from ``menu(budget - c)`` for every
-        cost ``c`` of another part's ``menu(budget)`` rows (what that row leaves), whenever
-        the total fits the budget.  Rows realising the same lever amounts are kept once.
+        from ``menu(budget)`` and its one-lever rows from ``menu(budget - c)`` that spend
+        at least 3/4 of it, for every cost ``c`` of another part's ``menu(budget)`` rows
+        (what that row leaves), whenever the total fits the budget.  Rows realising the
+        same lever amounts are kept once.
         ``one_lever_rows``: every part contributes its one-lever rows only (a smaller game).
         """
         if not budget >= 0 or not math.isfinite(budget):
@@ -216,7 +217,7 @@ class CombinedTarget:
                     if 0 < c <= budget}
             for b in sorted(left):
                 for n, v in priced(t, b).items():
-                    if one(t, v[0]):
+                    if one(t, v[0]) and v[1] >= 0.75 * b:  # spends what is left (knobs round down)
                         pool[p].setdefault(n, v)
         out: dict[str, CombinedKnobs] = {}
         seen: set[tuple] = set()
