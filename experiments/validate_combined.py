@@ -118,7 +118,7 @@ def _ci(v) -> str:
     return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
 
 
-if __name__ == "__main__":
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--from", dest="src", type=Path, default=None,
                     help="summarise a kept run directory instead of running the preset")
@@ -132,3 +132,7 @@ if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "README.md").write_text(summarise(run_dir, args.note))
     print((OUT / "README.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
