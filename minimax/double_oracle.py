@@ -50,7 +50,6 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from functools import partial
 from typing import Any, NamedTuple
@@ -331,7 +330,7 @@ def solve_mixed(game: Game, max_iter: int = 30, tol: float = 1e-6, starts: int =
     from minimax.solve import solve
 
     start = time.perf_counter()
-    view = dataclasses.replace(game, names=(), flows=(), modalities=(), name="")
+    view = game.view()
     if pure is None:
         pure = solve(game, method="gradient", starts=starts, steps=steps, seed=seed)
     k = game.num_channels

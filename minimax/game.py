@@ -38,6 +38,7 @@ from minimax.schema import (  # noqa: F401  (the schema's constants are part of 
     check_game,
     check_labels,
     check_levers,
+    default_of,
     dict_default,
     float_array,
     number,
@@ -174,24 +175,24 @@ class Game:
         alpha,
         beta,
         gamma,
-        utility_price: float | None = None,
+        utility_price: float = default_of("utility_price"),
         cap=None,
         cost_n=None,
         cost_s=None,
         cost_b=None,
-        effect: str | None = None,
-        levers: Sequence[str] | None = None,
+        effect: str = default_of("effect"),
+        levers: Sequence[str] = default_of("levers"),
         names: Sequence[str] | None = None,
         flows: Sequence[str] | None = None,
         modalities: Sequence[str] | None = None,
-        name: str | None = None,
+        name: str = default_of("name"),
     ) -> Game:
         """Build and validate a game from per-channel arrays (keyword names as in docs §1.1).
 
         ``names``, ``flows`` and ``modalities`` are per-channel labels; ``name`` names the game.
-        An argument left at None takes its default from the schema
-        (:data:`minimax.schema.FIELDS`): no cap, unit costs, ``utility_price`` 0, all three
-        levers, ``exp`` effects, labels ``channel{i}``/``prediction``/``text``.
+        Defaults are the schema's (:data:`minimax.schema.FIELDS`): ``utility_price`` 0, ``exp``
+        effects, all three levers, and for an array or label list left at None no cap, unit
+        costs, labels ``channel{i}``/``prediction``/``text``.
         """
         given = dict(mode=mode, attacker_budget=attacker_budget,
                      defender_budget=defender_budget, B=B, S=S, N=N, w=w, u=u, rho=rho,
@@ -206,7 +207,7 @@ class Game:
             value = given[f.attr]
             if value is None and f.default is REQUIRED:
                 raise GameSpecError(f"game.{f.attr}: required; expected {f.allowed}")
-            if value is None:
+            if value is None and f.kind in ("channel", "label"):
                 value = [f.default.format(i=i) for i in range(k)] if f.kind == "label" else \
                     np.full(k, f.default) if f.kind == "channel" else f.default
             values[f.attr] = _coerce(f.attr, value, (k,), broadcast=False)

@@ -233,7 +233,8 @@ def parse_options(method: str, options: Mapping[str, Any]) -> tuple[Method, Any,
     if unread:
         where = "; ".join(f"{k!r} is read by {readers(k) or 'no method'}" for k in unread)
         raise SolverError(
-            f"method={method!r} does not read option(s) {unread} ({where}); {method} reads "
+            f"method={method!r}: unknown option(s) {unread} for this method, which would "
+            f"ignore them ({where}); {method} reads "
             f"{list(spec.options._fields)} and the lower-bound options {list(BOUND_OPTIONS)}"
         )
     own = spec.options(**{k: v for k, v in options.items() if k in spec.options._fields})
