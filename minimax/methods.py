@@ -15,8 +15,8 @@ that do read it; nothing is dropped silently.
 >>> from minimax.methods import METHODS
 >>> METHODS["gda"].options()
 SaddleOptions(steps=3000, learning_rate=0.5, final_learning_rate=0.05)
->>> [m.name for m in METHODS.values() if m.batched]
-['auto', 'gradient', 'gda', 'extragradient', 'optimistic']
+>>> METHODS["convex"].batched, METHODS["double_oracle"].result
+(False, 'mixed')
 """
 
 from __future__ import annotations
@@ -198,6 +198,7 @@ METHODS: Mapping[str, Method] = {m.name: m for m in (
     Method("double_oracle", MixedOptions, _run_mixed, False, "mixed",
            "double oracle over mixed defenses"),
 )}
+"""The registry: method name -> :class:`Method` (docs/solution-concepts.md §2.9)."""
 
 _CHECKS: Mapping[type, Callable[[Any], Any]] = {
     GradientOptions: check_gradient_options,

@@ -114,6 +114,8 @@ FIELDS: tuple[Field, ...] = (
     _channel("cost_s", _POSITIVE, 1.0),
     _channel("cost_b", _POSITIVE, 1.0),
 )
+"""Every field of a game, top-level fields first, then a channel's, in the order of
+:meth:`Game.to_dict <minimax.game.Game.to_dict>`."""
 BY_ATTR: Mapping[str, Field] = {f.attr: f for f in FIELDS}
 TOP_FIELDS = tuple(f for f in FIELDS if f.kind in ("static", "scalar"))
 CHANNEL_FIELDS = tuple(f for f in FIELDS if f.kind in ("label", "channel"))

@@ -134,3 +134,19 @@ def test_the_sweep_reads_the_registry():
         sweep_solver(app("double_oracle", {}))
     saddle = sweep_solver(app("gda", {"boxes": 12, "refine": 3}))
     assert saddle["boxes"] == 12 and "starts" not in saddle and "seed" not in saddle
+
+
+def test_the_docs_table_of_options_is_the_registry():
+    """docs/solution-concepts.md §2.9.1 lists every method's options with its defaults."""
+    text = (CONF.parent / "docs" / "solution-concepts.md").read_text()
+    text = text.split("### 2.9.1")[1]
+    rows = {line.split("|")[1].strip(" `"): line for line in text.splitlines()
+            if line.startswith("| `") and line.count("|") == 4}
+    assert set(rows) == set(METHODS)
+    for name, spec in METHODS.items():
+        listed = rows[name].split("|")[3]
+        assert rows[name].split("|")[2].strip() == ("yes" if spec.batched else "no"), name
+        expect = [f"`{k}={v!r}`" if isinstance(v, str) else f"`{k}={v:g}`"
+                  if isinstance(v, float) else f"`{k}={v}`"
+                  for k, v in spec.options()._asdict().items()]
+        assert listed.strip() == ", ".join(expect), name
