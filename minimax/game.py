@@ -2,8 +2,9 @@
 
 A :class:`Game` is a frozen pytree. Its arrays (one entry per channel, float64) are leaves, so
 games of the same shape can be stacked and ``vmap``-ed; its sizes, labels and flags are static.
-Invariants are checked once, at construction, by :meth:`Game.from_dict` / :meth:`Game.create`;
-nothing is clipped silently.
+Every field's default and allowed range is the schema :data:`minimax.schema.FIELDS`; the
+invariants are checked on every construction (:meth:`Game.from_dict`, :meth:`Game.create`,
+:meth:`Game.replace`) by :func:`minimax.schema.check_game`; nothing is clipped silently.
 """
 
 from __future__ import annotations
