@@ -150,3 +150,28 @@ def test_the_docs_table_of_options_is_the_registry():
                   if isinstance(v, float) else f"`{k}={v}`"
                   for k, v in spec.options()._asdict().items()]
         assert listed.strip() == ", ".join(expect), name
+
+
+def test_the_aggregate_keeps_bound_options_as_columns(tmp_path):
+    """A job's ``solver.bound`` mapping (empty, or set with ``+solver.bound=...``) becomes
+    ``solver.bound.KEY`` columns, and the table is written to Parquet."""
+    import json
+
+    from minimax.sweep import aggregate, write_table
+
+    for name, bound in (("0", {}), ("1", {"boxes": 12, "refine": 3})):
+        job = tmp_path / "runs" / name
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({
+            "game": {"name": "g", "mode": "injection", "attacker_budget": 1.0 + int(name),
+                     "defender_budget": 1.0},
+            "solver": {"method": "gradient", "starts": 4, "bound": bound}}))
+        (job / "result.json").write_text(json.dumps({"solution": {
+            "status": "certified", "value": 1.0, "upper": 1.0, "lower": 0.5, "gap": 0.5,
+            "seconds": 0.1, "iterations": 4, "method": "gradient", "defense": {},
+            "attack": {}}}))
+    table = aggregate([tmp_path / "runs"]).set_index("job")
+    assert table.loc["1", "solver.bound.boxes"] == 12 and table.loc["0", "solver.starts"] == 4
+    assert "solver.bound" not in table.columns
+    write_table(table.reset_index(), tmp_path / "report", figure=False)
+    assert (tmp_path / "report" / "results.parquet").stat().st_size > 0
