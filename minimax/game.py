@@ -195,11 +195,7 @@ class Game:
         effects, all three levers, and for an array or label list left at None no cap, unit
         costs, labels ``channel{i}``/``prediction``/``text``.
         """
-        given = dict(mode=mode, attacker_budget=attacker_budget,
-                     defender_budget=defender_budget, B=B, S=S, N=N, w=w, u=u, rho=rho,
-                     alpha=alpha, beta=beta, gamma=gamma, utility_price=utility_price, cap=cap,
-                     cost_n=cost_n, cost_s=cost_s, cost_b=cost_b, effect=effect, levers=levers,
-                     names=names, flows=flows, modalities=modalities, name=name)
+        given = dict(locals())  # the arguments, by field name
         k = np.size(float_array(B, "game.B"))
         if k == 0:
             raise GameSpecError("game.channels: the game has no channels; give at least one")
@@ -208,9 +204,10 @@ class Game:
             value = given[f.attr]
             if value is None and f.default is REQUIRED:
                 raise GameSpecError(f"game.{f.attr}: required; expected {f.allowed}")
-            if value is None and f.kind in ("channel", "label"):
-                value = [f.default.format(i=i) for i in range(k)] if f.kind == "label" else \
-                    np.full(k, f.default) if f.kind == "channel" else f.default
+            if value is None and f.kind == "label":
+                value = [f.default.format(i=i) for i in range(k)]
+            elif value is None and f.kind == "channel":
+                value = np.full(k, f.default)
             values[f.attr] = _coerce(f.attr, value, (k,), broadcast=False)
         return cls._checked(values)
 
