@@ -34,7 +34,13 @@ from minimax.certificate import BoundConfig, certify, check_bound_config
 from minimax.convex import convexity, solve_convex
 from minimax.errors import SolverError
 from minimax.game import Defense, Game
-from minimax.gradient import GradientOptions, check_gradient_options, descent_run, saddle_run
+from minimax.gradient import (
+    GradientOptions,
+    check_gradient_options,
+    descent_run,
+    gradient_termination,
+    saddle_run,
+)
 from minimax.solution import Solution, check_certificate
 
 
@@ -153,6 +159,7 @@ def _gradient_family(kernel: str, reason: Callable[[Game], str] | None = None):
         jax.block_until_ready(cert)
         why = reason(game) if reason is not None else ""
         sol = solution_from(defense, cert, kernel, iterations, time.perf_counter() - start, why)
+        sol = sol._replace(termination=gradient_termination(kernel, sol.iterations, opts))
         return check_certificate(game, sol, gap_tol)
 
     return run
@@ -173,6 +180,7 @@ def _run_convex(game: Game, opts: ConvexOptions, cfg: BoundConfig,
     sol = solution_from(result.defense, cert, "convex", result.iterations,
                         time.perf_counter() - start,
                         f"cutting planes; master lower bound {result.master_lower:.12g}")
+    sol = sol._replace(termination=result.termination)
     return check_certificate(game, sol, gap_tol)
 
 

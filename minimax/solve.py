@@ -44,7 +44,12 @@ from minimax.certificate import (
 from minimax.channel import payoff
 from minimax.errors import CertificateError, SolverError
 from minimax.game import Defense, Game
-from minimax.gradient import GradientOptions, descent_advance, descent_init
+from minimax.gradient import (
+    GradientOptions,
+    descent_advance,
+    descent_init,
+    gradient_termination,
+)
 from minimax.methods import (
     METHODS,
     check_gap_tol,
@@ -250,6 +255,7 @@ def solve_batch(games: Sequence[Game] | Game, method: str = "gradient", *,
             else stacked
         sol = solution_from(defense, cert, method, iterations, per_game, "",
                             index=i if stacked.batch_shape else None)
+        sol = sol._replace(termination=gradient_termination(method, sol.iterations, opts))
         try:
             out.append(check_certificate(one, sol, gap_tol))
         except CertificateError as err:

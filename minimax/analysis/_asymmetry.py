@@ -35,6 +35,7 @@ import numpy as np
 from minimax.best_response import phi
 from minimax.errors import GameSpecError
 from minimax.game import Defense, Game
+from minimax.serial import namedtuple_to_dict
 from minimax.solve import solve_batch
 
 
@@ -51,6 +52,10 @@ class AsymmetryResult(NamedTuple):
     gap_sys: np.ndarray  # (T,)
     defense_model: np.ndarray  # (T, K) n allocation
     defense_sys: np.ndarray  # (T, K) b allocation
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (JSON-serialisable)."""
+        return namedtuple_to_dict(self)
 
 
 def closed_form_one_channel(game: Game, powers: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,7 @@ ranked by hand.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +48,7 @@ from minimax.best_response import phi
 from minimax.channel import legitimate_capacity, payoff
 from minimax.errors import GameSpecError
 from minimax.game import FLOWS, Defense, Game
+from minimax.serial import namedtuple_to_dict
 
 
 class DCIResult(NamedTuple):
@@ -72,6 +73,10 @@ class DCIResult(NamedTuple):
     skipped: tuple[str, ...]  # classes that reach no channel of the game (left out)
     equal_budget: bool  # whether every defense was rescaled to the game's defender budget
     provenance: tuple[str, ...] = ()  # (J,) "measured" | "assumed": where the amounts come from
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (JSON-serialisable; NaN where no class reaches a flow)."""
+        return namedtuple_to_dict(self)
 
     def ranking(self) -> np.ndarray:
         """Indices of the defenses, highest DCI first (ties keep catalogue order)."""
