@@ -55,7 +55,6 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from functools import partial
@@ -262,7 +261,7 @@ def double_oracle_init(game: Game, max_iter: int = 30, tol: float = 1e-6, starts
     _check_do_args(game, max_iter, tol, starts, steps)
     from minimax.solve import solve
 
-    view = dataclasses.replace(game, names=(), flows=(), modalities=(), name="")
+    view = game.view()
     if pure is None:
         pure = solve(game, method="gradient", starts=starts, steps=steps, seed=seed)
     k = game.num_channels

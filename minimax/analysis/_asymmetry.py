@@ -25,7 +25,6 @@ so the gap closes) and the gaps are returned.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -78,10 +77,10 @@ def _phi_ladder(games: Game, defenses: Defense) -> jax.Array:
 
 
 def _ladder(game: Game, powers: np.ndarray) -> Game:
-    view = dataclasses.replace(game, names=(), flows=(), modalities=(), name="")
+    view = game.view()
     t = powers.size
     leaves = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(v, (t,) + jnp.shape(v)), view)
-    return dataclasses.replace(leaves, attacker_budget=jnp.asarray(powers))
+    return leaves.replace(attacker_budget=jnp.asarray(powers))
 
 
 def asymmetry(game: Game, powers: Sequence[float], **solver_options: Any) -> AsymmetryResult:

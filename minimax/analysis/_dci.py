@@ -30,7 +30,6 @@ ranked by hand.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -108,11 +107,10 @@ def _stack(game: Game, caps: np.ndarray, powers: np.ndarray, mode: str) -> Game:
     """A batched game of shape (S*T,): scenario caps (S, K) x powers (T,), utility_price 0."""
     s, k = caps.shape
     t = powers.shape[0]
-    view = dataclasses.replace(game, names=(), flows=(), modalities=(), name="", mode=mode)
+    view = game.replace(mode=mode).view()
     g = s * t
     leaves = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(v, (g,) + jnp.shape(v)), view)
-    return dataclasses.replace(
-        leaves,
+    return leaves.replace(
         cap=jnp.asarray(np.repeat(caps, t, axis=0).reshape(g, k)),
         attacker_budget=jnp.asarray(np.tile(powers, s)),
         utility_price=jnp.zeros(g),
