@@ -24,7 +24,7 @@ from minimax import gradient as G
 from minimax.linesearch import TRIALS
 from minimax.testing import random_game
 
-S = importlib.import_module("minimax.solve")
+S = importlib.import_module("minimax.solver")
 
 HERE = Path(__file__).resolve().parent
 

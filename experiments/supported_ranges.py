@@ -31,8 +31,8 @@ import numpy as np
 import yaml
 
 import minimax
-from minimax.best_response import phi
 from minimax.game import Defense
+from minimax.response import phi
 from minimax.runtime import conf_dir
 from minimax.solution import certificate_violations
 

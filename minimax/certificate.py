@@ -43,7 +43,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.best_response import best_response_attack
 from minimax.channel import capacity, payoff
 from minimax.effects import (
     bandwidth_factor,
@@ -53,6 +52,7 @@ from minimax.effects import (
 )
 from minimax.errors import SolverError
 from minimax.game import Defense, Game
+from minimax.response import best_response_attack
 
 _LN2 = jnp.log(2.0)
 

@@ -29,11 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.best_response import best_response_attack
 from minimax.channel import capacity, payoff
 from minimax.errors import SolverError
 from minimax.game import Defense, Game
 from minimax.projection import project_defense
+from minimax.response import best_response_attack
 
 
 def convexity(game: Game) -> tuple[bool, str]:

@@ -64,7 +64,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.best_response import best_response_attack
 from minimax.certificate import BoundConfig, lagrangian_lower_bound
 from minimax.channel import payoff
 from minimax.errors import CertificateError, SolverError
@@ -73,6 +72,7 @@ from minimax.game import Defense, Game
 from minimax.linesearch import projected_line_search
 from minimax.mixed_best_response import mixture_best_attack
 from minimax.projection import initial_defenses, project_defense
+from minimax.response import best_response_attack
 from minimax.solution import Solution, certificate_violations
 
 # The lower bound is computed a few times per run, not per game in a batch, so it can afford
@@ -259,7 +259,7 @@ def double_oracle_init(game: Game, max_iter: int = 30, tol: float = 1e-6, starts
     ``minimax.solve(game, method="gradient", starts=starts, steps=steps, seed=seed)``.
     """
     _check_do_args(game, max_iter, tol, starts, steps)
-    from minimax.solve import solve
+    from minimax.solver import solve
 
     view = game.view()
     if pure is None:

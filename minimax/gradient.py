@@ -24,12 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from minimax.best_response import phi
 from minimax.channel import payoff
 from minimax.errors import SolverError
 from minimax.game import Defense, Game
 from minimax.linesearch import projected_line_search
 from minimax.projection import initial_defenses, project_attack, project_defense
+from minimax.response import phi
 
 
 class GradientOptions(NamedTuple):

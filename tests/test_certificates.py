@@ -21,9 +21,9 @@ import yaml
 
 import minimax
 from minimax import CertificateError, GameSpecError, SolverError
-from minimax.best_response import phi
 from minimax.game import Defense
 from minimax.projection import project_attack, project_budget
+from minimax.response import phi
 from minimax.runtime import conf_dir
 
 # the options (and K = 2 shapes) of the fuzz suite's CI profile: compiled once per session

@@ -32,11 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.best_response import phi
 from minimax.errors import GameSpecError
 from minimax.game import Defense, Game
+from minimax.response import phi
 from minimax.serial import namedtuple_to_dict
-from minimax.solve import solve_batch
+from minimax.solver import solve_batch
 
 
 class AsymmetryResult(NamedTuple):

@@ -44,10 +44,10 @@ from minimax.analysis._specs import (
     defense_vector,
     investment_cost,
 )
-from minimax.best_response import phi
 from minimax.channel import legitimate_capacity, payoff
 from minimax.errors import GameSpecError
 from minimax.game import FLOWS, Defense, Game
+from minimax.response import phi
 from minimax.serial import namedtuple_to_dict
 
 

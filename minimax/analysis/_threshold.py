@@ -42,7 +42,7 @@ import numpy as np
 from minimax.errors import GameSpecError
 from minimax.game import BUDGET_MAX, Game
 from minimax.solution import Solution
-from minimax.solve import solve_batch
+from minimax.solver import solve_batch
 
 
 class ThresholdResult(NamedTuple):

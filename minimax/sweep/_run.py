@@ -125,7 +125,7 @@ def solve_chunk(points: Sequence[Point], solver: dict[str, Any], pad_to: int,
 
     Runs in the sweep's process or in a joblib worker (plain-data arguments)."""
     from minimax.runtime import enable_compilation_cache
-    from minimax.solve import solve, solve_batch
+    from minimax.solver import solve, solve_batch
 
     enable_compilation_cache()
     options = dict(solver)

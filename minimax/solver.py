@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.best_response import best_response_attack
 from minimax.certificate import (
     BoundConfig,
     Certificate,
@@ -59,6 +58,7 @@ from minimax.methods import (
     run_method,
     solution_from,
 )
+from minimax.response import best_response_attack
 from minimax.solution import Solution, check_certificate, failed_solution
 
 __all__ = ["METHODS", "solve", "solve_batch", "stack_games"]
