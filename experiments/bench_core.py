@@ -34,7 +34,7 @@ from scipy.optimize import minimize
 import minimax
 from minimax.testing import random_game
 
-_solve_module = importlib.import_module("minimax.solve")
+_solve_module = importlib.import_module("minimax.solver")
 HERE = Path(__file__).resolve().parent
 
 

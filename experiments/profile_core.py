@@ -21,9 +21,10 @@ import numpy as np
 import minimax
 from minimax import certificate as C
 from minimax import gradient as G
+from minimax.linesearch import TRIALS
 from minimax.testing import random_game
 
-S = importlib.import_module("minimax.solve")
+S = importlib.import_module("minimax.solver")
 
 HERE = Path(__file__).resolve().parent
 
@@ -67,7 +68,7 @@ def profile(k: int, games: int, repeat: int, opts, cfg):
         "nu_search": t_nu / games, "centre": t_centre / games, "cert": t_cert / games,
         "zero_games": int(np.asarray(centre.need_zero).sum()),
         "iters_mean": float(it.mean()), "iters_max": int(it.max()),
-        "trials": float(it.mean()) * opts.starts * G._TRIALS,
+        "trials": float(it.mean()) * opts.starts * TRIALS,
         "gap_median": float(np.median(gaps)), "gap_p90": float(np.quantile(gaps, 0.9)),
         "gap_max": float(gaps.max()),
     }

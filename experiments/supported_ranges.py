@@ -1,7 +1,7 @@
 """Measure how far the certificate stays sound as P_A, P_D and the payoff scale grow.
 
 For each base game and each scale 10^k the game is built *without* the construction checks
-(``dataclasses.replace``), solved, and its certificate tested:
+(``Game.replace(..., check=False)``), solved, and its certificate tested:
 
 * the invariants :func:`minimax.solution.certificate_violations` checks (finite numbers,
   ``lower <= upper``, feasible defense and attack);
@@ -20,7 +20,6 @@ stated in ``docs/supported-ranges.md``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import time
@@ -32,8 +31,8 @@ import numpy as np
 import yaml
 
 import minimax
-from minimax.best_response import phi
 from minimax.game import Defense
+from minimax.response import phi
 from minimax.runtime import conf_dir
 from minimax.solution import certificate_violations
 
@@ -62,10 +61,10 @@ def base_games() -> dict[str, minimax.Game]:
 
 def scaled(game: minimax.Game, quantity: str, factor: float) -> minimax.Game:
     if quantity == "P_A":
-        return dataclasses.replace(game, attacker_budget=game.attacker_budget * factor)
+        return game.replace(attacker_budget=game.attacker_budget * factor, check=False)
     if quantity == "P_D":
-        return dataclasses.replace(game, defender_budget=game.defender_budget * factor)
-    return dataclasses.replace(game, w=game.w * factor, u=game.u * factor)
+        return game.replace(defender_budget=game.defender_budget * factor, check=False)
+    return game.replace(w=game.w * factor, u=game.u * factor, check=False)
 
 
 def random_defenses(rng, game, count):

@@ -16,7 +16,9 @@ default game's attacker budget):
 (``r >= 1``: amount 0, no protection measured).  It prints the amounts (which
 ``conf/defense/*.yaml`` record with their provenance) and the DCI ranking with the
 catalogue as assumed (git ``HEAD~`` of these files, or ``--before DIR``) and as grounded.
-Writes ``experiments/results/validate_memory/dci_grounding.md``.
+Writes ``experiments/results/validate_memory/dci_grounding.md``.  With
+``--before-after [REV]`` it writes ``experiments/results/dci/grounding.md`` instead: every
+defense's DCI and rank with the catalogue at git ``REV`` (all amounts assumed) and now.
 """
 
 from __future__ import annotations
@@ -164,5 +166,67 @@ def dci_tables(before: str | None) -> str:
     return "\n".join(lines)
 
 
+ASSUMED_REV = "0b00144"  # the last commit whose catalogue had only assumed amounts
+DCI_OUT = ROOT / "experiments" / "results" / "dci"
+
+
+def _catalogue_at(rev: str, dest: Path) -> Path:
+    import subprocess
+
+    files = subprocess.run(["git", "ls-tree", "--name-only", rev, "conf/defense/"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        txt = subprocess.run(["git", "show", f"{rev}:{f}"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout
+        (dest / Path(f).name).write_text(txt)
+    return dest
+
+
+def before_after(rev: str = ASSUMED_REV) -> None:
+    """``experiments/results/dci/grounding.md``: each defense's DCI and rank with the
+    catalogue as assumed (git ``rev``) and as grounded (``conf/defense``), its provenance."""
+    import tempfile
+
+    import yaml
+
+    import minimax
+    from minimax import analysis as an
+
+    game = minimax.Game.from_dict(yaml.safe_load((ROOT / "conf/game/mfm_default.yaml")
+                                                 .read_text()))
+    tax = an.load_taxonomy(ROOT / "conf/taxonomy/mfm.yaml")
+    powers = np.geomspace(1.0, 1e6, 13)
+    lines = ["# DCI before and after grounding the catalogue in measurements", "",
+             f"Before: `conf/defense` at `{rev}` (every amount assumed). After: "
+             "`conf/defense` now, where a defense a validation target implements takes its "
+             "lever amount from the measurement (provenance `measured`; "
+             "`experiments/validate_dci_grounding.py`, derivation in "
+             "[../validate_memory/dci_grounding.md](../validate_memory/dci_grounding.md)); "
+             "the other rows stay `assumed`. Same game (`mfm_default`), 13 powers 1 .. 1e6.",
+             ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        cats = {"before": an.load_catalogue(_catalogue_at(rev, Path(tmp))),
+                "after": an.load_catalogue(ROOT / "conf/defense")}
+        for equal in (False, True):
+            res = {k: {r["defense"]: r for r in an.dci(game, c, tax, powers,
+                                                       equal_budget=equal).table()}
+                   for k, c in cats.items()}
+            lines += [f"## {'Equal budget' if equal else 'As catalogued'}", "",
+                      "| defense | category | provenance (after) | DCI before | rank before | "
+                      "DCI after | rank after |", "|---|---|---|---|---|---|---|"]
+            for name, a in sorted(res["after"].items(), key=lambda kv: kv[1]["rank"]):
+                b = res["before"][name]
+                lines.append(f"| {name} | {a['category']} | {a['provenance']} | "
+                             f"{b['dci']:.4f} | {b['rank']} | {a['dci']:.4f} | {a['rank']} |")
+            lines.append("")
+    (DCI_OUT / "grounding.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:2] == ["--before-after"]:
+        before_after(*sys.argv[2:3])
+    else:
+        main()

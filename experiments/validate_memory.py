@@ -234,7 +234,13 @@ def write_md(res):
     lines += ["", "Non-adaptive recipes against the perplexity filter (same power):", ""]
     for k_, r in res["recipes"].items():
         lines.append(f"- {k_}: {r['bits']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] bits")
-    lines += ["", "![convergence](convergence.png)", "",
+    lines += ["", "![convergence](convergence.png)", ""]
+    curves = sorted(p.name for p in OUT.glob("steps_curve_*.md"))
+    if curves:
+        lines += ["At the preset's budget (128 entry-tokens, no defense) the attack is **not "
+                  "converged**: bits keep rising with the GCG steps up to 160 steps; see "
+                  + ", ".join(f"[{c}]({c})" for c in curves) + ".", ""]
+    lines += ["",
               "## Asymmetry: relative protection R(P) = 1 - I_def / I_none", "",
               "| defense | P | R measured | R game |", "|---|---|---|---|"]
     for name, rows in res["asymmetry"].items():
@@ -248,13 +254,124 @@ def write_md(res):
     (OUT / "README.md").write_text("\n".join(lines))
 
 
+STEPS = (0, 6, 12, 24, 48, 96, 160)
+
+
+def steps_curve(power: int, marks=STEPS, names=("no defense", "ppl filter (n)"),
+                split: str = "held", seed: int = 0, update: str | None = None) -> None:
+    """Bits vs GCG steps at one power (the preset's budget), one run per defense.
+
+    The pipeline's own measurement (:class:`minimax.validate.run.Measurer`): the preset's
+    target (``conf/validate/target/memory.yaml``), run seed ``seed``, the ``split`` victims;
+    each step count is scored with the same bootstrap weights, so successive counts are
+    compared paired.  ``update``: the GCG step rule (``MemoryConfig.update``; default the
+    preset's).  Writes ``steps_curve_{update}.{json,md,png}`` after each defense.
+    """
+    from minimax.validate.measure import bootstrap_weights, outcome_bits, paired_difference
+    from minimax.validate.targets.memory import make_memory_target
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    conf = _preset_target()
+    if update:
+        conf["update"] = update
+    tg = make_memory_target(seed=seed, **conf)
+    out = {"power": power, "split": split, "seed": seed, "target": conf, "curves": {}}
+    stem = f"steps_curve_{tg.cfg.update}"
+    old = OUT / f"{stem}.json"
+    if old.exists():  # keep the other defenses' curves of the same setting
+        prev = json.loads(old.read_text())
+        if (prev["power"], prev["split"], prev["seed"]) == (power, split, seed):
+            out["curves"] = {k: v for k, v in prev["curves"].items() if k not in names}
+            out["note"] = prev.get("note", "")
+    for name in names:
+        d = DEFENSES[name]
+        a = tg.attack([(1.0, d)], {"memory": power}, split=split, seed=seed,
+                      options={"text_steps": max(marks), "checkpoints": list(marks)})
+        rows, prev, w = [], None, None
+        for s in marks:
+            o = tg.evaluate(tg.at_checkpoint(a, s), d, split=split, seed=seed)
+            if w is None:
+                w = bootstrap_weights(o.sent.shape[0], 200, seed)
+            b = outcome_bits(o, w)
+            r = {"steps": s, "bits": b.bits, "lo": b.lo, "hi": b.hi,
+                 "loss": a.trace["loss"][s], "success": float((o.sent == o.answers).mean())}
+            if prev is not None:
+                diff = paired_difference(b, prev)
+                r["delta"], r["delta_lo"], r["delta_hi"] = diff
+            rows.append(r)
+            prev = b
+            print(name, r, flush=True)
+        last = rows[-1]
+        out["curves"][name] = {"rows": rows, "seconds": a.payload["seconds"],
+                               "m": a.payload["m"], "L": a.payload["L"],
+                               "recipe": a.payload["recipe"], "final_bits": last["bits"]}
+        out["curves"][name]["wall_s"] = time.perf_counter() - t0
+        out["wall_s"] = sum(c.get("wall_s", 0.0) for c in out["curves"].values())
+        (OUT / f"{stem}.json").write_text(json.dumps(out, indent=1, default=float))
+        steps_report(out, stem)
+
+
+def _preset_target() -> dict:
+    import yaml
+
+    conf = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "validate"
+                           / "target" / "memory.yaml").read_text())
+    return {k: v for k, v in conf.items() if k not in ("_target_", "seed")}
+
+
+def steps_report(out: dict, stem: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = [f"# Memory attack convergence: bits vs GCG steps at P = {out['power']} "
+             f"entry-tokens (step rule `{out['target'].get('update', 'swap')}`)", "",
+             f"Preset target (`conf/validate/target/memory.yaml`), run seed {out['seed']}, the "
+             f"`{out['split']}` victims; one GCG run per defense, scored at each step count "
+             "with the same bootstrap weights (paired differences vs the previous count). "
+             f"Wall {out['wall_s']:.0f} s. {out.get('note', '')}", "",
+             "| defense | steps | bits [CI] | change vs previous (paired CI) | loss | "
+             "target success |", "|---|---|---|---|---|---|"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, c in out["curves"].items():
+        for r in c["rows"]:
+            d = (f"{r['delta']:+.3f} [{r['delta_lo']:+.3f}, {r['delta_hi']:+.3f}]"
+                 if "delta" in r else "")
+            lines.append(f"| {name} | {r['steps']} | {r['bits']:.3f} [{r['lo']:.3f}, "
+                         f"{r['hi']:.3f}] | {d} | {r['loss']:.3f} | {r['success']:.3f} |")
+        s = [r["steps"] for r in c["rows"]]
+        b = np.array([r["bits"] for r in c["rows"]])
+        ax.errorbar(s, b, yerr=[b - [r["lo"] for r in c["rows"]],
+                                np.array([r["hi"] for r in c["rows"]]) - b],
+                    marker="o", capsize=3, label=f"{name} ({c['recipe']}, {c['m']}x{c['L']})")
+    lines += ["", f"![bits vs steps]({stem}.png)", ""]
+    ax.set_xlabel("GCG steps")
+    ax.set_ylabel("I(T; answer), bits per query")
+    ax.set_title(f"P = {out['power']} entry-tokens", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / f"{stem}.png", dpi=120)
+    plt.close(fig)
+    (OUT / f"{stem}.md").write_text("\n".join(lines))
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--add-power", type=int, default=None,
                     help="measure one more power into the existing results")
+    ap.add_argument("--steps-curve", type=int, default=None, metavar="P",
+                    help="bits vs GCG steps at power P (steps_curve_UPDATE.md)")
+    ap.add_argument("--update", default=None, help="GCG step rule: swap or entries")
+    ap.add_argument("--max-steps", type=int, default=max(STEPS))
+    ap.add_argument("--defenses", default="no defense,ppl filter (n)")
     args = ap.parse_args()
-    if args.add_power:
+    if args.steps_curve:
+        steps_curve(args.steps_curve, tuple(s for s in STEPS if s < args.max_steps)
+                    + (args.max_steps,), tuple(args.defenses.split(",")), update=args.update)
+    elif args.add_power:
         add_power(args.add_power)
     else:
         main(args.quick)

@@ -18,7 +18,6 @@ from minimax.analysis import (
     self_destruction_threshold,
     threshold_sweep,
 )
-from minimax.best_response import best_response, best_response_attack, phi
 from minimax.certificate import BoundConfig, Certificate, certify, lagrangian_lower_bound
 from minimax.channel import (
     adversarial_capacity,
@@ -32,8 +31,9 @@ from minimax.double_oracle import MixedSolution, solve_mixed
 from minimax.errors import CertificateError, GameSpecError, MinimaxError, SolverError
 from minimax.game import FLOWS, LEVERS, MODEL_FLOWS, MODES, SYSTEM_FLOWS, Defense, Game
 from minimax.gradient import GradientOptions
+from minimax.response import best_response, best_response_attack, phi
 from minimax.solution import Solution
-from minimax.solve import METHODS, solve, solve_batch, stack_games
+from minimax.solver import METHODS, solve, solve_batch, stack_games
 
 __version__ = "0.1.0"
 

@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from minimax.config import game_dict, solver_options, validate_config
 from minimax.errors import SolverError
 from minimax.game import Game
+from minimax.methods import get_method, run_method
 from minimax.report import channel_rows, markdown_table
-from minimax.solve import solve
 
 log = logging.getLogger("minimax")
 
@@ -94,10 +94,8 @@ def _run_matrix(path: str, out: Path, show: bool) -> dict[str, Any]:
     return _write(out, result, table, show)
 
 
-def _run_mixed(game: Game, options: dict[str, Any], out: Path, show: bool) -> dict[str, Any]:
-    from minimax.double_oracle import solve_mixed
-
-    sol = solve_mixed(game, **options)
+def _mixed_report(game: Game, sol: Any) -> tuple[dict[str, Any], str]:
+    """result.json and table.md of a mixed defense (:class:`minimax.MixedSolution`)."""
     lines = ["| defense | probability | n | s | b |", "|---|---:|---|---|---|"]
     for j, (x, p) in enumerate(zip(sol.defenses, sol.probabilities, strict=True)):
         if p > 1e-9:
@@ -108,8 +106,18 @@ def _run_mixed(game: Game, options: dict[str, Any], out: Path, show: bool) -> di
         f"{sol.upper:.9f}] (gap {sol.gap:.2e}); pure V in [{sol.pure.lower:.9f}, "
         f"{sol.pure.upper:.9f}]; {sol.iterations} iterations, {sol.seconds:.1f} s.\n")
     table += f"\nStatus: {sol.status} ({sol.reason}).\n"
-    return _write(out, {"status": sol.status, "game": game.to_dict(), "mixed": sol.to_dict()},
-                  table, show)
+    return {"status": sol.status, "game": game.to_dict(), "mixed": sol.to_dict()}, table
+
+
+def _pure_report(game: Game, sol: Any) -> tuple[dict[str, Any], str]:
+    """result.json and table.md of a pure defense (:class:`minimax.Solution`)."""
+    result = {"status": sol.status, "game": game.to_dict(), "solution": sol.to_dict(),
+              "channels": channel_rows(game, sol)}
+    return result, markdown_table(game, sol)
+
+
+# how each kind of result of the method registry (Method.result) is reported
+_REPORTS = {"pure": _pure_report, "mixed": _mixed_report}
 
 
 def _run(cfg: Any, out_dir: str | Path) -> dict[str, Any]:
@@ -119,10 +127,6 @@ def _run(cfg: Any, out_dir: str | Path) -> dict[str, Any]:
         return _run_matrix(app.matrix, out, app.print_table)
     game = Game.from_dict(game_dict(app))
     method, options = solver_options(app.solver)
-    if method == "double_oracle":
-        return _run_mixed(game, options, out, app.print_table)
-    sol = solve(game, method=method, **options)
-    out.mkdir(parents=True, exist_ok=True)
-    result = {"status": sol.status, "game": game.to_dict(), "solution": sol.to_dict(),
-              "channels": channel_rows(game, sol)}
-    return _write(out, result, markdown_table(game, sol), app.print_table)
+    report = _REPORTS[get_method(method).result]
+    result, table = report(game, run_method(game, method, **options))
+    return _write(out, result, table, app.print_table)

@@ -23,13 +23,13 @@ per-channel problem has three variables and is not jointly convex, so it is lowe
 * **jamming** -- the loss increases with b (restriction only removes legitimate bandwidth),
   so b = 0 is optimal; for fixed n the objective is convex in s, and n is handled by the same
   interval branch-and-bound (harm is decreasing in n). Its interval bound is first order only,
-  so jamming mode starts from ``_JAMMING_WIDEN`` times as many intervals.
+  so jamming mode starts from ``BoundConfig.jamming_widen`` times as many intervals.
 
 Every nu gives a valid bound, so nu is searched (bisection on the supergradient
 ``sum cost . x(nu) - P_D`` in log-space) and the best bound found is kept. The bound is exact up
-to floating-point rounding, for which a margin of 1e-12 times the magnitude of the terms
-(harm, utility and budget terms, not only their sum) is subtracted. It is tight
-(up to the interval widths) when the game is convex-concave and a_hat is the saddle attack;
+to floating-point rounding, for which a margin of ``BoundConfig.margin`` (1e-12) times the
+magnitude of the terms (harm, utility and budget terms, not only their sum) is subtracted. It
+is tight (up to the interval widths) when the game is convex-concave and a_hat is the saddle attack;
 for non-convex games a real gap ``V - max_a min_x L`` can remain, and it is reported, never
 hidden.
 """
@@ -43,7 +43,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.best_response import best_response_attack
 from minimax.channel import capacity, payoff
 from minimax.effects import (
     bandwidth_factor,
@@ -53,36 +52,49 @@ from minimax.effects import (
 )
 from minimax.errors import SolverError
 from minimax.game import Defense, Game
+from minimax.response import best_response_attack
 
 _LN2 = jnp.log(2.0)
-_GRID = 17
-_BISECT_S = 6
-_BOXES = 24
-_REFINE = 6
-_ROUNDS = 8
-_NU_STEPS = 32
-_SEARCH_GRID = 24
-_MARGIN = 1e-12
-_JAMMING_WIDEN = 4  # jamming mode: boxes and refine are multiplied by this
 
 
 class BoundConfig(NamedTuple):
-    """Resolution of the lower-bound computation (static)."""
+    """Resolution of the lower-bound computation (static: a new record compiles anew).
 
-    bisect_s: int = _BISECT_S  # rounds of the parallel bracket search (16x shrink per round)
-    boxes: int = _BOXES  # intervals per branch-and-bound round
-    refine: int = _REFINE  # intervals refined per round (each split into boxes // refine)
-    rounds: int = _ROUNDS  # refinement rounds
-    nu_steps: int = _NU_STEPS  # bisection steps on the budget multiplier
-    search_grid: int = _SEARCH_GRID  # outer-lever grid of the (heuristic) multiplier search
+    Every field is a resolution or a rounding allowance of the bound, never a modelling
+    choice: any record gives a valid bound, a coarser one a looser bound (docs/certificates.md
+    §3.4).
+    """
+
+    bisect_s: int = 6  # rounds of the parallel bracket search (grid - 1 = 16x shrink per round)
+    boxes: int = 24  # intervals per branch-and-bound round
+    refine: int = 6  # intervals refined per round (each split into boxes // refine)
+    rounds: int = 8  # refinement rounds
+    nu_steps: int = 32  # bisection steps on the budget multiplier
+    search_grid: int = 24  # outer-lever grid of the (heuristic) multiplier search
+    grid: int = 17  # points per round of the bracket search of a convex 1-D minimum (>= 3)
+    # Rounding margin subtracted from the bound, relative to the magnitude of its terms (harm,
+    # utility and budget terms, not only their sum); 1e-12 is ~4,500 ulps of each term.
+    margin: float = 1e-12
+    # Jamming mode multiplies boxes and refine by this: its box bound is first order, and a
+    # finer first round cut the default jamming game's gap from 0.24 to 0.03 (times 4) for
+    # twice the bound's time.
+    jamming_widen: int = 4
 
 
 def check_bound_config(cfg: BoundConfig) -> BoundConfig:
     """Validate the resolution options (raises :class:`SolverError` naming the field)."""
-    for field in ("bisect_s", "boxes", "refine", "rounds", "nu_steps", "search_grid"):
+    for field in ("bisect_s", "boxes", "refine", "rounds", "nu_steps", "search_grid", "grid",
+                  "jamming_widen"):
         value = getattr(cfg, field)
-        if not isinstance(value, int) or value < (0 if field == "rounds" else 1):
-            raise SolverError(f"bound option {field}: got {value!r}; expected a positive integer")
+        least = {"rounds": 0, "grid": 3}.get(field, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise SolverError(f"bound option {field}: got {value!r}; expected an integer >= "
+                              f"{least}")
+    margin = cfg.margin
+    if isinstance(margin, bool) or not isinstance(margin, int | float) \
+            or not (math.isfinite(margin) and 0 <= margin < 1e-3):
+        raise SolverError(f"bound option margin: got {margin!r}; expected a number in "
+                          f"[0, 1e-3) (the relative rounding margin of the bound)")
     if cfg.boxes % cfg.refine or cfg.refine > cfg.boxes:
         raise SolverError(
             f"bound options boxes={cfg.boxes}, refine={cfg.refine}: boxes must be a multiple "
@@ -105,15 +117,16 @@ class LowerBound(NamedTuple):
                 "defense": self.defense.to_dict()}
 
 
-def _convex_min_lb(fun, s_max, steps):
+def _convex_min_lb(fun, s_max, cfg: BoundConfig):
     """Lower bound, upper estimate and argmin of a convex 1-D ``fun`` on [0, s_max] (elementwise).
 
     ``fun(s) -> (value, derivative)``. The minimiser is bracketed by a parallel search on the
-    sign of the derivative (``_GRID`` points per round, ``steps`` rounds: the bracket shrinks by
-    ``_GRID - 1`` each round); the bound is the minimum over the bracket of the larger of the two
-    tangents at its ends, valid because a convex function lies above its tangents.
+    sign of the derivative (``cfg.grid`` points per round, ``cfg.bisect_s`` rounds: the bracket
+    shrinks by ``cfg.grid - 1`` each round); the bound is the minimum over the bracket of the
+    larger of the two tangents at its ends, valid because a convex function lies above its tangents.
     """
-    ticks = jnp.linspace(0.0, 1.0, _GRID).reshape((_GRID,) + (1,) * jnp.ndim(s_max))
+    grid = cfg.grid
+    ticks = jnp.linspace(0.0, 1.0, grid).reshape((grid,) + (1,) * jnp.ndim(s_max))
 
     def body(_, bracket):
         lo, hi = bracket
@@ -121,9 +134,9 @@ def _convex_min_lb(fun, s_max, steps):
         _, slope = fun(pts)
         j = jnp.sum(slope < 0, axis=0)
         take = lambda i: jnp.take_along_axis(pts, i[None], axis=0)[0]  # noqa: E731
-        return take(jnp.maximum(j - 1, 0)), take(jnp.minimum(j, _GRID - 1))
+        return take(jnp.maximum(j - 1, 0)), take(jnp.minimum(j, grid - 1))
 
-    lo, hi = jax.lax.fori_loop(0, steps, body, (jnp.zeros_like(s_max), s_max))
+    lo, hi = jax.lax.fori_loop(0, cfg.bisect_s, body, (jnp.zeros_like(s_max), s_max))
     f_lo, g_lo = fun(lo)
     f_hi, g_hi = fun(hi)
     width = hi - lo
@@ -145,7 +158,8 @@ def _convex_min_lb(fun, s_max, steps):
     return jnp.minimum(lb, jnp.minimum(f_lo, f_hi)), jnp.minimum(f_lo, f_hi), best
 
 
-def _injection_inner(game: Game, attack, nu, mask, w_harm, u_leg, remaining, shift, steps):
+def _injection_inner(game: Game, attack, nu, mask, w_harm, u_leg, remaining, shift,
+                     cfg: BoundConfig):
     """min over (n, s) of ``w_harm log2(1 + a eta(n)/D(s)) - u_leg log2(1 + sigma S/N)
     + nu (cn n + cs s) + shift`` with cn n + cs s <= remaining: (lower bound, estimate, x)."""
     eff = game.effect
@@ -169,11 +183,11 @@ def _injection_inner(game: Game, attack, nu, mask, w_harm, u_leg, remaining, shi
             + nu * game.cost_s
         return value, d_s + jnp.where(at_cap, d_n * (-game.cost_s / game.cost_n), 0.0), n
 
-    lb, ub, s = _convex_min_lb(lambda s: inner(s)[:2], s_max, steps)
+    lb, ub, s = _convex_min_lb(lambda s: inner(s)[:2], s_max, cfg)
     return lb, ub, inner(s)[2], s
 
 
-def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, steps):
+def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, cfg: BoundConfig):
     """Per-channel lower bound of ``L_i + nu cost_i . x_i`` over b in [b_lo, b_hi], (M, K).
 
     Two valid bounds, the larger is kept. *Monotone*: harm at b_hi, utility and cost at b_lo
@@ -191,7 +205,7 @@ def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, steps):
     remaining = jnp.maximum(game.defender_budget - game.cost_b * b_lo, 0.0)
     lb, ub, n, s = _injection_inner(
         game, attack, nu, mask, weight * bandwidth_factor(eff, b_hi, game.gamma), u_leg,
-        remaining, nu * game.cost_b * b_lo, steps)
+        remaining, nu * game.cost_b * b_lo, cfg)
     mid, half = 0.5 * (b_lo + b_hi), 0.5 * (b_hi - b_lo)
     kappa_m, slope = jax.jvp(lambda b: bandwidth_factor(eff, b, game.gamma), (mid,),
                              (jnp.ones_like(mid),))
@@ -201,13 +215,13 @@ def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, steps):
         coef = jnp.maximum(kappa_m + sign * slope * half, 0.0)
         lb_t, _, _, _ = _injection_inner(game, attack, nu, mask, weight * coef, u_leg,
                                          remaining, nu * game.cost_b * (mid + sign * half),
-                                         steps)
+                                         cfg)
         tangent = jnp.minimum(tangent, lb_t)
     lb = jnp.where(usable, jnp.maximum(lb, tangent), lb)
     return lb, ub, Defense(n=n, s=s, b=mid)
 
 
-def _jamming_box(game: Game, attack, nu, mask, n_lo, n_hi, steps):
+def _jamming_box(game: Game, attack, nu, mask, n_lo, n_hi, cfg: BoundConfig):
     """Per-channel lower bound of ``L_i + nu cost_i . x_i`` over n in [n_lo, n_hi], b = 0."""
     weight = game.w * game.B
     floor = game.N + noise_factor(game.effect, n_hi, game.alpha) * attack
@@ -222,7 +236,7 @@ def _jamming_box(game: Game, attack, nu, mask, n_lo, n_hi, steps):
         slope = -weight / _LN2 * game.beta * game.S / (floor + signal) + nu * game.cost_s
         return value, slope
 
-    lb, ub, s = _convex_min_lb(inner, s_max, steps)
+    lb, ub, s = _convex_min_lb(inner, s_max, cfg)
     return lb, ub, Defense(n=0.5 * (n_lo + n_hi), s=s, b=jnp.zeros_like(s))
 
 
@@ -238,7 +252,7 @@ def _bandwidth_only(game: Game, attack, nu, cfg: BoundConfig):
                                (b,), (jnp.ones_like(b),))
         return value - util + nu * game.cost_b * b, slope + nu * game.cost_b
 
-    lb, _, b = _convex_min_lb(fun, b_max, cfg.bisect_s)
+    lb, _, b = _convex_min_lb(fun, b_max, cfg)
     zero = jnp.zeros_like(b)
     return lb, Defense(n=zero, s=zero, b=b)
 
@@ -269,13 +283,12 @@ def _channel_minimum_bnb(game: Game, attack, nu, cfg: BoundConfig):
     boxes, refine = cfg.boxes, cfg.refine
     if game.mode == "jamming":
         # The jamming box bound is first order, so the intervals left unrefined after the first
-        # round set the error; a finer first round cut the default jamming game's gap from
-        # 0.24 to 0.03 (times 4) for twice the bound's time.
-        boxes, refine = boxes * _JAMMING_WIDEN, refine * _JAMMING_WIDEN
+        # round set the error (see BoundConfig.jamming_widen).
+        boxes, refine = boxes * cfg.jamming_widen, refine * cfg.jamming_widen
     k = game.num_channels
     grid = jnp.linspace(0.0, 1.0, boxes + 1)[:, None] * outer_max[None, :]
     lo, hi = grid[:-1], grid[1:]
-    lb, ub, x = box(game, attack, nu, mask, lo, hi, cfg.bisect_s)
+    lb, ub, x = box(game, attack, nu, mask, lo, hi, cfg)
     pieces = boxes // refine
     split = jnp.linspace(0.0, 1.0, pieces + 1)
 
@@ -290,7 +303,7 @@ def _channel_minimum_bnb(game: Game, attack, nu, cfg: BoundConfig):
         width = p_hi - p_lo
         new_lo = (p_lo[:, None, :] + split[None, :-1, None] * width[:, None, :]).reshape(-1, k)
         new_hi = (p_lo[:, None, :] + split[None, 1:, None] * width[:, None, :]).reshape(-1, k)
-        new_lb, _, new_x = box(game, attack, nu, mask, new_lo, new_hi, cfg.bisect_s)
+        new_lb, _, new_x = box(game, attack, nu, mask, new_lo, new_hi, cfg)
         return (new_lo, new_hi, new_lb, new_x, floor), None
 
     floor = jnp.full((k,), jnp.inf)
@@ -339,7 +352,7 @@ def _channel_minimum_estimate(game: Game, attack, nu, cfg: BoundConfig):
 def _channel_minimum_estimate_grid(game, attack, nu, cfg, mask):
     outer_max, box = _outer_lever(game, mask)
     grid = jnp.linspace(0.0, 1.0, cfg.search_grid)[:, None] * outer_max[None, :]
-    _, ub, x = box(game, attack, nu, mask, grid, grid, cfg.bisect_s)
+    _, ub, x = box(game, attack, nu, mask, grid, grid, cfg)
     best = jnp.argmin(ub, axis=0)
     pick = lambda v: jnp.take_along_axis(v, best[None, :], axis=0)[0]  # noqa: E731
     return jnp.min(ub, axis=0), Defense(*(pick(v) for v in x))
@@ -367,6 +380,7 @@ class CentreBound(NamedTuple):
     value: jax.Array  # () rigorous g(nu), before the rounding margin
     defense: Defense  # per-channel minimisers at nu
     need_zero: jax.Array  # () bool: g(0) may exceed value (else it is not computed)
+    margin: jax.Array  # () BoundConfig.margin, carried to combine_bounds with the bound
 
 
 def _multiplier(game: Game, attack, cfg: BoundConfig):
@@ -405,7 +419,8 @@ def centre_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()) -> Centre
                                                         game.lever_mask())[0])
     allowance = 1e-9 * (1.0 + jnp.abs(upper_zero) + _term_scale(game, attack))
     need_zero = ~(upper_zero + allowance < value)  # NaN anywhere: compute it
-    return CentreBound(nu=nu, value=value, defense=x, need_zero=need_zero)
+    return CentreBound(nu=nu, value=value, defense=x, need_zero=need_zero,
+                       margin=jnp.asarray(cfg.margin, dtype=value.dtype))
 
 
 def zero_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()):
@@ -416,11 +431,11 @@ def zero_bound(game: Game, attack, cfg: BoundConfig = BoundConfig()):
 def combine_bounds(game: Game, attack, centre: CentreBound, zero_value, zero_defense
                    ) -> LowerBound:
     """The better of g(nu) and g(0) (``zero_value = -inf`` when skipped), less the rounding
-    margin."""
+    margin ``centre.margin`` times the magnitude of the terms."""
     take_zero = zero_value > centre.value
     value = jnp.where(take_zero, zero_value, centre.value)
     nu = jnp.where(take_zero, 0.0, centre.nu)
-    margin = _MARGIN * (1.0 + jnp.abs(value) + _term_scale(game, attack)
+    margin = centre.margin * (1.0 + jnp.abs(value) + _term_scale(game, attack)
                         + (game.num_channels + 1) * nu * game.defender_budget)
     defense = Defense(*(jnp.where(take_zero, z, c)
                         for z, c in zip(zero_defense, centre.defense, strict=True)))

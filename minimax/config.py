@@ -8,32 +8,47 @@ dataclasses below (``OmegaConf.structured``), so an unknown key, a wrong type or
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from minimax.errors import GameSpecError
+from minimax.methods import METHODS
+
+
+def _solver_fields() -> list[tuple[str, Any, Any]]:
+    """The options of every method of the registry, each typed as its options record types it
+    and defaulting to None (= the method's own default, ``conf/solver/NAME.yaml``)."""
+    types: dict[str, Any] = {}
+    for spec in METHODS.values():
+        for key, hint in typing.get_type_hints(spec.options).items():
+            if types.setdefault(key, hint) != hint:
+                raise TypeError(f"option {key!r} has two types in the registry: "
+                                f"{types[key]} and {hint}")
+    return [(key, typing.Optional[hint], dataclasses.field(default=None))  # noqa: UP045
+            for key, hint in types.items()]
 
 
 @dataclasses.dataclass
-class SolverConfig:
-    """``conf/solver/*.yaml``: which method and its options (see :func:`minimax.solve`)."""
-
+class _SolverBase:
     method: str = "auto"
-    starts: int = 16
-    steps: int = 200
-    learning_rate: float = 0.1
-    final_learning_rate: float = 1e-9
-    seed: int = 0
-    tol: float = 1e-8
-    max_iter: int = 200
     # largest certified gap reported as status "certified" (else "gap_above_tol", exit code 3);
     # null = any valid certificate counts as certified. For double_oracle: its stopping tol.
     gap_tol: float | None = None
     # lower-bound resolution passed to the solver (keys of minimax.BoundConfig: boxes, refine,
     # rounds, nu_steps, bisect_s, ...); empty = the defaults
     bound: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+SolverConfig = dataclasses.make_dataclass("SolverConfig", _solver_fields(), bases=(_SolverBase,))
+SolverConfig.__doc__ = """``conf/solver/*.yaml``: the method and its options (see ``solve``).
+
+Its keys are the options of every method of the registry :data:`minimax.methods.METHODS`
+(None = the method's default); :func:`solver_options` passes on those given, and a method
+refuses an option it does not read."""
+SolverConfig.__module__ = __name__
 
 
 @dataclasses.dataclass
@@ -70,21 +85,14 @@ def validate_config(cfg: DictConfig | dict, schema: type = AppConfig) -> Any:
         raise ConfigError(f"config: invalid value at '{key}': {msg}") from None
 
 
-def solver_options(solver: SolverConfig) -> tuple[str, dict[str, Any]]:
-    """The method name and the keyword options that method accepts."""
+def solver_options(solver: Any) -> tuple[str, dict[str, Any]]:
+    """The method name and the keyword options given for it (those not None, the ``bound``
+    options, ``gap_tol`` if set), for :func:`minimax.methods.run_method`."""
     opts = dataclasses.asdict(solver)
     method = opts.pop("method")
-    gap_tol = opts.pop("gap_tol")
-    if method == "convex":
-        keep = ("tol", "max_iter")
-    elif method == "double_oracle":
-        extra = {} if gap_tol is None else {"tol": gap_tol}
-        return method, {**{k: opts[k] for k in ("starts", "steps", "seed", "max_iter")},
-                        **extra}
-    else:
-        keep = ("starts", "steps", "learning_rate", "final_learning_rate", "seed")
-    extra = {} if gap_tol is None else {"gap_tol": gap_tol}
-    return method, {**{k: opts[k] for k in keep}, **dict(opts["bound"]), **extra}
+    bound = dict(opts.pop("bound"))
+    given = {k: v for k, v in opts.items() if v is not None}
+    return method, {**given, **bound}
 
 
 def game_dict(cfg: AppConfig) -> dict[str, Any]:

@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.best_response import best_response_attack
 from minimax.channel import capacity, payoff
 from minimax.errors import SolverError
 from minimax.game import Defense, Game
-from minimax.gradient import project_defense
+from minimax.projection import project_defense
+from minimax.response import best_response_attack
 
 
 def convexity(game: Game) -> tuple[bool, str]:
@@ -59,6 +59,16 @@ class ConvexResult(NamedTuple):
     master_lower: float  # last master value (a lower bound up to the conic solver's tolerance)
     iterations: int  # master solves
     history: list  # (upper, master_lower) per iteration
+    # "converged" (bracket within tol), "stalled" (the conic solver failed mid-run) or
+    # "budget_exhausted" (max_iter master solves); see minimax.solution.TERMINATIONS
+    termination: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (JSON-serialisable)."""
+        return {"defense": self.defense.to_dict(), "upper": float(self.upper),
+                "master_lower": float(self.master_lower), "iterations": int(self.iterations),
+                "history": [[float(u), float(lo)] for u, lo in self.history],
+                "termination": self.termination}
 
 
 def _master(game: Game, cuts: list[np.ndarray]):
@@ -127,6 +137,7 @@ def solve_convex(game: Game, tol: float = 1e-8, max_iter: int = 200, max_cuts: i
     best_x, best_upper = x, float(value_at(game, x, attack))
     cuts = [np.asarray(attack)]
     history, lower, it = [], -np.inf, 0
+    termination = "budget_exhausted"
     for it in range(1, max_iter + 1):
         problem, (n, s, b) = _master(game, cuts)
         try:
@@ -143,24 +154,24 @@ def solve_convex(game: Game, tol: float = 1e-8, max_iter: int = 200, max_cuts: i
                     f" {str(err).splitlines()[0] if str(err) else ''}); use method='gradient' "
                     f"(no conic solver), or another cvxpy solver via solver='SCS'/'ECOS'"
                 ) from err
+            termination = "stalled"
             break  # the solver's accuracy is exhausted; keep the best certified point
         if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise SolverError(f"convex master problem: {solver} returned status "
                               f"{problem.status!r}; use method='gradient' (no conic solver)")
         lower = max(lower, float(problem.value))
-        xs = jnp.stack([jnp.asarray(np.maximum(v.value, 0.0)) for v in (n, s, b)])
-        xs = proj(game, xs)
-        x = Defense(xs[0], xs[1], xs[2])
+        x = proj(game, Defense(*(jnp.asarray(np.maximum(v.value, 0.0)) for v in (n, s, b))))
         attack = br(game, x)
         upper = float(value_at(game, x, attack))
         if upper < best_upper:
             best_x, best_upper = x, upper
         history.append((best_upper, lower))
         if best_upper - lower <= tol * max(1.0, abs(best_upper)):
+            termination = "converged"
             break
         if len(cuts) >= max_cuts:
             slack = [float(c.dual_value or 0.0) for c in problem.constraints[-len(cuts):]]
             cuts.pop(int(np.argmin(slack)))
         cuts.append(np.asarray(attack))
     return ConvexResult(defense=best_x, upper=best_upper, master_lower=lower, iterations=it,
-                        history=history)
+                        history=history, termination=termination)

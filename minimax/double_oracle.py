@@ -18,8 +18,9 @@ A' (attacks); solve the restricted matrix game ``M[j, k] = L(x_j, a_k)`` by LP, 
 strategies p over D and q over A'; then ask each player's *oracle* for a best response to the
 other's mixture over the full strategy space and add it:
 
-* **attacker oracle** (exact): ``a_new = argmax_a sum_j p_j L(x_j, a)``, a concave, separable
-  problem over ``{0 <= a <= cap, sum a <= P_A}``. Each channel's marginal gain
+* **attacker oracle** (exact, :mod:`minimax.mixed_best_response`):
+  ``a_new = argmax_a sum_j p_j L(x_j, a)``, a concave, separable problem over
+  ``{0 <= a <= cap, sum a <= P_A}``. Each channel's marginal gain
   (injection: ``sum_j p_j w_i B_i kappa_ij / ln2 / (m_ij + a_i)``; jamming:
   ``sum_j p_j d_ij eta_ij s_ij / ((N_i + eta_ij a_i)(N_i + eta_ij a_i + s_ij))``) decreases in
   a_i, so for a multiplier mu each channel's allocation is found by bisection, and mu by an outer
@@ -37,10 +38,14 @@ other's mixture over the full strategy space and add it:
   best over the iterations is kept. For a non-convex game the Lagrangian relaxation itself can
   leave a duality gap, so the bracket need not close to zero even when the LP has converged.
 
-The loop stops when ``upper - lower <= tol``, when neither oracle finds a new strategy, or
-after ``max_iter`` rounds. :func:`solve_mixed` also reports the pure solution of
-:func:`minimax.solve` so ``V`` and ``V_mix`` can be compared (its certificate's lower bound is a
-bound on ``max_a min_x L = V_mix``, hence also on V; it cannot separate the two).
+**As init / step / run.** :func:`double_oracle_init` builds a :class:`DOState` (the pools,
+the bounds, the round counter); :func:`double_oracle_step` runs one round and returns a new
+state (nothing mutates); :func:`double_oracle_run` steps until the state's ``termination`` is
+set: ``"converged"`` when ``upper - lower <= tol``, ``"budget_exhausted"`` after ``max_iter``
+rounds, ``"stalled"`` when neither oracle found a new strategy. :func:`solve_mixed` runs
+them and also reports the pure solution of :func:`minimax.solve`, so ``V`` and ``V_mix`` can
+be compared (its certificate's lower bound is a bound on ``max_a min_x L = V_mix``, hence also
+on V; it cannot separate the two).
 
 References:
   H. B. McMahan, G. J. Gordon and A. Blum, "Planning in the presence of cost functions
@@ -50,7 +55,7 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import time
 from functools import partial
 from typing import Any, NamedTuple
@@ -59,18 +64,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.best_response import best_response_attack
 from minimax.certificate import BoundConfig, lagrangian_lower_bound
-from minimax.channel import factors, payoff
+from minimax.channel import payoff
 from minimax.errors import CertificateError, SolverError
+from minimax.finite import zero_sum
 from minimax.game import Defense, Game
-from minimax.gradient import initial_defenses, project_defense
+from minimax.linesearch import projected_line_search
+from minimax.mixed_best_response import mixture_best_attack
+from minimax.projection import initial_defenses, project_defense
+from minimax.response import best_response_attack
 from minimax.solution import Solution, certificate_violations
 
-_LN2 = float(np.log(2.0))
-_OUTER = 110  # bisections on log(mu): brackets of <= ~1,500 e-folds shrink below 1e-30
-_INNER = 110  # bisections per channel on [0, min(cap, P_A)]: relative width 2^-110
-_TRIALS = 7  # parallel step lengths per descent iteration (radius * 4 ** (1 - j))
 # The lower bound is computed a few times per run, not per game in a batch, so it can afford
 # twice the engine's default branch-and-bound rounds (on conf/game/mixing_helps.yaml this
 # closes the bracket from 2.6e-6 to 3e-8).
@@ -100,11 +104,14 @@ class MixedSolution(NamedTuple):
     method: str = "double_oracle"
     status: str = "certified"  # "certified" (gap <= tol) or "gap_above_tol"; see solution.py
     reason: str = ""  # why the loop stopped
+    termination: str = ""  # "converged" | "stalled" | "budget_exhausted" (solution.TERMINATIONS)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python dict (JSON-serialisable)."""
+        """Plain-Python dict (JSON-serialisable); ``pure`` is summarised by its value, lower
+        bound and status, and in full under ``"pure"``."""
         return {
             "status": self.status,
+            "termination": self.termination,
             "reason": self.reason,
             "value": float(self.value),
             "upper": float(self.upper),
@@ -115,6 +122,7 @@ class MixedSolution(NamedTuple):
             "pure_value": float(self.pure.upper),
             "pure_lower": float(self.pure.lower),
             "pure_status": self.pure.status,
+            "pure": self.pure.to_dict(),
             "iterations": int(self.iterations),
             "history": [[float(u), float(lo)] for u, lo in self.history],
             "method": self.method,
@@ -122,138 +130,46 @@ class MixedSolution(NamedTuple):
         }
 
 
-# --------------------------------------------------------------------------- attacker oracle
-def _channel_terms(game: Game, xs: Defense):
-    """Per (defense j, channel i) coefficients of the marginal gain, each (J, K)."""
-    eta, sigma, kappa, kappa_leg = jax.vmap(lambda x: factors(game, x))(xs)
-    if game.mode == "injection":
-        c = game.w * game.B * kappa / _LN2
-        m = (game.N + sigma * game.S) / eta
-        return c, m, eta, sigma * game.S
-    d = game.w * game.B * kappa_leg / _LN2
-    return d, eta, eta, sigma * game.S
-
-
-def _marginal(game: Game, terms, p, a):
-    """d/da_i of sum_j p_j L(x_j, a), shape (K,) (a of shape (K,))."""
-    if game.mode == "injection":
-        c, m, _, _ = terms
-        return jnp.sum(p[:, None] * c / (m + a[None, :]), axis=0)
-    d, eta, _, s = terms
-    z = game.N + eta * a[None, :]
-    return jnp.sum(p[:, None] * d * eta * s / (z * (z + s)), axis=0)
-
-
-def mixture_best_attack(game: Game, defenses: Defense, p) -> tuple[jax.Array, jax.Array,
-                                                                     jax.Array]:
-    """The attacker's exact best response to the mixed defense ``sum_j p_j delta_{x_j}``.
-
-    ``defenses`` holds (J, K) arrays, ``p`` (J,) probabilities (zeros allowed: padding).
-    Returns ``(attack (K,), value, upper)``: ``value = sum_j p_j L(x_j, attack)`` at the
-    returned feasible attack and ``upper >= max_a sum_j p_j L(x_j, a)`` a Lagrangian dual bound
-    (``upper - value`` is of the order of float64 rounding). Pure and jit/vmap-able.
-    """
-    p = jnp.asarray(p)
-    terms = _channel_terms(game, defenses)
-    budget = game.attacker_budget
-    top = jnp.minimum(game.cap, budget)  # a_i <= min(cap_i, P_A) on A
-    reach = (_marginal(game, terms, p, jnp.zeros_like(game.B)) > 0) & (top > 0)
-    top = jnp.where(reach, top, 0.0)
-    tiny = jnp.finfo(jnp.float64).tiny
-
-    def bracket(mu):
-        """Bisection bracket [lo, hi] of each channel's argmax of G_i(a) - mu a on [0, top]."""
-
-        def body(_, lh):
-            lo, hi = lh
-            mid = 0.5 * (lo + hi)
-            up = _marginal(game, terms, p, mid) > mu
-            return jnp.where(up, mid, lo), jnp.where(up, hi, mid)
-
-        return jax.lax.fori_loop(0, _INNER, body, (jnp.zeros_like(top), top))
-
-    all_caps = jnp.sum(top) <= budget
-    g0 = _marginal(game, terms, p, jnp.zeros_like(top))
-    g_top = _marginal(game, terms, p, top)
-    log_hi = jnp.log(jnp.maximum(jnp.max(jnp.where(reach, g0, 0.0)), tiny)) + 1.0
-    log_lo = jnp.log(jnp.maximum(jnp.min(jnp.where(reach, g_top, jnp.inf)), tiny)) - 1.0
-    log_lo = jnp.minimum(log_lo, log_hi - 1.0)
-
-    def outer(_, lh):
-        lo, hi = lh
-        mid = 0.5 * (lo + hi)
-        over = jnp.sum(bracket(jnp.exp(mid))[0]) > budget  # too much power: raise mu
-        return jnp.where(over, mid, lo), jnp.where(over, hi, mid)
-
-    _, log_mu = jax.lax.fori_loop(0, _OUTER, outer, (log_lo, log_hi))
-    mu = jnp.where(all_caps, 0.0, jnp.exp(log_mu))
-    lo, hi = bracket(mu)
-    attack = lo  # lower ends: sum(lo) <= budget at this mu, so the attack is feasible
-    values = jax.vmap(lambda x: payoff(game, x, attack))(defenses)
-    value = jnp.sum(p * values)
-    slope = _marginal(game, terms, p, lo) - mu
-    upper = value + mu * (budget - jnp.sum(lo)) + jnp.sum(jnp.maximum(slope, 0.0) * (hi - lo))
-    return attack, value, jnp.maximum(upper, value)
-
-
 # --------------------------------------------------------------------------- defender oracle
-def _as_defense(x):
-    return Defense(n=x[0], s=x[1], b=x[2])
-
-
-def _stack(d: Defense):
-    return jnp.stack([d.n, d.s, d.b], axis=-2)
-
-
 def defender_best_response(game: Game, attacks, q, starts_x, steps: int):
     """Heuristic ``argmin_x sum_k q_k L(x, a_k)`` by multi-start projected descent.
 
-    ``attacks`` (M, K), ``q`` (M,), ``starts_x`` (S, 3, K) starting investments (projected
-    first). Each start takes ``steps`` projected-gradient steps with a parallel line search along
-    the projection arc (the trust radius doubles on success, shrinks on failure). Returns the
-    best (3, K) defense and its objective value.
+    ``attacks`` (M, K), ``q`` (M,), ``starts_x`` S starting investments (a :class:`Defense`
+    with leaves (S, K), or an (S, 3, K) array; projected first). Each start takes ``steps``
+    steps of the shared projected line search (:func:`minimax.linesearch.projected_line_search`,
+    radius from 0.1 budget units, floor 1e-12 of them). Returns the best defense (the kind of
+    one start) and its objective value.
     """
     scale = game.defender_budget / jnp.mean(game.cost_matrix())
 
     def f(x):
-        losses = jax.vmap(lambda a: payoff(game, _as_defense(x), a))(attacks)
+        d = x if isinstance(x, Defense) else Defense(*x)
+        losses = jax.vmap(lambda a: payoff(game, d, a))(attacks)
         return jnp.sum(q * losses)
 
-    lengths = 4.0 ** (1.0 - jnp.arange(_TRIALS, dtype=jnp.float64))
     floor = 1e-12 * scale
 
+    def project(x):
+        return project_defense(game, x)
+
     def one(carry, _):
-        x, value, radius = carry
-        grad = jax.grad(f)(x)
-        direction = grad / jnp.maximum(jnp.max(jnp.abs(grad)), 1e-300)
-        trials = radius * lengths
-        xs = jax.vmap(lambda t: project_defense(game, x - t * direction))(trials)
-        vals = jax.vmap(f)(xs)
-        j = jnp.argmin(vals)
-        ok = vals[j] < value
-        return (jnp.where(ok, xs[j], x), jnp.where(ok, vals[j], value),
-                jnp.where(ok, 2.0 * trials[j], jnp.maximum(trials[-1] / 2.0, floor))), None
+        return projected_line_search(f, project, *carry, floor), None
 
     def run(x0):
-        x0 = project_defense(game, x0)
+        x0 = project(x0)
         init = (x0, f(x0), 0.1 * scale)
         (x, value, _), _ = jax.lax.scan(one, init, None, length=steps)
         return x, value
 
     xs, values = jax.vmap(run)(starts_x)
     i = jnp.argmin(values)
-    return xs[i], values[i]
+    return jax.tree_util.tree_map(lambda v: v[i], xs), values[i]
 
 
 # --------------------------------------------------------------------------- jitted kernels
-@jax.jit
-def _attacker_jit(game, xs, p):
-    return mixture_best_attack(game, _as_defense(jnp.moveaxis(xs, -2, 0)), p)
-
-
-@partial(jax.jit, static_argnames=("steps",))
-def _defender_jit(game, attacks, q, starts_x, steps):
-    return defender_best_response(game, attacks, q, starts_x, steps)
+_attacker_jit = jax.jit(mixture_best_attack)
+_defender_jit = jax.jit(defender_best_response, static_argnames=("steps",))
+_best_attack_jit = jax.jit(best_response_attack)
 
 
 @partial(jax.jit, static_argnames=("cfg",))
@@ -262,41 +178,196 @@ def _lower_jit(game, attack, cfg):
 
 
 @jax.jit
-def _matrix_jit(game, xs, attacks):
-    return jax.vmap(lambda x: jax.vmap(lambda a: payoff(game, _as_defense(x), a))(attacks))(xs)
+def _matrix_jit(game, xs: Defense, attacks):
+    return jax.vmap(lambda x: jax.vmap(lambda a: payoff(game, x, a))(attacks))(xs)
 
 
-@jax.jit
-def _best_attack_jit(game, x):
-    return best_response_attack(game, _as_defense(x))
+def _distance(u: Any, v: Any) -> float:
+    """Largest absolute difference between two pytrees of one structure."""
+    return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+               for a, b in zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(v),
+                               strict=True))
 
 
-def _zero_sum(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Equilibrium (p over rows, q over columns) of the loss matrix M, rows minimising."""
-    try:
-        from minimax.finite import zero_sum
-    except ImportError:  # pragma: no cover - the finite package is optional here
-        zero_sum = None
-    if zero_sum is not None:
-        sol = zero_sum(M)
-        return np.asarray(sol.x), np.asarray(sol.y)
-    from scipy.optimize import linprog
-
-    m, n = M.shape
-    c = np.zeros(m + 1)
-    c[-1] = 1.0
-    res = linprog(c, A_ub=np.hstack([M.T, -np.ones((n, 1))]), b_ub=np.zeros(n),
-                  A_eq=np.concatenate([np.ones(m), [0.0]])[None, :], b_eq=[1.0],
-                  bounds=[(0.0, None)] * m + [(None, None)], method="highs")
-    if res.status != 0:
-        raise SolverError(f"double oracle: restricted LP failed: {res.message}")
-    p = np.clip(res.x[:m], 0.0, None)
-    q = np.clip(-res.ineqlin.marginals, 0.0, None)
-    return p / p.sum(), q / q.sum()
+def _present(pool: tuple, v: Any, scale: float) -> bool:
+    return any(_distance(u, v) <= _SAME * max(scale, 1.0) for u in pool)
 
 
-def _present(pool: list[np.ndarray], v: np.ndarray, scale: float) -> bool:
-    return any(np.max(np.abs(u - v)) <= _SAME * max(scale, 1.0) for u in pool)
+def _padded(pool: tuple, size: int):
+    """The pool stacked along a new leading axis and padded with zeros to ``size`` rows (the
+    compiled kernels see one shape per run; padded rows carry probability 0)."""
+    def pad(*leaves):
+        out = np.zeros((size, *np.shape(leaves[0])))
+        out[: len(leaves)] = np.stack(leaves)
+        return jnp.asarray(out)
+
+    return jax.tree_util.tree_map(pad, *pool)
+
+
+# --------------------------------------------------------------------------- init / step / run
+class DOProblem(NamedTuple):
+    """What one double-oracle run solves; fixed for the whole run."""
+
+    game: Game  # the game as given (its name is used in messages)
+    view: Game  # the game without labels, so compiled code is shared
+    pure: Solution  # the pure solution: first defense of the pool, V beside V_mix
+    tol: float  # stop once upper - lower <= tol (weighted bits per query)
+    max_iter: int  # most rounds
+    steps: int  # line-search steps per start of the defender oracle
+    cfg: BoundConfig  # resolution of the lower bound
+    starts: Defense  # leaves (starts, K): the defender oracle's fixed random starts
+    size: int  # max_iter + 2: static pool size of the compiled kernels
+
+
+class DOState(NamedTuple):
+    """The double oracle after ``iterations`` rounds (host-side; :func:`double_oracle_step`
+    returns a new state and never changes this one)."""
+
+    problem: DOProblem
+    defenses: tuple[Defense, ...]  # pool D of pure defenses, leaves (K,), budget units
+    attacks: tuple[np.ndarray, ...]  # pool A' of attacks, each (K,), power units
+    p: np.ndarray  # (|D|,) the last restricted LP's defender mixture (empty before round 1)
+    q: np.ndarray  # (|A'|,) the last restricted LP's attacker mixture over A'
+    restricted_value: float  # value of the last restricted matrix game M (nan before)
+    round_upper: float  # U(p) of the last round: what the last mixture guarantees (nan before)
+    upper: float  # best U(p) so far: certified upper bound on V_mix (inf before round 1)
+    lower: float  # best certified lower bound on V_mix so far
+    best: tuple[tuple[Defense, ...], np.ndarray] | None  # (pool, mixture) that gave ``upper``
+    history: tuple[tuple[float, float], ...]  # (upper, lower) after each round
+    iterations: int  # rounds run
+    termination: str  # "" while running; else "converged" | "stalled" | "budget_exhausted"
+
+
+def _check_do_args(game: Game, max_iter, tol, starts, steps) -> None:
+    if game.batch_shape:
+        raise SolverError("solve_mixed: one game at a time (got a stacked game)")
+    for name, v in (("max_iter", max_iter), ("starts", starts), ("steps", steps)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise SolverError(f"solve_mixed: {name}={v!r}; expected an integer >= 1")
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not (np.isfinite(tol)
+                                                                          and tol >= 0):
+        raise SolverError(f"solve_mixed: tol={tol!r}; expected a finite number >= 0")
+
+
+def double_oracle_init(game: Game, max_iter: int = 30, tol: float = 1e-6, starts: int = 16,
+                       steps: int = 200, seed: int = 0, cfg: BoundConfig = DEFAULT_BOUND,
+                       pure: Solution | None = None) -> DOState:
+    """The state before the first round: pools D = {pure defense, no defense} and A' = their
+    exact best responses, ``lower`` = the best Lagrangian bound at those attacks.
+
+    The arguments are those of :func:`solve_mixed`; ``pure`` defaults to
+    ``minimax.solve(game, method="gradient", starts=starts, steps=steps, seed=seed)``.
+    """
+    _check_do_args(game, max_iter, tol, starts, steps)
+    from minimax.solver import solve
+
+    view = game.view()
+    if pure is None:
+        pure = solve(game, method="gradient", starts=starts, steps=steps, seed=seed)
+    k = game.num_channels
+    x_scale, a_scale = float(game.defender_budget), float(game.attacker_budget)
+    defenses = (Defense(*(np.asarray(v, dtype=float) for v in pure.defense)),)
+    none = Defense(*(np.zeros(k),) * 3)
+    if not _present(defenses, none, x_scale):
+        defenses += (none,)
+    attacks: tuple[np.ndarray, ...] = ()
+    for x in defenses:
+        a = np.asarray(_best_attack_jit(view, x))
+        if not _present(attacks, a, a_scale):
+            attacks += (a,)
+    grid = initial_defenses(view, starts, jax.random.PRNGKey(seed))  # (starts, 3, K)
+    problem = DOProblem(game=game, view=view, pure=pure, tol=tol, max_iter=max_iter,
+                        steps=steps, cfg=cfg, starts=Defense(*jnp.moveaxis(grid, 1, 0)),
+                        size=max_iter + 2)
+    lower = max(float(_lower_jit(view, jnp.asarray(a), cfg)) for a in attacks)
+    return DOState(problem=problem, defenses=defenses, attacks=attacks, p=np.zeros(0),
+                   q=np.zeros(0), restricted_value=math.nan, round_upper=math.nan,
+                   upper=math.inf, lower=lower, best=None, history=(), iterations=0,
+                   termination="")
+
+
+def double_oracle_step(state: DOState) -> DOState:
+    """One round: solve the restricted game ``M[j, k] = L(x_j, a_k)`` by LP, ask both oracles
+    for best responses to the other's mixture, update the bounds and add what is new.
+
+    A finished state (``termination`` set) is returned unchanged.
+    """
+    if state.termination:
+        return state
+    pr = state.problem
+    view, size, cfg = pr.view, pr.size, pr.cfg
+    x_scale, a_scale = float(pr.game.defender_budget), float(pr.game.attacker_budget)
+    defenses, attacks = state.defenses, state.attacks
+    iterations = state.iterations + 1
+    xp, ap = _padded(defenses, size), _padded(attacks, size)
+    M = np.asarray(_matrix_jit(view, xp, ap))[: len(defenses), : len(attacks)]
+    restricted = zero_sum(M)
+    p, q = np.asarray(restricted.x), np.asarray(restricted.y)
+    p_pad, q_pad = np.zeros(size), np.zeros(size)
+    p_pad[: len(defenses)] = p
+    q_pad[: len(attacks)] = q
+    a_new, _, u = _attacker_jit(view, xp, jnp.asarray(p_pad))
+    upper, best = state.upper, state.best
+    if float(u) < upper:
+        upper, best = float(u), (defenses, p.copy())
+    a_bar = np.asarray(q @ np.stack(attacks))
+    lower = max(state.lower, float(_lower_jit(view, jnp.asarray(a_bar), cfg)))
+    x_starts = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b], axis=0),
+                                      pr.starts, xp)
+    x_new, _ = _defender_jit(view, ap, jnp.asarray(q_pad), x_starts, pr.steps)
+    a_new = np.asarray(a_new)
+    x_new = Defense(*(np.asarray(v) for v in x_new))
+    added = False
+    if upper - lower > pr.tol and len(attacks) < size and not _present(attacks, a_new,
+                                                                           a_scale):
+        attacks += (a_new,)
+        lower = max(lower, float(_lower_jit(view, jnp.asarray(a_new), cfg)))
+        added = True
+    if upper - lower > pr.tol and len(defenses) < size and not _present(defenses, x_new,
+                                                                            x_scale):
+        defenses += (x_new,)
+        added = True
+    termination = ("converged" if upper - lower <= pr.tol else
+                   "budget_exhausted" if iterations == pr.max_iter else
+                   "" if added else "stalled")
+    return DOState(problem=pr, defenses=defenses, attacks=attacks, p=p, q=q,
+                   restricted_value=float(restricted.value), round_upper=float(u), upper=upper,
+                   lower=lower, best=best, history=state.history + ((upper, lower),),
+                   iterations=iterations, termination=termination)
+
+
+def double_oracle_run(state: DOState) -> DOState:
+    """Step until the state's ``termination`` is set (at most ``max_iter`` rounds)."""
+    while not state.termination:
+        state = double_oracle_step(state)
+    return state
+
+
+_STOP = {"converged": "gap closed to tol", "budget_exhausted": "max_iter reached",
+         "stalled": "neither oracle found a new strategy"}
+
+
+def double_oracle_result(state: DOState, seconds: float = math.nan) -> MixedSolution:
+    """The certified :class:`MixedSolution` of a state that has run at least one round
+    (:class:`CertificateError` when its certificate does not hold)."""
+    pr = state.problem
+    game, upper, lower, best = pr.game, state.upper, state.lower, state.best
+    if best is None or not np.all(np.isfinite(best[1])):
+        raise CertificateError(f"double oracle on game {game.name!r}: no finite mixture was "
+                               f"found (upper = {upper!r}); the restricted LP failed")
+    support, probs = best
+    keep = probs > 0
+    defenses = [d for d, kp in zip(support, keep, strict=True) if kp]
+    probs = probs[keep] / probs[keep].sum()
+    gap = upper - lower
+    _check_mixed(game, defenses, probs, upper, lower, gap, pr.pure)
+    stop = _STOP.get(state.termination, "stopped before termination")
+    return MixedSolution(
+        defenses=defenses, probabilities=probs, value=upper, upper=upper, lower=lower,
+        gap=gap, pure=pr.pure, iterations=state.iterations, history=list(state.history),
+        seconds=seconds, status="certified" if gap <= pr.tol else "gap_above_tol",
+        reason=f"{stop} (tol {pr.tol:g})", termination=state.termination,
+    )
 
 
 def solve_mixed(game: Game, max_iter: int = 30, tol: float = 1e-6, starts: int = 16,
@@ -309,7 +380,8 @@ def solve_mixed(game: Game, max_iter: int = 30, tol: float = 1e-6, starts: int =
     ``V_mix = min_p max_a E_p L = max_a min_x L`` (Sion 1958), beside the pure solution
     ``pure`` (``minimax.solve(game, method="gradient", starts=starts, steps=steps,
     seed=seed)`` unless given). ``cfg`` sets the resolution of the lower bound
-    (:class:`minimax.BoundConfig`).
+    (:class:`minimax.BoundConfig`). The same as :func:`double_oracle_init`, then
+    :func:`double_oracle_run`, then :func:`double_oracle_result`.
 
     >>> import minimax
     >>> from minimax.double_oracle import solve_mixed
@@ -320,92 +392,11 @@ def solve_mixed(game: Game, max_iter: int = 30, tol: float = 1e-6, starts: int =
     >>> abs(sol.upper - sol.pure.upper) < 1e-6, sol.gap < 1e-6
     (True, True)
     """
-    if game.batch_shape:
-        raise SolverError("solve_mixed: one game at a time (got a stacked game)")
-    for name, v in (("max_iter", max_iter), ("starts", starts), ("steps", steps)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise SolverError(f"solve_mixed: {name}={v!r}; expected an integer >= 1")
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or not (np.isfinite(tol)
-                                                                          and tol >= 0):
-        raise SolverError(f"solve_mixed: tol={tol!r}; expected a finite number >= 0")
-    from minimax.solve import solve
-
     start = time.perf_counter()
-    view = dataclasses.replace(game, names=(), flows=(), modalities=(), name="")
-    if pure is None:
-        pure = solve(game, method="gradient", starts=starts, steps=steps, seed=seed)
-    k = game.num_channels
-    cap = max_iter + 2  # static pool size: padded rows carry probability 0
-    x_hat = np.stack([np.asarray(v, dtype=float) for v in pure.defense])
-    x_scale = float(game.defender_budget)
-    a_scale = float(game.attacker_budget)
-    xs = [x_hat]
-    if not _present(xs, np.zeros((3, k)), x_scale):
-        xs.append(np.zeros((3, k)))
-    attacks: list[np.ndarray] = []
-    for x in xs:
-        a = np.asarray(_best_attack_jit(view, jnp.asarray(x)))
-        if not _present(attacks, a, a_scale):
-            attacks.append(a)
-    key = jax.random.PRNGKey(seed)
-    random_starts = np.asarray(initial_defenses(view, starts, key))
-
-    def padded(pool, shape):
-        out = np.zeros((cap, *shape))
-        out[: len(pool)] = np.stack(pool)
-        return jnp.asarray(out)
-
-    lower = max(float(_lower_jit(view, jnp.asarray(a), cfg)) for a in attacks)
-    upper, best = np.inf, None
-    history: list[tuple[float, float]] = []
-    iterations = 0
-    for _ in range(max_iter):
-        iterations += 1
-        xp, ap = padded(xs, (3, k)), padded(attacks, (k,))
-        M = np.asarray(_matrix_jit(view, xp, ap))[: len(xs), : len(attacks)]
-        p, q = _zero_sum(M)
-        p_pad = np.zeros(cap)
-        p_pad[: len(xs)] = p
-        q_pad = np.zeros(cap)
-        q_pad[: len(attacks)] = q
-        a_new, _, u = _attacker_jit(view, xp, jnp.asarray(p_pad))
-        if float(u) < upper:
-            upper, best = float(u), ([x.copy() for x in xs], p.copy())
-        a_bar = np.asarray(q @ np.stack(attacks))
-        lower = max(lower, float(_lower_jit(view, jnp.asarray(a_bar), cfg)))
-        x_starts = jnp.concatenate([jnp.asarray(random_starts), xp], axis=0)
-        x_new, _ = _defender_jit(view, ap, jnp.asarray(q_pad), x_starts, steps)
-        a_new, x_new = np.asarray(a_new), np.asarray(x_new)
-        added = False
-        if upper - lower > tol and len(attacks) < cap and not _present(attacks, a_new, a_scale):
-            attacks.append(a_new)
-            lower = max(lower, float(_lower_jit(view, jnp.asarray(a_new), cfg)))
-            added = True
-        if upper - lower > tol and len(xs) < cap and not _present(xs, x_new, x_scale):
-            xs.append(x_new)
-            added = True
-        history.append((upper, lower))
-        if upper - lower <= tol or not added:
-            break
-    if best is None or not np.all(np.isfinite(best[1])):
-        raise CertificateError(f"double oracle on game {game.name!r}: no finite mixture was "
-                               f"found (upper = {upper!r}); the restricted LP failed")
-    support, probs = best
-    keep = probs > 0
-    defenses = [_as_defense(jnp.asarray(x)) for x, kp in zip(support, keep, strict=True) if kp]
-    defenses = [Defense(*(np.asarray(v) for v in d)) for d in defenses]
-    probs = probs[keep] / probs[keep].sum()
-    gap = upper - lower
-    _check_mixed(game, defenses, probs, upper, lower, gap, pure)
-    stop = ("gap closed to tol" if gap <= tol else "max_iter reached"
-            if iterations == max_iter else "neither oracle found a new strategy")
-    return MixedSolution(
-        defenses=defenses, probabilities=probs, value=upper, upper=upper, lower=lower,
-        gap=gap, pure=pure, iterations=iterations, history=history,
-        seconds=time.perf_counter() - start,
-        status="certified" if gap <= tol else "gap_above_tol",
-        reason=f"{stop} (tol {tol:g})",
-    )
+    state = double_oracle_init(game, max_iter=max_iter, tol=tol, starts=starts, steps=steps,
+                               seed=seed, cfg=cfg, pure=pure)
+    state = double_oracle_run(state)
+    return double_oracle_result(state, seconds=time.perf_counter() - start)
 
 
 def _check_mixed(game: Game, defenses, probs, upper, lower, gap, pure: Solution) -> None:

@@ -24,11 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from minimax.best_response import phi
 from minimax.channel import payoff
 from minimax.errors import SolverError
 from minimax.game import Defense, Game
-from minimax.projection import project_attack, project_budget
+from minimax.linesearch import projected_line_search
+from minimax.projection import initial_defenses, project_attack, project_defense
+from minimax.response import phi
 
 
 class GradientOptions(NamedTuple):
@@ -65,14 +66,6 @@ def check_gradient_options(opts: GradientOptions) -> GradientOptions:
                          final_learning_rate=float(opts.final_learning_rate))
 
 
-def _as_x(defense: Defense) -> jax.Array:
-    return jnp.stack([defense.n, defense.s, defense.b])
-
-
-def _as_defense(x: jax.Array) -> Defense:
-    return Defense(n=x[0], s=x[1], b=x[2])
-
-
 def _scale(game: Game) -> jax.Array:
     return game.defender_budget / jnp.mean(game.cost_matrix())
 
@@ -80,31 +73,6 @@ def _scale(game: Game) -> jax.Array:
 def _schedule(opts: GradientOptions):
     ratio = opts.final_learning_rate / opts.learning_rate
     return lambda t: opts.learning_rate * ratio ** (t / max(opts.steps - 1, 1))
-
-
-def project_defense(game: Game, x: jax.Array) -> jax.Array:
-    """Projection of a (3, K) investment onto the game's budget set (disabled levers at 0)."""
-    return project_budget(x, game.cost_matrix(), game.defender_budget, game.lever_mask()[:, None])
-
-
-def initial_defenses(game: Game, starts: int, key) -> jax.Array:
-    """(starts, 3, K) feasible starting points: none, each lever spread evenly, then random."""
-    k = game.num_channels
-    cost = game.cost_matrix()
-    mask = game.lever_mask()[:, None] * jnp.ones((3, k))
-    budget = game.defender_budget
-    fixed = [jnp.zeros((3, k))]
-    for lever in range(3):
-        sel = jnp.zeros((3, k)).at[lever].set(1.0) * mask
-        spend = jnp.maximum(jnp.sum(sel * cost), 1e-300)
-        fixed.append(sel * budget / spend)
-    fixed.append(mask * budget / jnp.maximum(jnp.sum(mask * cost), 1e-300))
-    fixed = jnp.stack(fixed)[:starts]
-    extra = max(starts - fixed.shape[0], 0)
-    weights = jax.random.dirichlet(key, jnp.ones(3 * k + 1), (extra,))[:, : 3 * k]
-    weights = weights.reshape(extra, 3, k) * mask[None]
-    rand = weights * budget / cost[None]
-    return jnp.concatenate([fixed, rand], axis=0)
 
 
 class DescentState(NamedTuple):
@@ -116,11 +84,8 @@ class DescentState(NamedTuple):
     step: jax.Array  # () iteration counter
 
 
-_TRIALS = 7  # step lengths tried in parallel per iteration: radius * 4 ** (1 - j)
-
-
 def _phi_of(game: Game):
-    return lambda x: phi(game, _as_defense(x))
+    return lambda x: phi(game, Defense(*x))
 
 
 def descent_init(game: Game, opts: GradientOptions, key) -> DescentState:
@@ -131,24 +96,15 @@ def descent_init(game: Game, opts: GradientOptions, key) -> DescentState:
 
 
 def descent_step(game: Game, state: DescentState, opts: GradientOptions) -> DescentState:
-    """One projected-gradient step per start, with a parallel line search along the projection
-    arc ``P(x - t g / |g|_inf)``: all trial lengths are evaluated at once (exact phi) and the best
-    decrease is taken; the radius doubles on success and shrinks 4^7-fold on failure."""
+    """One projected-gradient step per start with the shared parallel line search along the
+    projection arc (:func:`minimax.linesearch.projected_line_search`, exact phi), the trust
+    radius floored at ``final_learning_rate * scale``."""
     f = _phi_of(game)
     floor = opts.final_learning_rate * _scale(game)
-    lengths = 4.0 ** (1.0 - jnp.arange(_TRIALS, dtype=jnp.float64))
 
     def one(x, value, radius):
-        grad = jax.grad(f)(x)
-        direction = grad / jnp.maximum(jnp.max(jnp.abs(grad)), 1e-300)
-        trials = radius * lengths
-        xs = jax.vmap(lambda t: project_defense(game, x - t * direction))(trials)
-        vals = jax.vmap(f)(xs)
-        j = jnp.argmin(vals)
-        ok = vals[j] < value
-        x_new = jnp.where(ok, xs[j], x)
-        radius = jnp.where(ok, 2.0 * trials[j], jnp.maximum(trials[-1] / 2.0, floor))
-        return x_new, jnp.where(ok, vals[j], value), radius
+        return projected_line_search(f, lambda y: project_defense(game, y), x, value, radius,
+                                     floor)
 
     x, value, radius = jax.vmap(one)(state.x, state.value, state.radius)
     return DescentState(x=x, value=value, radius=radius, step=state.step + 1)
@@ -202,7 +158,7 @@ class SaddleState(NamedTuple):
 
 
 def _saddle_grads(game: Game, x, a):
-    gx, ga = jax.grad(lambda x, a: payoff(game, _as_defense(x), a), argnums=(0, 1))(x, a)
+    gx, ga = jax.grad(lambda x, a: payoff(game, Defense(*x), a), argnums=(0, 1))(x, a)
     return gx, -ga  # descent on x, ascent on a
 
 
@@ -231,7 +187,7 @@ def saddle_run(game: Game, method: str, opts: GradientOptions = GradientOptions(
     a0 = project_attack(jnp.full((game.num_channels,), game.attacker_budget
                                  / game.num_channels), game.cap, game.attacker_budget)
     state = SaddleState(x=x0, a=a0, opt_state=tx.init((x0, a0)), best_x=x0,
-                        best_value=phi(game, _as_defense(x0)), step=jnp.asarray(0))
+                        best_value=phi(game, Defense(*x0)), step=jnp.asarray(0))
 
     def step(s: SaddleState, _):
         g = _saddle_grads(game, s.x, s.a)
@@ -245,7 +201,7 @@ def saddle_run(game: Game, method: str, opts: GradientOptions = GradientOptions(
         upd, opt_state = tx.update(g, s.opt_state, (s.x, s.a))
         upd = scaled(upd)
         x, a = _saddle_project(game, s.x + upd[0], s.a + upd[1])
-        value = phi(game, _as_defense(x))
+        value = phi(game, Defense(*x))
         better = value < s.best_value
         return SaddleState(x=x, a=a, opt_state=opt_state,
                            best_x=jnp.where(better, x, s.best_x),
@@ -254,3 +210,16 @@ def saddle_run(game: Game, method: str, opts: GradientOptions = GradientOptions(
 
     state, _ = jax.lax.scan(step, state, None, length=opts.steps)
     return state.best_x, state.best_value, state.step
+
+
+def gradient_termination(method: str, iterations: int, opts: GradientOptions) -> str:
+    """How a gradient solver's run ended (one of :data:`minimax.solution.TERMINATIONS`).
+
+    The descent (``method="gradient"``) is ``"converged"`` when it stopped on its own test
+    (every start's trust radius collapsed: no trial step decreases phi) before its iteration
+    budget, and ``"budget_exhausted"`` when it ran all ``opts.steps`` iterations. The saddle
+    methods have no stopping test: they always run ``opts.steps`` iterations.
+    """
+    if method == "gradient" and int(iterations) < opts.steps:
+        return "converged"
+    return "budget_exhausted"

@@ -1,8 +1,11 @@
-"""Euclidean projections onto the players' strategy sets (docs/model.md §1.2).
+"""Euclidean projections onto the players' strategy sets, and feasible starting points
+(docs/model.md §1.2).
 
 * Defender: ``X = {x >= 0, sum cost * x <= P_D}`` with disabled levers fixed at 0. The
   projection of y is ``max(y - tau cost, 0)`` with tau >= 0 the smallest value meeting the
-  budget (found by sorting the ratios y / cost).
+  budget (found by sorting the ratios y / cost). It takes any pytree: a
+  :class:`~minimax.game.Defense` (leaves n, s, b of shape (K,)) is projected as it is, with
+  no conversion to a flat array by the caller (as ``optax.projections`` do).
 * Attacker: ``A = {0 <= a <= cap, sum a <= P_A}``; projection ``clip(y - tau, 0, cap)``, tau
   from the monotone piecewise-linear root of ``minimax.rootfind``.
 
@@ -12,26 +15,37 @@ only the unweighted, uncapped equality case, hence these.
 
 from __future__ import annotations
 
+import itertools
+import math
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
+from minimax.game import Defense, Game
 from minimax.rootfind import clipped_linear_root, clipped_linear_solution
 
 
-def project_budget(y, cost, budget, mask=None) -> jax.Array:
-    """Project ``y`` (any shape) onto ``{x >= 0, sum(cost * x) <= budget, x = 0 off mask}``.
+def project_budget(y: Any, cost: Any, budget, mask: Any = None) -> Any:
+    """Project the pytree ``y`` onto ``{x >= 0, sum(cost * x) <= budget, x = 0 off mask}``.
 
-    ``cost`` > 0 has the shape of ``y``; ``budget`` is a scalar; ``mask`` (broadcastable, 0/1)
-    marks the coordinates that may be non-zero. Sort-based: with the ratios ``y_i / c_i``
-    sorted in decreasing order, tau is the last ``(sum_{j<=i} c_j y_j - P) / sum_{j<=i} c_j^2``
-    that is still below its ratio (the weighted form of Held, Wolfe & Crowder 1974; Duchi et
-    al. 2008), O(n log n).
+    ``y`` is an array of any shape or a pytree of arrays (e.g. a :class:`Defense`); ``cost``
+    (> 0) and ``mask`` (0/1, marks the coordinates that may be non-zero) are pytrees of the
+    same structure whose leaves broadcast to ``y``'s; ``budget`` is a scalar. The sum runs over
+    every coordinate of every leaf, and the result has ``y``'s structure. Sort-based: with the
+    ratios ``y_i / c_i`` sorted in decreasing order, tau is the last
+    ``(sum_{j<=i} c_j y_j - P) / sum_{j<=i} c_j^2`` that is still below its ratio (the weighted
+    form of Held, Wolfe & Crowder 1974; Duchi et al. 2008), O(n log n).
     """
-    shape = y.shape
+    leaves, tree = jax.tree_util.tree_flatten(y)
+    shapes = [jnp.shape(v) for v in leaves]
+    costs = tree.flatten_up_to(cost)
     if mask is not None:
-        y = jnp.where(mask > 0, y, 0.0)
-    y = y.reshape(-1)
-    c = jnp.broadcast_to(cost, shape).reshape(-1)
+        leaves = [jnp.where(m > 0, v, 0.0) for v, m in zip(leaves, tree.flatten_up_to(mask),
+                                                           strict=True)]
+    y = jnp.concatenate([jnp.reshape(v, -1) for v in leaves])
+    c = jnp.concatenate([jnp.broadcast_to(cv, sh).reshape(-1)
+                         for cv, sh in zip(costs, shapes, strict=True)])
     plus = jnp.maximum(y, 0.0)
     inside = jnp.sum(c * plus) <= budget
     order = jnp.argsort(-(y / c))
@@ -53,7 +67,43 @@ def project_budget(y, cost, budget, mask=None) -> jax.Array:
     spent = jnp.sum(c * projected)
     projected = projected * jnp.where(spent > budget, budget / jnp.where(spent > 0, spent, 1.0),
                                       1.0)
-    return jnp.where(inside, plus, projected).reshape(shape)
+    flat = jnp.where(inside, plus, projected)
+    sizes = [math.prod(sh) for sh in shapes]
+    parts = jnp.split(flat, list(itertools.accumulate(sizes))[:-1])
+    return jax.tree_util.tree_unflatten(
+        tree, [p.reshape(sh) for p, sh in zip(parts, shapes, strict=True)])
+
+
+def project_defense(game: Game, x: Any) -> Any:
+    """Projection onto the game's budget set X (disabled levers at 0) of a :class:`Defense`
+    (leaves (K,)) or of a (3, K) array of the levers n, s, b; returns the same kind."""
+    if isinstance(x, Defense):
+        cost = Defense(game.cost_n, game.cost_s, game.cost_b)
+        mask = Defense(*game.lever_mask())
+    else:
+        cost, mask = game.cost_matrix(), game.lever_mask()[:, None]
+    return project_budget(x, cost, game.defender_budget, mask)
+
+
+def initial_defenses(game: Game, starts: int, key) -> jax.Array:
+    """(starts, 3, K) feasible starting points: none, each lever spread evenly, then random
+    (Dirichlet-distributed spends)."""
+    k = game.num_channels
+    cost = game.cost_matrix()
+    mask = game.lever_mask()[:, None] * jnp.ones((3, k))
+    budget = game.defender_budget
+    fixed = [jnp.zeros((3, k))]
+    for lever in range(3):
+        sel = jnp.zeros((3, k)).at[lever].set(1.0) * mask
+        spend = jnp.maximum(jnp.sum(sel * cost), 1e-300)
+        fixed.append(sel * budget / spend)
+    fixed.append(mask * budget / jnp.maximum(jnp.sum(mask * cost), 1e-300))
+    fixed = jnp.stack(fixed)[:starts]
+    extra = max(starts - fixed.shape[0], 0)
+    weights = jax.random.dirichlet(key, jnp.ones(3 * k + 1), (extra,))[:, : 3 * k]
+    weights = weights.reshape(extra, 3, k) * mask[None]
+    rand = weights * budget / cost[None]
+    return jnp.concatenate([fixed, rand], axis=0)
 
 
 def project_attack(y, cap, budget) -> jax.Array:

@@ -1,8 +1,10 @@
-"""Process-level settings for long-running jobs: JAX's persistent compilation cache.
+"""Process-level settings for long-running jobs: the cache root and JAX's compilation cache.
 
-Compiling a solver for one game shape takes seconds; the cache makes every later process
-(Hydra jobs, sweeps, tests) reuse it. Location: ``$MINIMAX_CACHE/jax`` (default
-``~/.cache/minimax/jax``); set ``MINIMAX_CACHE=off`` to disable. Called once per process.
+One cache root serves every cache of the package (:func:`cache_root`): ``$MINIMAX_CACHE``, or
+``~/.cache/minimax`` when unset or empty; ``MINIMAX_CACHE=off`` (any case) turns caching off.
+Compiling a solver for one game shape takes seconds; the persistent compilation cache in
+``<root>/jax`` makes every later process (Hydra jobs, sweeps, tests) reuse it. The validation's
+locally built models are cached in ``<root>`` too (:mod:`minimax.validate._cache`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,29 @@ from pathlib import Path
 import jax
 
 _DONE = False
+CACHE_ENV = "MINIMAX_CACHE"
+
+
+def cache_root() -> Path | None:
+    """The directory every cache of the package lives under, or None when caching is off.
+
+    ``$MINIMAX_CACHE`` if set and not empty, else ``~/.cache/minimax`` (never inside the
+    repository); ``MINIMAX_CACHE=off`` (any case) gives None. Nothing is created here.
+    """
+    root = os.environ.get(CACHE_ENV, "").strip()
+    if root.lower() == "off":
+        return None
+    return Path(root) if root else Path.home() / ".cache" / "minimax"
 
 
 def enable_compilation_cache() -> str | None:
-    """Turn on the persistent compilation cache (idempotent); returns its directory or None."""
+    """Turn on the persistent compilation cache in ``cache_root()/jax`` (idempotent); returns
+    its directory, or None when caching is off (:func:`cache_root`)."""
     global _DONE
-    root = os.environ.get("MINIMAX_CACHE", str(Path.home() / ".cache" / "minimax"))
-    if root.lower() == "off":
+    root = cache_root()
+    if root is None:
         return None
-    path = str(Path(root) / "jax")
+    path = str(root / "jax")
     if not _DONE:
         Path(path).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", path)

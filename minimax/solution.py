@@ -12,6 +12,20 @@ Every answer is checked before it is returned (:func:`check_certificate`): finit
   :class:`~minimax.errors.CertificateError` instead of returning such a result;
   :func:`minimax.solve_batch` returns the row with NaN numbers, ``status="failed"`` and the
   violated check in ``reason``, so one bad game never discards the others.
+
+Beside the certificate's status, a result says how the solver that produced it ended, its
+``termination`` (one of ``TERMINATIONS``):
+
+* ``"converged"`` -- the solver stopped on its own convergence test (the descent's trust
+  regions collapsed, the cutting planes' bracket closed to ``tol``, the double oracle's gap
+  closed to ``tol``);
+* ``"stalled"`` -- it stopped without converging and without using its budget (no oracle
+  found a new strategy; the conic solver of the cutting planes failed mid-run);
+* ``"budget_exhausted"`` -- it used its whole iteration budget (``steps``, ``max_iter``);
+* ``""`` -- not reported (a ``failed`` row, or a result built by hand).
+
+The two are independent: a run that exhausted its budget can still be certified to the
+requested gap, and a converged descent on a non-convex game can leave a gap above it.
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ from minimax.errors import CertificateError
 from minimax.game import LEVERS, Defense, Game
 
 STATUSES = ("certified", "gap_above_tol", "failed")
+TERMINATIONS = ("converged", "stalled", "budget_exhausted")
 FEASIBILITY_RTOL = 1e-9  # relative slack on budgets and caps (rounding of the projections)
 
 
@@ -47,11 +62,13 @@ class Solution(NamedTuple):
     seconds: float  # wall time including the certificate
     reason: str = ""  # why ``auto`` chose this method, solver notes, or why it failed
     status: str = "certified"  # one of STATUSES (see the module docstring)
+    termination: str = ""  # one of TERMINATIONS, or "" when not reported (module docstring)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python dict (JSON-serialisable)."""
+        """Plain-Python dict (JSON-serialisable); :meth:`from_dict` inverts it."""
         return {
             "status": self.status,
+            "termination": self.termination,
             "value": float(self.value),
             "upper": float(self.upper),
             "lower": float(self.lower),
@@ -63,6 +80,15 @@ class Solution(NamedTuple):
             "seconds": float(self.seconds),
             "reason": self.reason,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Solution:
+        """The :class:`Solution` of a :meth:`to_dict` dict (arrays as float64 numpy arrays)."""
+        defense = Defense(*(np.asarray(d["defense"][lv], dtype=float) for lv in LEVERS))
+        return cls(value=d["value"], upper=d["upper"], lower=d["lower"], gap=d["gap"],
+                   defense=defense, attack=np.asarray(d["attack"], dtype=float),
+                   method=d["method"], iterations=d["iterations"], seconds=d["seconds"],
+                   reason=d["reason"], status=d["status"], termination=d.get("termination", ""))
 
 
 def certificate_violations(game: Game, value: float, lower: float, gap: float,

@@ -79,7 +79,7 @@ def test_docs_build_strict(tmp_path):
     for name in ("minimax.certify", "minimax.Game", "minimax.solve_mixed", "minimax.LEVERS"):
         assert f'id="{name}"' in api, name
     modules = (site / "api" / "modules" / "index.html").read_text()
-    for name in ("minimax.solve.solve", "minimax.best_response.best_response",
+    for name in ("minimax.solver.solve", "minimax.response.best_response",
                  "minimax.certificate.lagrangian_lower_bound"):
         assert f'id="{name}"' in modules, name
     assert ":func:" not in modules and ":class:" not in modules  # docs/hooks.py
@@ -179,3 +179,24 @@ def test_one_spelling_of_defense():
                 if british.search(line):
                     hits.append(f"{f.relative_to(ROOT)}:{lineno}: {line.strip()}")
     assert not hits, "write 'defense' (docs/usage.md §6.6):\n" + "\n".join(hits)
+
+
+def test_no_module_is_shadowed_by_a_function():
+    """docs/api/index.md: ``minimax.X`` is the module ``minimax/X.py`` or no attribute at all.
+
+    A package that exports a function under its module's name (``minimax.solve`` the function
+    over ``minimax/solve.py``) makes ``import minimax.X as m`` bind the function.
+    """
+    import importlib
+    import pkgutil
+
+    import minimax
+
+    clashes = []
+    for info in pkgutil.walk_packages(minimax.__path__, "minimax."):
+        parent, _, leaf = info.name.rpartition(".")
+        module = importlib.import_module(info.name)
+        attr = getattr(importlib.import_module(parent), leaf, None)
+        if attr is not None and attr is not module:
+            clashes.append(f"{parent}.{leaf} is {type(attr).__name__}, not the module")
+    assert not clashes, "\n".join(clashes)

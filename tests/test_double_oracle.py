@@ -166,7 +166,7 @@ def test_history_and_dict(helps_mixed):
     d = json.loads(json.dumps(mixed.to_dict()))
     assert set(d) == {"value", "upper", "lower", "gap", "defenses", "probabilities",
                       "pure_value", "pure_lower", "iterations", "history", "method", "seconds",
-                      "status", "reason", "pure_status"}
+                      "status", "reason", "pure_status", "termination", "pure"}
     assert d["status"] in ("certified", "gap_above_tol") and d["pure_status"] == "certified"
     assert d["pure_value"] == mixed.pure.upper and len(d["history"]) == mixed.iterations
 

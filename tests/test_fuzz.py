@@ -41,7 +41,6 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import minimax  # noqa: E402
-from minimax.best_response import phi  # noqa: E402
 from minimax.game import (  # noqa: E402
     BUDGET_MAX,
     CAP_MAX,
@@ -51,6 +50,7 @@ from minimax.game import (  # noqa: E402
     WEIGHT_MAX,
     Defense,
 )
+from minimax.response import phi  # noqa: E402
 
 LONG = os.environ.get("MINIMAX_FUZZ", "ci") == "long"
 EXAMPLES = int(os.environ.get("MINIMAX_FUZZ_EXAMPLES", "10000")) if LONG else 300

@@ -165,3 +165,25 @@ def test_gcg_lowers_its_loss_and_fluent_passes_filter(target):
                         for r in rows])
 
     assert fa.payload["recipe"] == "gcg-fluent" and passed(fa) >= passed(ga)
+
+
+@pytest.mark.slow
+def test_checkpoints_are_the_shorter_runs(target):
+    """One run of S steps passes through the state a run of s < S steps ends in."""
+    d = mem.MemoryDefense()
+    long = target.attack([(1.0, d)], {"memory": 16}, split="calib",
+                         options={"text_steps": 3, "checkpoints": [0, 1, 3], "restarts": 2})
+    for s in (0, 1):
+        short = target.attack([(1.0, d)], {"memory": 16}, split="calib",
+                              options={"text_steps": s, "restarts": 2})
+        got = target.at_checkpoint(long, s)
+        assert all(torch.equal(a, b) for a, b in zip(got.payload["ids"], short.payload["ids"],
+                                                     strict=True))
+        assert got.label == short.label
+    end = target.at_checkpoint(long, 3).payload["ids"]
+    assert all(torch.equal(a, b) for a, b in zip(end, long.payload["ids"], strict=True))
+    with pytest.raises(ValueError, match="checkpoints"):
+        target.at_checkpoint(long, 2)
+    with pytest.raises(ValueError, match="checkpoints"):
+        target.attack([(1.0, d)], {"memory": 16}, split="calib",
+                      options={"text_steps": 2, "checkpoints": [5]})

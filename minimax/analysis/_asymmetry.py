@@ -25,7 +25,6 @@ so the gap closes) and the gaps are returned.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -33,10 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.best_response import phi
 from minimax.errors import GameSpecError
 from minimax.game import Defense, Game
-from minimax.solve import solve_batch
+from minimax.response import phi
+from minimax.serial import namedtuple_to_dict
+from minimax.solver import solve_batch
 
 
 class AsymmetryResult(NamedTuple):
@@ -52,6 +52,10 @@ class AsymmetryResult(NamedTuple):
     gap_sys: np.ndarray  # (T,)
     defense_model: np.ndarray  # (T, K) n allocation
     defense_sys: np.ndarray  # (T, K) b allocation
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (JSON-serialisable)."""
+        return namedtuple_to_dict(self)
 
 
 def closed_form_one_channel(game: Game, powers: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,10 +77,10 @@ def _phi_ladder(games: Game, defenses: Defense) -> jax.Array:
 
 
 def _ladder(game: Game, powers: np.ndarray) -> Game:
-    view = dataclasses.replace(game, names=(), flows=(), modalities=(), name="")
+    view = game.view()
     t = powers.size
     leaves = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(v, (t,) + jnp.shape(v)), view)
-    return dataclasses.replace(leaves, attacker_budget=jnp.asarray(powers))
+    return leaves.replace(attacker_budget=jnp.asarray(powers))
 
 
 def asymmetry(game: Game, powers: Sequence[float], **solver_options: Any) -> AsymmetryResult:

@@ -117,6 +117,26 @@ class CircuitBreaker:
         return cls(threshold_rate=threshold.lower, benign_rate=benign_power, model="gaussian",
                    sigma=sigma, **kwargs)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The breaker's settings and its streaming state, JSON-serialisable;
+        :meth:`from_dict` rebuilds an identical breaker."""
+        return {"threshold_rate": self.threshold_rate, "benign_rate": self.benign_rate,
+                "model": self.model, "sigma": self.sigma,
+                "false_trip_bound": self.false_trip_bound, "horizon": self.horizon,
+                "alternative_rate": self.alternative_rate,
+                "critical_value": self.critical_value, "statistic": self.statistic,
+                "count": self.count, "tripped": self.tripped, "trip_time": self.trip_time}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CircuitBreaker:
+        """The breaker of a :meth:`to_dict` dict, settings re-checked, state restored."""
+        cb = cls(d["threshold_rate"], d["benign_rate"], model=d["model"], sigma=d["sigma"],
+                 false_trip_bound=d["false_trip_bound"], horizon=d["horizon"],
+                 alternative_rate=d["alternative_rate"])
+        cb.statistic, cb.count = float(d["statistic"]), int(d["count"])
+        cb.tripped, cb.trip_time = bool(d["tripped"]), d["trip_time"]
+        return cb
+
     # ----------------------------------------------------------------- statistic
     def increment(self, x):
         """Log-likelihood-ratio increment l(x) (elementwise, numpy)."""

@@ -30,9 +30,8 @@ ranked by hand.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,10 +44,11 @@ from minimax.analysis._specs import (
     defense_vector,
     investment_cost,
 )
-from minimax.best_response import phi
 from minimax.channel import legitimate_capacity, payoff
 from minimax.errors import GameSpecError
 from minimax.game import FLOWS, Defense, Game
+from minimax.response import phi
+from minimax.serial import namedtuple_to_dict
 
 
 class DCIResult(NamedTuple):
@@ -73,6 +73,10 @@ class DCIResult(NamedTuple):
     skipped: tuple[str, ...]  # classes that reach no channel of the game (left out)
     equal_budget: bool  # whether every defense was rescaled to the game's defender budget
     provenance: tuple[str, ...] = ()  # (J,) "measured" | "assumed": where the amounts come from
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (JSON-serialisable; NaN where no class reaches a flow)."""
+        return namedtuple_to_dict(self)
 
     def ranking(self) -> np.ndarray:
         """Indices of the defenses, highest DCI first (ties keep catalogue order)."""
@@ -103,11 +107,10 @@ def _stack(game: Game, caps: np.ndarray, powers: np.ndarray, mode: str) -> Game:
     """A batched game of shape (S*T,): scenario caps (S, K) x powers (T,), utility_price 0."""
     s, k = caps.shape
     t = powers.shape[0]
-    view = dataclasses.replace(game, names=(), flows=(), modalities=(), name="", mode=mode)
+    view = game.replace(mode=mode).view()
     g = s * t
     leaves = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(v, (g,) + jnp.shape(v)), view)
-    return dataclasses.replace(
-        leaves,
+    return leaves.replace(
         cap=jnp.asarray(np.repeat(caps, t, axis=0).reshape(g, k)),
         attacker_budget=jnp.asarray(np.tile(powers, s)),
         utility_price=jnp.zeros(g),

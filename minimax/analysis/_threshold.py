@@ -42,7 +42,7 @@ import numpy as np
 from minimax.errors import GameSpecError
 from minimax.game import BUDGET_MAX, Game
 from minimax.solution import Solution
-from minimax.solve import solve_batch
+from minimax.solver import solve_batch
 
 
 class ThresholdResult(NamedTuple):
@@ -62,12 +62,15 @@ class ThresholdResult(NamedTuple):
     history: tuple[tuple[float, float, float], ...]  # (P, lower net, upper net), net = h V
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (JSON-serialisable; an infinite ``upper`` is ``Infinity``)."""
         return {
             "power": self.power, "lower": self.lower, "upper": self.upper,
             "harm_price": self.harm_price, "defender_budget": self.defender_budget,
             "undecided": list(self.undecided) if self.undecided else None,
             "converged": self.converged, "rounds": self.rounds, "evaluations": self.evaluations,
             "solution": self.solution.to_dict() if self.solution else None,
+            "solution_lower": self.solution_lower.to_dict() if self.solution_lower else None,
+            "history": [list(h) for h in self.history],
         }
 
 

@@ -41,15 +41,26 @@ from __future__ import annotations
 
 import minimax._x64  # noqa: F401  (float64 JAX before any array is made)
 from minimax.finite._io import load_matrix
-from minimax.finite._ipm import BatchSolution, IPMOptions, zero_sum_batch
-from minimax.finite._lp import MatrixGameSolution, zero_sum
+from minimax.finite._ipm import (
+    BatchSolution,
+    IPMOptions,
+    IPMState,
+    ipm_init,
+    ipm_step,
+    zero_sum_batch,
+)
+from minimax.finite._lp import LPOptions, MatrixGameSolution, zero_sum
 from minimax.finite._stackelberg import StackelbergSolution, stackelberg
 
 __all__ = [
     "BatchSolution",
     "IPMOptions",
+    "IPMState",
+    "LPOptions",
     "MatrixGameSolution",
     "StackelbergSolution",
+    "ipm_init",
+    "ipm_step",
     "load_matrix",
     "stackelberg",
     "zero_sum",

@@ -66,7 +66,8 @@ import minimax._x64  # noqa: F401  (float64 before any array is made)
 from minimax.errors import GameSpecError, SolverError
 from minimax.finite._certify import certify
 from minimax.finite._lp import solve_lp
-from minimax.finite._validate import as_batch, check_tol
+from minimax.finite._validate import as_batch, as_options, check_tol
+from minimax.serial import namedtuple_to_dict, to_plain
 
 STATUSES = ("certified", "gap_above_tol")
 
@@ -106,21 +107,7 @@ class IPMOptions(NamedTuple):
 
 def check_options(options: object) -> IPMOptions:
     """``options`` (None, an :class:`IPMOptions` or a dict of its fields) checked field by field."""
-    if options is None:
-        return IPMOptions()
-    if isinstance(options, dict):
-        unknown = set(options) - set(IPMOptions._fields)
-        if unknown:
-            raise GameSpecError(
-                f"options: unknown IPM option(s) {sorted(unknown)}; allowed are "
-                f"{list(IPMOptions._fields)}."
-            )
-        options = IPMOptions(**options)
-    if not isinstance(options, IPMOptions):
-        raise GameSpecError(
-            f"options must be None, an IPMOptions or a dict; got {type(options).__name__}."
-        )
-    o = options
+    o = as_options(options, IPMOptions, "IPM")
     checks = [
         ("step_to_boundary", isinstance(o.step_to_boundary, float) and 0 < o.step_to_boundary < 1,
          "a float in (0, 1)"),
@@ -161,10 +148,18 @@ class BatchSolution(NamedTuple):
     converged: np.ndarray  # (batch,) bool, exploitability <= tol
     finished_exactly: np.ndarray  # (batch,) bool: the IPM did not certify it; an exact LP did
     status: np.ndarray  # (batch,) str: "certified" or "gap_above_tol" (only with strict=False)
+    # (batch,) str: how the IPM's own run ended, before any exact-LP finishing: "converged"
+    # (certified to tol by its stopping rule), "stalled" (a non-finite or non-interior step),
+    # "budget_exhausted" (max_iter reached); see minimax.solution.TERMINATIONS
+    termination: np.ndarray
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict of lists, one entry per game in each."""
-        return {k: v.tolist() for k, v in self._asdict().items()}
+        return namedtuple_to_dict(self)
+
+    def row(self, k: int) -> dict[str, object]:
+        """Game ``k`` of the batch as a JSON-ready dict (the same keys, one game's values)."""
+        return {name: to_plain(v[k]) for name, v in self._asdict().items()}
 
 
 def zero_sum_batch(
@@ -261,10 +256,18 @@ def zero_sum_batch(
         converged=converged,
         finished_exactly=finished,
         status=np.where(converged, STATUSES[0], STATUSES[1]),
+        termination=_termination(state, tol, max_iter),
     )
     if strict and not converged.all():
         raise _missed(As, sol, tol)
     return sol
+
+
+def _termination(state: IPMState, tol: float, max_iter: int) -> np.ndarray:
+    """Per game: "converged", "stalled" or "budget_exhausted" (the IPM's run, on the host)."""
+    reached = np.asarray(state.gap) <= tol
+    stalled = np.asarray(state.done) & ~reached
+    return np.where(reached, "converged", np.where(stalled, "stalled", "budget_exhausted"))
 
 
 def _missed(As: np.ndarray, sol: BatchSolution, tol: float) -> SolverError:
@@ -299,7 +302,7 @@ def chunk_games(m: int, n: int, options: IPMOptions = IPMOptions()) -> int:
     return max(1, size // (8 * m * n))
 
 
-def _solve(G: np.ndarray, tol: float, max_iter: int, opts: IPMOptions) -> _IPMState:
+def _solve(G: np.ndarray, tol: float, max_iter: int, opts: IPMOptions) -> IPMState:
     """IPM states (numpy) of loss matrices ``G`` (batch, m, n), m >= n, by fixed-size chunks.
 
     The first pass runs each chunk (the last padded with all-zero games, certified at the
@@ -313,7 +316,7 @@ def _solve(G: np.ndarray, tol: float, max_iter: int, opts: IPMOptions) -> _IPMSt
     chunks = -(-batch // size)
     padded = np.zeros((chunks * size, m, n))
     padded[:batch] = G
-    blank = _IPMState(
+    blank = IPMState(
         z=np.ones((size, m + n)),
         lam=np.zeros((size, n)),
         sig=np.ones((size, m + n)),
@@ -343,7 +346,7 @@ def _solve(G: np.ndarray, tol: float, max_iter: int, opts: IPMOptions) -> _IPMSt
             block = waiting[s : s + size]
             rows = np.concatenate([block, np.full(size - len(block), pad)])
             part_cap = cap if len(block) == size else np.int32(0)
-            out = run(padded[rows], _IPMState(*(v[rows] for v in state)), False, part_cap)
+            out = run(padded[rows], IPMState(*(v[rows] for v in state)), False, part_cap)
             for full, part in zip(state, out, strict=True):
                 full[block] = np.asarray(part)[: len(block)]
 
@@ -351,14 +354,14 @@ def _solve(G: np.ndarray, tol: float, max_iter: int, opts: IPMOptions) -> _IPMSt
 @functools.partial(jax.jit, static_argnames=("opts",))
 def _run_chunk(
     G: jax.Array,
-    state: _IPMState,
+    state: IPMState,
     fresh: jax.Array,
     tol: jax.Array,
     max_iter: jax.Array,
     cap: jax.Array,
     *,
     opts: IPMOptions,
-) -> _IPMState:
+) -> IPMState:
     """The compiled program: iterate one chunk of games (size, m, n) until at most ``cap`` of
     them are still running, starting from the IPM's starting point if ``fresh``."""
     B = _rescale(G)
@@ -368,10 +371,10 @@ def _run_chunk(
         lambda: state,
     )
 
-    def cond(st: _IPMState) -> jax.Array:
+    def cond(st: IPMState) -> jax.Array:
         return jnp.sum(_active(st, max_iter)) > cap
 
-    def body(st: _IPMState) -> _IPMState:
+    def body(st: IPMState) -> IPMState:
         new = jax.vmap(_step, in_axes=(0, 0, 0, None, None))(B, G, st, tol, opts)
         keep = ~_active(st, max_iter)  # certified games must not move
         return jax.tree.map(
@@ -390,7 +393,7 @@ def _rescale(G: jax.Array) -> jax.Array:
     return (G - lo) / jnp.where(span > 0, span, 1.0) + 1.0
 
 
-def _active(st: _IPMState, max_iter: jax.Array) -> jax.Array:
+def _active(st: IPMState, max_iter: jax.Array) -> jax.Array:
     """Games still iterating: not certified, not stalled, iterations left."""
     return ~st.done & (st.iterations < max_iter)
 
@@ -404,7 +407,30 @@ def _exploitability(G: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.max(x @ G) - jnp.min(G @ y)
 
 
-class _IPMState(NamedTuple):
+def ipm_init(A: object, tol: float = 1e-6, options: IPMOptions | dict | None = None
+             ) -> IPMState:
+    """The IPM's state before its first iteration, for one loss matrix ``A`` (m, n).
+
+    With :func:`ipm_step` this is the method of :func:`zero_sum_batch` one game and one
+    iteration at a time (no chunks, no transposition, no exact-LP finishing): for a game with
+    m >= n the iterates are those of the batch. ``state.done`` is set once the float64
+    exploitability ``state.gap`` is at most ``tol`` or a step was not finite.
+    """
+    G = jnp.asarray(as_batch(np.asarray(A, dtype=float)[None], "A")[0])
+    return _init(_rescale(G[None])[0], G, jnp.float64(check_tol(tol)), check_options(options))
+
+
+def ipm_step(A: object, state: IPMState, tol: float = 1e-6,
+             options: IPMOptions | dict | None = None) -> IPMState:
+    """One Mehrotra predictor-corrector iteration of :func:`ipm_init`'s state (a finished
+    state, ``done``, is returned unchanged, as in the batch)."""
+    G = jnp.asarray(as_batch(np.asarray(A, dtype=float)[None], "A")[0])
+    new = _step(_rescale(G[None])[0], G, state, jnp.float64(check_tol(tol)),
+                check_options(options))
+    return jax.tree.map(lambda old, nw: jnp.where(state.done, old, nw), state, new)
+
+
+class IPMState(NamedTuple):
     """Per-game state of the packing LP ``min c^T z, [B^T I] z = 1, z >= 0`` and its dual."""
 
     z: jax.Array  # (m + n,) primal (p, s) > 0; p = x / value of the rescaled game
@@ -417,7 +443,7 @@ class _IPMState(NamedTuple):
     done: jax.Array  # () bool: certified (gap <= tol) or stalled (non-finite step)
 
 
-def _init(B: jax.Array, G: jax.Array, tol: jax.Array, opts: IPMOptions) -> _IPMState:
+def _init(B: jax.Array, G: jax.Array, tol: jax.Array, opts: IPMOptions) -> IPMState:
     """Mehrotra's starting point (Mehrotra 1992, section 7; Wright 1997, p. 205).
 
     The least-squares solutions ``z = M^T (M M^T)^{-1} 1`` and ``lam = (M M^T)^{-1} M c`` with
@@ -445,7 +471,7 @@ def _init(B: jax.Array, G: jax.Array, tol: jax.Array, opts: IPMOptions) -> _IPMS
         z, lam, sig = jnp.concatenate([p, 1.0 - B.T @ p]), -q, jnp.concatenate([B @ q - 1.0, q])
     x, y = jnp.full((m,), 1.0 / m), jnp.full((n,), 1.0 / n)
     gap = _exploitability(G, x, y)
-    return _IPMState(
+    return IPMState(
         z=z,
         lam=lam,
         sig=sig,
@@ -493,8 +519,8 @@ def _cho_solve(chol: jax.Array, r: jax.Array, unroll_max: int) -> jax.Array:
 
 
 def _step(
-    B: jax.Array, G: jax.Array, st: _IPMState, tol: jax.Array, opts: IPMOptions
-) -> _IPMState:
+    B: jax.Array, G: jax.Array, st: IPMState, tol: jax.Array, opts: IPMOptions
+) -> IPMState:
     """One Mehrotra predictor-corrector iteration (one Cholesky factorisation)."""
     m, n = B.shape
     z, lam, sig = st.z, st.lam, st.sig
@@ -555,7 +581,7 @@ def _step(
     x, y = _normalise(z_new[:m]), _normalise(sig_new[m:])
     gap = _exploitability(G, x, y)
     better = finite & (gap < st.gap)
-    return _IPMState(
+    return IPMState(
         z=jnp.where(finite, z_new, z),
         lam=jnp.where(finite, lam_new, lam),
         sig=jnp.where(finite, sig_new, sig),

@@ -14,7 +14,8 @@ cvxpy adds a canonicalisation step that costs seconds on a dense 1000 x 1000 gam
 itself, HiGHS picks dual simplex, which is 2-4x slower than its interior-point method with
 crossover on large dense games. The default ``solver="highs-direct"`` therefore calls HiGHS through
 ``scipy.optimize.linprog`` without cvxpy, with dual simplex for small games and IPM + crossover
-for games with at least ``_IPM_MIN_ENTRIES`` payoffs; both return a basic (vertex) solution.
+for games with at least ``LPOptions.ipm_min_entries`` payoffs; both return a basic (vertex)
+solution.
 ``solver="HIGHS"`` / ``"CLARABEL"`` go through one cvxpy problem per shape, built once with a
 ``cp.Parameter`` so that re-solves with the same shape skip most of the canonicalisation (DPP);
 the HIGHS path makes the same simplex/IPM choice.
@@ -36,13 +37,35 @@ import numpy as np
 
 from minimax.errors import GameSpecError, SolverError
 from minimax.finite._certify import certify
-from minimax.finite._validate import as_matrix, check_tol
+from minimax.finite._validate import as_matrix, as_options, check_tol
+from minimax.serial import namedtuple_to_dict
 
 SOLVERS = ("highs-direct", "HIGHS", "CLARABEL")
-# From about 400 x 400 upwards HiGHS' IPM (+ crossover) beats its dual simplex on dense games.
-_IPM_MIN_ENTRIES = 160_000
-# A cvxpy "optimal_inaccurate" answer is kept only if its strategies certify the value this well.
-_INACCURATE_GAP = 1e-8
+
+
+class LPOptions(NamedTuple):
+    """Settings of the exact LP back ends of :func:`zero_sum` (hashable, immutable)."""
+
+    # From about 400 x 400 upwards HiGHS' IPM (+ crossover) beats its dual simplex on dense
+    # games (experiments/results/bench_finite.md): games with at least this many payoffs use it.
+    ipm_min_entries: int = 160_000
+    # A cvxpy "optimal_inaccurate" answer is kept only if its strategies certify the value to
+    # this exploitability times max(1, max|A|).
+    inaccurate_gap: float = 1e-8
+
+
+def check_lp_options(options: object) -> LPOptions:
+    """``options`` (None, an :class:`LPOptions` or a dict of its fields) checked field by field."""
+    o = as_options(options, LPOptions, "LP")
+    if isinstance(o.ipm_min_entries, bool) or not isinstance(o.ipm_min_entries, int) \
+            or o.ipm_min_entries < 1:
+        raise GameSpecError(f"options.ipm_min_entries must be an integer >= 1; got "
+                            f"{o.ipm_min_entries!r}.")
+    if isinstance(o.inaccurate_gap, bool) or not isinstance(o.inaccurate_gap, int | float) \
+            or not (0 <= o.inaccurate_gap < 1):
+        raise GameSpecError(f"options.inaccurate_gap must be a number in [0, 1); got "
+                            f"{o.inaccurate_gap!r}.")
+    return o
 
 
 class MatrixGameSolution(NamedTuple):
@@ -66,11 +89,12 @@ class MatrixGameSolution(NamedTuple):
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict (arrays as lists)."""
-        return _to_dict(self)
+        return namedtuple_to_dict(self)
 
 
 def zero_sum(
-    A: object, solver: str = "highs-direct", tol: float | None = None
+    A: object, solver: str = "highs-direct", tol: float | None = None, *,
+    options: LPOptions | dict | None = None,
 ) -> MatrixGameSolution:
     r"""Solve the zero-sum game with loss matrix ``A`` exactly, by linear programming.
 
@@ -93,6 +117,7 @@ def zero_sum(
       tol: optional exploitability target (units of ``A``, > 0): ``status`` is ``"certified"``
         if the certified exploitability is at most ``tol``, else ``"gap_above_tol"``. Without
         it the status is ``"certified"`` (the exploitability is a valid bound either way).
+      options: :class:`LPOptions` (or a dict of its fields); None for the defaults.
 
     Returns:
       A :class:`MatrixGameSolution`.
@@ -119,8 +144,9 @@ def zero_sum(
         raise GameSpecError(f"solver must be one of {SOLVERS}; got {solver!r}.")
     if tol is not None:
         check_tol(tol)
+    opts = check_lp_options(options)
     start = time.perf_counter()
-    x, y, value, method = solve_lp(A, solver)
+    x, y, value, method = solve_lp(A, solver, opts)
     cert = certify(A[None], x[None], y[None], tol)
     upper, lower, gap = float(cert.upper[0]), float(cert.lower[0]), float(cert.gap[0])
     if not (np.isfinite(upper) and np.isfinite(lower)):
@@ -142,7 +168,7 @@ def zero_sum(
 
 
 def solve_lp(
-    A: np.ndarray, solver: str = "highs-direct"
+    A: np.ndarray, solver: str = "highs-direct", options: LPOptions = LPOptions()
 ) -> tuple[np.ndarray, np.ndarray, float, str]:
     """Equilibrium strategies (on the simplex), the LP's value and the method label for one
     checked game, solved on its rescaled copy with payoffs in [0, 1]."""
@@ -153,17 +179,11 @@ def solve_lp(
         shift, span = 0.0, float(np.abs(A).max())
     scaled = (A - shift) / span
     if solver == "highs-direct":
-        x, y, obj, method = _solve_linprog(scaled)
+        x, y, obj, method = _solve_linprog(scaled, options)
     else:
-        x, y, obj, method = _solve_cvxpy(scaled, solver)
+        x, y, obj, method = _solve_cvxpy(scaled, solver, options)
     x, y = _to_simplex(x, "x", method), _to_simplex(y, "y", method)
     return x, y, float(obj * span + shift), method
-
-
-def _to_dict(sol: NamedTuple) -> dict[str, object]:
-    return {
-        k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in sol._asdict().items()
-    }
 
 
 def _to_simplex(p: np.ndarray, name: str, method: str) -> np.ndarray:
@@ -178,7 +198,8 @@ def _to_simplex(p: np.ndarray, name: str, method: str) -> np.ndarray:
     return p / total
 
 
-def _solve_linprog(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, str]:
+def _solve_linprog(A: np.ndarray, options: LPOptions
+                   ) -> tuple[np.ndarray, np.ndarray, float, str]:
     from scipy.optimize import linprog
 
     m, n = A.shape
@@ -187,7 +208,7 @@ def _solve_linprog(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, str]:
     a_ub = np.hstack([A.T, -np.ones((n, 1))])  # (x^T A)_j - v <= 0
     a_eq = np.concatenate([np.ones(m), [0.0]])[None, :]
     bounds = [(0.0, None)] * m + [(None, None)]
-    method = "highs-ipm" if A.size >= _IPM_MIN_ENTRIES else "highs-ds"
+    method = "highs-ipm" if A.size >= options.ipm_min_entries else "highs-ds"
     res = linprog(
         c, A_ub=a_ub, b_ub=np.zeros(n), A_eq=a_eq, b_eq=[1.0], bounds=bounds, method=method
     )
@@ -214,21 +235,22 @@ def _cvxpy_problem(m: int, n: int):
     return problem, A, x, best_response
 
 
-def _solve_cvxpy(A: np.ndarray, solver: str) -> tuple[np.ndarray, np.ndarray, float, str]:
+def _solve_cvxpy(A: np.ndarray, solver: str, options: LPOptions
+                 ) -> tuple[np.ndarray, np.ndarray, float, str]:
     import cvxpy as cp
 
     problem, param, x, best_response = _cvxpy_problem(*A.shape)
     param.value = A
     label = f"cvxpy+{solver}"
-    options = {}
-    if solver == "HIGHS" and A.size >= _IPM_MIN_ENTRIES:  # same method choice as highs-direct
-        options = {"highs_options": {"solver": "ipm"}}
+    settings = {}
+    if solver == "HIGHS" and A.size >= options.ipm_min_entries:  # same choice as highs-direct
+        settings = {"highs_options": {"solver": "ipm"}}
         label += " (IPM + crossover)"
     try:
         with warnings.catch_warnings():
             # cvxpy warns on inaccurate solutions; we raise on every non-optimal status instead.
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            problem.solve(solver=solver, **options)
+            problem.solve(solver=solver, **settings)
     except (cp.error.SolverError, ValueError, ArithmeticError) as err:
         # e.g. cvxpy's "Cannot unpack invalid solution" when HiGHS gives up on the problem
         raise SolverError(
@@ -242,13 +264,13 @@ def _solve_cvxpy(A: np.ndarray, solver: str) -> tuple[np.ndarray, np.ndarray, fl
         xs, ys = np.clip(x.value, 0, None), np.clip(best_response.dual_value, 0, None)
         if xs.sum() > 0 and ys.sum() > 0:
             gap = np.max((xs / xs.sum()) @ A) - np.min(A @ (ys / ys.sum()))
-            if gap <= _INACCURATE_GAP * max(1.0, float(np.abs(A).max())):
+            if gap <= options.inaccurate_gap * max(1.0, float(np.abs(A).max())):
                 return x.value, best_response.dual_value, float(problem.value), label
             status = f"{status} (exploitability {gap:.1e})"
     if problem.status != cp.OPTIMAL:
         raise SolverError(
             f"{label} returned status {status!r} on the {A.shape} game LP (need 'optimal', or "
-            f"'optimal_inaccurate' with exploitability <= {_INACCURATE_GAP:g} x max|A|). Try "
-            f"solver='highs-direct', or rescale the payoffs to about unit size."
+            f"'optimal_inaccurate' with exploitability <= {options.inaccurate_gap:g} x max|A|). "
+            f"Try solver='highs-direct', or rescale the payoffs to about unit size."
         )
     return x.value, best_response.dual_value, float(problem.value), label

@@ -23,6 +23,7 @@ import numpy as np
 
 from minimax.errors import SolverError
 from minimax.finite._validate import as_matrix, check_tol, same_shape
+from minimax.serial import namedtuple_to_dict
 
 # Default incentive-gap tolerance, relative to the spread of U: HiGHS' primal feasibility
 # tolerance is 1e-7 on the rescaled constraints, so a gap up to ~1e-7 x spread is expected.
@@ -42,8 +43,7 @@ class StackelbergSolution(NamedTuple):
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict (arrays as lists)."""
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                for k, v in self._asdict().items()}
+        return namedtuple_to_dict(self)
 
 
 def stackelberg(

@@ -94,3 +94,20 @@ def _refuse_complex(value: object, field: str) -> None:
         f"{field} must be real (payoffs are real numbers); got a complex array of dtype "
         f"{raw.dtype}{at}. Pass the real part explicitly (np.real(A)) if that is what you mean."
     )
+
+
+def as_options(options: object, record: type, label: str):
+    """``options`` as a ``record`` (a NamedTuple of settings): None gives the defaults, a dict
+    its fields (unknown keys are a named error naming the allowed ones)."""
+    if options is None:
+        return record()
+    if isinstance(options, dict):
+        unknown = set(options) - set(record._fields)
+        if unknown:
+            raise GameSpecError(f"options: unknown {label} option(s) {sorted(unknown)}; allowed "
+                                f"are {list(record._fields)}.")
+        options = record(**options)
+    if not isinstance(options, record):
+        raise GameSpecError(f"options must be None, an {record.__name__} or a dict; got "
+                            f"{type(options).__name__}.")
+    return options

@@ -39,8 +39,16 @@ def _game_columns(game: Mapping[str, Any]) -> dict[str, Any]:
             **{k: game.get(k) for k in GAME_COLUMNS[2:]}}
 
 
-def _solver_columns(solver: Mapping[str, Any]) -> dict[str, Any]:
-    return {f"solver.{k}": v for k, v in solver.items() if k != "method"}
+def _solver_columns(solver: Mapping[str, Any], prefix: str = "solver") -> dict[str, Any]:
+    """``solver.KEY`` columns; a nested mapping (``bound``) gives ``solver.bound.KEY`` columns
+    (an empty one none: Parquet cannot store a struct without fields)."""
+    out: dict[str, Any] = {}
+    for key, value in solver.items():
+        if isinstance(value, Mapping):
+            out.update(_solver_columns(value, f"{prefix}.{key}"))
+        elif key != "method" or prefix != "solver":
+            out[f"{prefix}.{key}"] = value
+    return out
 
 
 def _jsonish(value: Any) -> Any:

@@ -12,7 +12,6 @@ import copy
 import hashlib
 import itertools
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from minimax.config import AxisConfig
 from minimax.errors import GameSpecError
-from minimax.game import CHANNEL_ARRAYS
+from minimax.schema import CHANNEL_ARRAYS, REQUIRED, default_of
 
 TOP_PARAMS = ("attacker_budget", "defender_budget", "utility_price")
 KINDS = ("grid", "zip")
@@ -106,23 +105,29 @@ def check_param(game: Mapping[str, Any], param: str) -> None:
 
 
 def apply_param(game: dict[str, Any], param: str, value: float, op: str = "set") -> None:
-    """Set (``op="set"``) or multiply (``op="scale"``) one field of a game dict, in place."""
+    """Set (``op="set"``) or multiply (``op="scale"``) one field of a game dict, in place.
+
+    A field the dict leaves out is scaled from its default in the game schema
+    (:data:`minimax.schema.FIELDS`: ``cap`` inf, costs 1, ``utility_price`` 0)."""
     if op not in ("set", "scale"):
         raise GameSpecError(f"sweep.axes[{param}].op: got {op!r}; expected 'set' or 'scale'")
-
-    def new(old: Any) -> float:
-        return float(value) if op == "set" else float(old) * float(value)
-
     if param in TOP_PARAMS:
-        game[param] = new(game.get(param, 0.0))
+        _apply(game, param, value, op, f"sweep.axes[{param}]")
         return
     indices, field = _channel_selector(game, param)
     for i in indices:
-        game["channels"][i][field] = new(game["channels"][i].get(field, _default(field)))
+        _apply(game["channels"][i], field, value, op, f"sweep.axes[{param}] (channel {i})")
 
 
-def _default(field: str) -> float:
-    return math.inf if field == "cap" else 1.0
+def _apply(where: dict[str, Any], key: str, value: float, op: str, label: str) -> None:
+    if op == "set":
+        where[key] = float(value)
+        return
+    old = where.get(key, default_of(key))
+    if old is REQUIRED:
+        raise GameSpecError(f"{label}: op=scale of {key!r}, which the game does not give and "
+                            f"which has no default; give it in the game or use op=set")
+    where[key] = float(old) * float(value)
 
 
 def point_id(config: Mapping[str, Any]) -> str:

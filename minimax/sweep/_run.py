@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from minimax.config import SweepAppConfig, solver_options, validate_config
 from minimax.errors import GameSpecError, MinimaxError
+from minimax.methods import BOUND_OPTIONS, METHODS, get_method, parse_options, readers
 from minimax.sweep._grid import Point, expand
 from minimax.sweep._progress import Progress
 from minimax.sweep._status import FAILED, GAP_ABOVE_TOL, of_solution
@@ -43,31 +44,32 @@ from minimax.sweep._store import (
 
 log = logging.getLogger("minimax.sweep")
 
-BATCHED = ("auto", "gradient", "gda", "extragradient", "optimistic")
-
-
 class SweepInterrupted(MinimaxError):
     """Raised by ``sweep.stop_after_chunks``: simulates a sweep killed after k chunks."""
 
 
 def sweep_solver(app: SweepAppConfig) -> dict[str, Any]:
-    """``{"method": ..., **options}``: the solver group's options, then the sweep's overrides."""
-    from minimax.certificate import BoundConfig
-    from minimax.gradient import GradientOptions
+    """``{"method": ..., **options}``: the solver group's options, then the sweep's overrides.
 
+    Checked against the method registry (:mod:`minimax.methods`) before any point is solved:
+    the method must give pure defenses, and an option it does not read is a named error."""
     method, options = solver_options(app.solver)
-    allowed = set(GradientOptions._fields) | set(BoundConfig._fields) | {"tol", "max_iter"}
+    spec = get_method(method)
+    if spec.result != "pure":
+        pure = [m.name for m in METHODS.values() if m.result == "pure"]
+        raise GameSpecError(f"solver.method: {method!r} gives mixed defenses; a sweep solves "
+                            f"one of {pure} per point")
+    allowed = set(spec.options._fields) | set(BOUND_OPTIONS)
     for key, value in app.sweep.options.items():
         if key not in allowed:
             raise GameSpecError(
-                f"sweep.options.{key}: unknown solver option (value {value!r}); allowed are "
-                f"{sorted(allowed)}"
+                f"sweep.options.{key}: method={method!r} does not read this option (value "
+                f"{value!r}; read by {readers(key) or 'no method'}); it reads {sorted(allowed)}"
             )
         options[key] = value
-    if method == "convex":  # the convex method takes no gradient options
-        for key in set(GradientOptions._fields) & set(options):
-            options.pop(key)
-    return {"method": method, **options}
+    gap_tol = options.pop("gap_tol", None)
+    parse_options(method, options)  # a bad value fails here, once, not at every point
+    return {"method": method, **options, **({} if gap_tol is None else {"gap_tol": gap_tol})}
 
 
 def base_game(app: SweepAppConfig) -> dict[str, Any]:
@@ -123,14 +125,14 @@ def solve_chunk(points: Sequence[Point], solver: dict[str, Any], pad_to: int,
 
     Runs in the sweep's process or in a joblib worker (plain-data arguments)."""
     from minimax.runtime import enable_compilation_cache
-    from minimax.solve import solve, solve_batch
+    from minimax.solver import solve, solve_batch
 
     enable_compilation_cache()
     options = dict(solver)
     method = options.pop("method")
     games = _games(points)
     rows: list[dict[str, Any]] | None = None
-    if method in BATCHED:
+    if METHODS[method].batched:
         try:
             padded = games + [games[0]] * max(pad_to - len(games), 0)
             sols = solve_batch(padded, method=method, **options)

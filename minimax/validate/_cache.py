@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import json
-import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from minimax.runtime import cache_root
+
 
 def cache_dir() -> Path:
-    """``$MINIMAX_CACHE`` if set, else ``~/.cache/minimax`` (never inside the repository)."""
-    root = os.environ.get("MINIMAX_CACHE")
-    path = Path(root) if root else Path.home() / ".cache" / "minimax"
-    path.mkdir(parents=True, exist_ok=True)
+    """``minimax.runtime.cache_root()`` (created if missing); with ``MINIMAX_CACHE=off``, a
+    temporary directory of this process, removed when it exits, so nothing is kept."""
+    root = cache_root()
+    if root is None:
+        return _scratch_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@functools.cache
+def _scratch_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="minimax-cache-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
 
 

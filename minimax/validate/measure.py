@@ -183,8 +183,16 @@ def _ci(boot: np.ndarray, level: float) -> tuple[float, float]:
 def outcome_bits(outcome, weights: np.ndarray, level: float = 0.95) -> Bits:
     """Bits of a target :class:`~minimax.validate.target.Outcome` with a paired-bootstrap CI.
 
-    ``weights`` from :func:`bootstrap_weights` over the outcome's units.
+    ``weights`` from :func:`bootstrap_weights` over the outcome's units.  An outcome with
+    ``parts`` (a combined system's independent flows on composite units,
+    :class:`~minimax.validate.targets.combined.CombinedOutcome`) has the sum of its parts'
+    bits, replicate by replicate under the same weights (docs/validation.md §5.8).
     """
+    parts = getattr(outcome, "parts", None)
+    if parts is not None:
+        each = [outcome_bits(p, weights, level) for p in parts]
+        boot = np.sum([b.boot for b in each], 0)
+        return Bits(float(sum(b.bits for b in each)), *_ci(boot, level), boot)
     k = int(outcome.n_classes)
     c = unit_counts(outcome.sent, outcome.answers, k)
     est = float(bounded(mi_from_counts(c.sum(0), k), k))

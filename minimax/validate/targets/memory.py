@@ -38,14 +38,23 @@ survive the defense (``E`` over a mixture's components).  Recipes (``options["re
 * ``"auto"`` (default): ``"gcg-fluent"`` if a component of the mixture filters, else
   ``"gcg"``.
 
-Options: ``text_steps`` (GCG steps, default ``steps`` of the config = 20; measured by
-``experiments/validate_memory.py`` at 48 entry-tokens, bits stay flat within their CI from
-0 to 24 steps, with and without the perplexity filter, while the search's loss keeps
-falling: the seeds already carry the bits, the search sharpens them), ``steps`` (alias of
+Options: ``text_steps`` (GCG steps, default ``steps`` of the config = 24 in the preset;
+**not converged**: measured by ``experiments/validate_memory.py --steps-curve 128`` with no
+defense, bits rise by about 0.25 per doubling of the steps all the way to 160 steps, 0.53
+bits from the seeds alone, 0.68 at 12, 0.82 at 24, 1.08 at 48, 1.58 at 160, each doubling
+significant in the paired CI: measured memory bits are lower bounds on what a patient
+attacker gets; at 48 entry-tokens they stayed flat from 0 to 24 steps), ``steps`` (alias of
 ``text_steps``: there is no image), ``restarts`` (independent starts, the best kept per
 target), ``eot`` (accepted, must be 1: no defense here is randomised),
-``tokens_per_entry`` (``L``).  A cap-aware attacker never pays for entries a write limit
-drops: with limit ``r`` on every component it writes ``min(m, r)`` longer entries.
+``tokens_per_entry`` (``L``), ``checkpoints`` (step counts whose entries the payload keeps:
+:meth:`MemoryTarget.at_checkpoint` evaluates them, one run for a whole convergence curve).
+The config's ``update`` is the step rule: ``"swap"`` (GCG: the best single-token swap per
+target and step) or ``"entries"`` (the best improving swap of every entry at once, when
+that set's exact loss is lower still): at the same cost per step it reached loss 0.84 and
+1.11 bits at 48 steps against 0.97 and 1.08 for ``"swap"``
+(``experiments/results/validate_memory/steps_curve_entries.md``).  A cap-aware attacker
+never pays for entries a write limit drops: with limit ``r`` on every component it writes
+``min(m, r)`` longer entries.
 
 **Defenses** (:class:`MemoryDefense`), one lever each:
 
@@ -121,10 +130,11 @@ class MemoryConfig:
     tokens_per_entry: int = 8     # L: attacker tokens per entry (default split of power)
     max_entries: int = 8          # reference for the write-limit lever, ln(max_entries / r)
     max_tokens: int = 24          # longest entry a cap-aware attacker writes
-    steps: int = 20               # GCG steps (bits flat from 0 to 24: module docstring)
+    steps: int = 24               # GCG steps (not converged: module docstring)
     n_cand: int = 32              # GCG candidates per step and target
     topk: int = 64                # GCG top tokens per position
     restarts: int = 1
+    update: str = "swap"          # GCG step: "swap" (best single swap) or "entries" (one per entry)
     ppl_unit: float = 0.05        # false-rejection rate per unit of n beyond 1
     smoothing: float = 0.1        # add-alpha smoothing of the bigram model
 
@@ -161,6 +171,8 @@ def build_fact_base(cfg: MemoryConfig) -> FactBase:
     if not 9 <= cfg.n_entities <= len(FIRST) * len(LAST):
         raise ValueError(f"MemoryConfig.n_entities={cfg.n_entities}; expected 9.."
                          f"{len(FIRST) * len(LAST)}")
+    if cfg.update not in ("swap", "entries"):
+        raise ValueError(f"MemoryConfig.update={cfg.update!r}; expected 'swap' or 'entries'")
     if not 0.0 <= cfg.untrusted_frac <= 1.0:
         raise ValueError(f"MemoryConfig.untrusted_frac={cfg.untrusted_frac}; expected [0, 1]")
     rng = np.random.default_rng(cfg.seed)
@@ -494,7 +506,8 @@ class MemoryTarget:
         ``power["memory"] = m x L`` entry-tokens.
         """
         opts = dict(options or {})
-        known = {"recipe", "steps", "text_steps", "restarts", "eot", "tokens_per_entry"}
+        known = {"recipe", "steps", "text_steps", "restarts", "eot", "tokens_per_entry",
+                 "checkpoints"}
         bad = set(opts) - known
         if bad:
             raise ValueError(f"attack options {sorted(bad)} unknown to the memory target; "
@@ -523,25 +536,46 @@ class MemoryTarget:
         m, ell = self._shape(p, int(opts.get("tokens_per_entry", self.cfg.tokens_per_entry)),
                              mix)
         self._ents(split)
+        marks = tuple(sorted({int(c) for c in opts.get("checkpoints", ())}))
+        if marks and not 0 <= marks[0] <= marks[-1] <= steps:
+            raise ValueError(f"options['checkpoints']={list(marks)}; expected step counts in "
+                             f"0..text_steps={steps}")
         key = (f"{[(w, d.key()) for w, d in mix]}|{m}x{ell}|{recipe}|{steps}|{restarts}|{seed}"
-               f"|{split}")
+               f"|{split}|{marks}")
         if key in self._attacks:
             return self._attacks[key]
         t0 = time.perf_counter()
         if m == 0:
             ids = [torch.zeros(0, 4, dtype=torch.long) for _ in range(self.n_classes)]
             trace: dict[str, list[float]] = {"loss": []}
+            snaps = {c: ids for c in marks}
         else:
-            ids, trace = self._gcg(mix, m, ell, recipe, 0 if recipe == "copy" else steps,
-                                   restarts, seed, split)
+            ids, trace, snaps = self._gcg(mix, m, ell, recipe, 0 if recipe == "copy" else steps,
+                                          restarts, seed, split, marks)
         label = f"memory {recipe} m={m} L={ell} steps={steps}"
         texts = [[self.tok.decode(r, skip_special_tokens=True) for r in ids[t].tolist()]
                  for t in range(len(ids))]
         out = Attack(label, {"memory": float(m * ell)},
                      {"ids": ids, "texts": texts, "m": m, "L": ell, "recipe": recipe,
-                      "seconds": time.perf_counter() - t0}, trace)
+                      "seconds": time.perf_counter() - t0, "checkpoints": snaps}, trace)
         self._attacks[key] = out
         return out
+
+    def at_checkpoint(self, attack: Attack, steps: int) -> Attack:
+        """The attack as it stood after ``steps`` GCG steps (``options["checkpoints"]``).
+
+        One run of ``S`` steps passes through the states a run of ``s < S`` steps ends in
+        (same seed, same draws), so a convergence curve costs one run.
+        """
+        snaps = attack.payload.get("checkpoints") or {}
+        if steps not in snaps:
+            raise ValueError(f"steps={steps}; the attack recorded checkpoints "
+                             f"{sorted(snaps)} (options['checkpoints'])")
+        ids = snaps[steps]
+        texts = [[self.tok.decode(r, skip_special_tokens=True) for r in t.tolist()] for t in ids]
+        label = attack.label.rsplit(" steps=", 1)[0] + f" steps={steps}"
+        return attack._replace(label=label, payload={**attack.payload, "ids": ids,
+                                                     "texts": texts})
 
     def _shape(self, p: float, ell: int, mix) -> tuple[int, int]:
         """(entries, tokens per entry) for power ``p``; cap-aware under a write limit."""
@@ -559,8 +593,9 @@ class MemoryTarget:
         return m, ell
 
     def _gcg(self, mix, m: int, ell: int, recipe: str, steps: int, restarts: int, seed: int,
-             split: str):
-        """Batched GCG over targets; returns per-target entry ids ``(m, ell + 4)`` and trace."""
+             split: str, marks: Sequence[int] = ()):
+        """Batched GCG over targets: per-target entry ids ``(m, ell + 4)``, the trace, and
+        the ids after each step count in ``marks`` (best over restarts, like the final)."""
         K = self.n_classes
         ents = self._ents(split)
         views = [self._view(d, ents) for _, d in mix]
@@ -572,7 +607,6 @@ class MemoryTarget:
         cls_tok = torch.tensor(self.class_ids)
         cls_id, sep_id = self.tok.cls_token_id, self.tok.sep_token_id
         dot_id = self.tok.convert_tokens_to_ids(".")
-        g = torch.Generator().manual_seed(seed)
 
         def full(tok_ids: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             """(..., ell) vocabulary-row tokens -> full entry ids [CLS] x city . [SEP]."""
@@ -599,7 +633,22 @@ class MemoryTarget:
 
         targets = torch.arange(K)
         best_x, best_l, trace = None, None, {"loss": []}
+        snaps: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def snap(step: int, x: torch.Tensor, cur: torch.Tensor) -> None:
+            if step not in marks:
+                return
+            if step not in snaps:
+                snaps[step] = (x.clone(), cur.clone())
+            else:
+                sx, sl = snaps[step]
+                better = cur < sl
+                sx[better], sl[better] = x[better], cur[better]
+
         for r in range(max(restarts, 1)):
+            # each restart draws from its own stream, so a run of s steps is the prefix of a
+            # longer run restart by restart (checkpoints); restart 0 is the seed's stream
+            g = torch.Generator().manual_seed(seed + 7919 * r)
             # Two seeds per target, the better kept: facts ("victim lives in"), one victim
             # per entry, and questions (PoisonedRAG), victims packed; fluent: facts only.
             best_seed = None
@@ -617,7 +666,8 @@ class MemoryTarget:
                     best_seed[2][pick] = ls[pick]
             x, pen, cur = best_seed
             run_trace = [float(cur.mean())]
-            for _ in range(steps):
+            snap(0, x, cur)
+            for step in range(1, steps + 1):
                 onehot = F.one_hot(x, len(vocab)).to(w_voc.dtype).requires_grad_(True)
                 seqs = full(x, targets[:, None].expand(K, m))     # (K, m, ell + 4)
                 emb = self.W[seqs].clone()
@@ -648,11 +698,17 @@ class MemoryTarget:
                     lc = (self._loss(views, weights, a, t) + pen[t].sum()
                           - pen[t, where_e[t]] + cpen[t])
                     j = int(lc.argmin())
-                    if float(lc[j]) < float(cur[t]):
-                        cur[t] = lc[j]
-                        x[t] = cand[t, j]
-                        pen[t, where_e[t, j]] = cpen[t, j]
+                    if float(lc[j]) >= float(cur[t]):
+                        continue
+                    if self.cfg.update == "entries" and self._joint(
+                            views, weights, t, lc, j, cur, where_e[t], base[t], ce[t],
+                            pen, cpen[t], x, cand[t]):
+                        continue
+                    cur[t] = lc[j]
+                    x[t] = cand[t, j]
+                    pen[t, where_e[t, j]] = cpen[t, j]
                 run_trace.append(float(cur.mean()))
+                snap(step, x, cur)
             if best_l is None:
                 best_x, best_l, trace["loss"] = x.clone(), cur.clone(), run_trace
             else:
@@ -661,7 +717,36 @@ class MemoryTarget:
                 trace[f"loss_restart{r}"] = run_trace
         trace["final_loss_per_target"] = [float(v) for v in best_l]
         ids = [full(best_x[t], targets[t]) for t in range(K)]
-        return ids, trace
+        return ids, trace, {c: [full(sx[t], targets[t]) for t in range(K)]
+                            for c, (sx, _) in snaps.items()}
+
+    def _joint(self, views, weights, t: int, lc, j: int, cur, where, base, ce, pen, cpen, x,
+               cand) -> bool:
+        """``update="entries"``: take the best improving swap of *every* entry at once.
+
+        Candidates change one token of one entry; entries are embedded independently and
+        the fluency term adds over entries, so the loss of the set with every entry's best
+        improving swap is exact.  It replaces the single best swap when it is lower still
+        (so the loss never rises); returns whether it did.
+        """
+        wins: dict[int, int] = {}
+        for i in torch.argsort(lc).tolist():
+            if float(lc[i]) >= float(cur[t]):
+                break
+            wins.setdefault(int(where[i]), i)
+        if len(wins) < 2:
+            return False
+        a, p = base.clone(), pen[t].clone()
+        for e, i in wins.items():
+            a[e], p[e] = ce[i], cpen[i]
+        joint = self._loss(views, weights, a[None], t)[0] + p.sum()
+        if float(joint) >= float(lc[j]):
+            return False
+        cur[t] = joint
+        for e, i in wins.items():
+            x[t, e] = cand[i, e]
+        pen[t] = p
+        return True
 
     def _init(self, ents, m: int, ell: int, vocab: torch.Tensor, r: int,
               g: torch.Generator, facts: bool = False) -> torch.Tensor:

@@ -7,7 +7,8 @@ a violation raises :class:`~minimax.errors.CertificateError`; in ``solve_batch``
 game's row ``status="failed"``). Inputs are within the supported ranges of
 ``docs/supported-ranges.md``, enforced when the game is built.
 
-Methods:
+The methods, their options and defaults are the registry :data:`minimax.methods.METHODS`
+(``docs/solution-concepts.md §2.9``):
 
 * ``gradient`` -- multi-start projected descent on phi with exact inner best responses
   (:mod:`minimax.gradient`); works for every game.
@@ -16,12 +17,13 @@ Methods:
 * ``auto`` -- ``convex`` is not faster than ``gradient`` here and both reach ~1e-9, so ``auto``
   always runs ``gradient`` and records in ``Solution.reason`` whether the game is convex-concave
   (then the certificate's gap closes up to rounding) or not (then a gap may remain).
+* ``double_oracle`` -- mixed defenses; it returns a
+  :class:`~minimax.double_oracle.MixedSolution`, so it runs through
+  :func:`minimax.solve_mixed` or :func:`minimax.methods.run_method`, not ``solve``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -31,110 +33,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minimax.best_response import best_response_attack
 from minimax.certificate import (
     BoundConfig,
     Certificate,
     centre_bound,
-    certify,
-    check_bound_config,
     combine_bounds,
     zero_bound,
 )
 from minimax.channel import payoff
-from minimax.convex import convexity, solve_convex
 from minimax.errors import CertificateError, SolverError
 from minimax.game import Defense, Game
 from minimax.gradient import (
     GradientOptions,
-    check_gradient_options,
     descent_advance,
     descent_init,
-    descent_run,
-    saddle_run,
+    gradient_termination,
 )
+from minimax.methods import (
+    METHODS,
+    check_gap_tol,
+    get_method,
+    gradient_pipeline,
+    parse_options,
+    run_method,
+    solution_from,
+)
+from minimax.response import best_response_attack
 from minimax.solution import Solution, check_certificate, failed_solution
 
-METHODS = ("auto", "gradient", "gda", "extragradient", "optimistic", "convex")
-SADDLE = ("gda", "extragradient", "optimistic")
-
-
-def _compute_view(game: Game) -> Game:
-    """The game without labels, so compiled code is shared by games that differ only in names."""
-    return dataclasses.replace(game, names=(), flows=(), modalities=(), name="")
-
-
-SADDLE_DEFAULTS = {"steps": 3000, "learning_rate": 0.5, "final_learning_rate": 0.05}
-
-
-def _options(options: dict[str, Any], method: str = "gradient"
-             ) -> tuple[GradientOptions, BoundConfig, dict[str, Any]]:
-    grad = {k: options.pop(k) for k in list(options) if k in GradientOptions._fields}
-    if method in SADDLE:
-        grad = {**SADDLE_DEFAULTS, **grad}
-    bound = {k: options.pop(k) for k in list(options) if k in BoundConfig._fields}
-    try:
-        return (check_gradient_options(GradientOptions(**grad)),
-                check_bound_config(BoundConfig(**bound)), options)
-    except TypeError as err:
-        raise SolverError(f"solver options: {err}") from None
-
-
-def _check_gap_tol(gap_tol: Any) -> float | None:
-    if gap_tol is None:
-        return None
-    try:
-        value = float(gap_tol)
-    except (TypeError, ValueError, OverflowError):
-        value = math.nan
-    if isinstance(gap_tol, bool) or not (math.isfinite(value) and value >= 0):
-        raise SolverError(f"solve: gap_tol={gap_tol!r}; expected None or a finite number >= 0 "
-                          f"(the largest certified gap reported as 'certified')")
-    return value
-
-
-def _convex_options(extra: dict[str, Any]) -> dict[str, Any]:
-    tol, max_iter = extra.get("tol", 1e-8), extra.get("max_iter", 200)
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or not (
-            math.isfinite(tol) and tol > 0):
-        raise SolverError(f"solver option tol: got {tol!r}; expected a finite number > 0")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 1:
-        raise SolverError(f"solver option max_iter: got {max_iter!r}; expected an integer >= 1")
-    return extra
-
-
-@partial(jax.jit, static_argnames=("method", "opts", "cfg"))
-def _gradient_pipeline(game: Game, method: str, opts: GradientOptions, cfg: BoundConfig):
-    if method == "gradient":
-        x, _, iterations = descent_run(game, opts)
-    else:
-        x, _, iterations = saddle_run(game, method, opts)
-    defense = Defense(n=x[0], s=x[1], b=x[2])
-    return defense, certify(game, defense, cfg=cfg), iterations
-
-
-_certify_jit = jax.jit(certify, static_argnames=("cfg",))
-
-
-def _solution(defense, cert, method, iterations, seconds, reason, index=None) -> Solution:
-    take = (lambda v: np.asarray(v)) if index is None else (lambda v: np.asarray(v)[index])
-    return Solution(
-        value=float(take(cert.upper)), upper=float(take(cert.upper)),
-        lower=float(take(cert.lower)), gap=float(take(cert.gap)),
-        defense=Defense(*(take(v) for v in defense)), attack=take(cert.attack),
-        method=method, iterations=int(take(iterations)), seconds=seconds, reason=reason,
-    )
-
-
-def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise SolverError(f"solve: unknown method {method!r}; expected one of {METHODS}")
-
-
-def _auto_reason(game: Game) -> str:
-    convex, why = convexity(game)
-    kind = "convex-concave" if convex else "non-convex"
-    return f"auto chose gradient (multi-start descent); game is {kind}: {why}"
+__all__ = ["METHODS", "solve", "solve_batch", "stack_games"]
 
 
 def solve(game: Game, method: str = "auto", *, gap_tol: float | None = None,
@@ -144,9 +71,14 @@ def solve(game: Game, method: str = "auto", *, gap_tol: float | None = None,
     ``V = min_{x in X} max_{a in A} L(x, a)``: returns the defense, its exact value against an
     adaptive attacker (``upper``), a certified ``lower`` bound on V and the ``gap``.
 
-    Options: ``starts``, ``steps``, ``learning_rate``, ``final_learning_rate``, ``seed``
-    (gradient methods); ``tol``, ``max_iter`` (convex); ``bisect_s``, ``boxes``, ``refine``,
-    ``rounds``, ``nu_steps`` (lower-bound resolution). ``gap_tol``: the returned ``status`` is
+    ``method`` is a pure method of the registry :data:`minimax.methods.METHODS`; its options
+    are the fields of its options record (``starts``, ``steps``, ``learning_rate``,
+    ``final_learning_rate``, ``seed`` for ``auto``/``gradient``; ``steps``, ``learning_rate``,
+    ``final_learning_rate`` for ``gda``/``extragradient``/``optimistic``; ``tol``,
+    ``max_iter``, ``max_cuts``, ``solver`` for ``convex``) and, for every method, the
+    lower-bound resolution (``bisect_s``, ``boxes``, ``refine``, ``rounds``, ``nu_steps``, ...:
+    :class:`~minimax.certificate.BoundConfig`). An option the method does not read raises
+    :class:`~minimax.errors.SolverError`. ``gap_tol``: the returned ``status`` is
     ``"certified"`` when the gap is at most ``gap_tol`` (or ``gap_tol`` is None) and
     ``"gap_above_tol"`` otherwise. Every answer's invariants (finite, ``lower <= upper``,
     feasible defense and attack) are checked; a violation raises
@@ -160,38 +92,17 @@ def solve(game: Game, method: str = "auto", *, gap_tol: float | None = None,
     >>> round(sol.value, 6), sol.gap < 1e-6
     (0.583075, True)
     """
-    _check_method(method)
-    if not isinstance(game, Game) or game.batch_shape:
-        raise SolverError("solve: expected one minimax.Game (use solve_batch for many games)")
-    gap_tol = _check_gap_tol(gap_tol)
-    start = time.perf_counter()
-    opts, cfg, rest = _options(dict(options), method)
-    view = _compute_view(game)
-    if method == "convex":
-        extra = {k: rest.pop(k) for k in list(rest) if k in ("tol", "max_iter", "solver")}
-        if rest:
-            raise SolverError(f"solve: unknown option(s) {sorted(rest)} for method='convex'")
-        result = solve_convex(view, **_convex_options(extra))
-        cert = _certify_jit(view, result.defense, cfg=cfg)
-        sol = _solution(result.defense, cert, "convex", result.iterations,
-                        time.perf_counter() - start,
-                        f"cutting planes; master lower bound {result.master_lower:.12g}")
-        return check_certificate(game, sol, gap_tol)
-    if rest:
-        raise SolverError(f"solve: unknown option(s) {sorted(rest)} for method={method!r}")
-    reason = _auto_reason(game) if method == "auto" else ""
-    inner = "gradient" if method == "auto" else method
-    defense, cert, iterations = _gradient_pipeline(view, inner, opts, cfg)
-    jax.block_until_ready(cert)
-    sol = _solution(defense, cert, inner, iterations, time.perf_counter() - start, reason)
-    return check_certificate(game, sol, gap_tol)
+    if get_method(method).result != "pure":
+        raise SolverError(f"solve: method {method!r} returns a mixed defense; call "
+                          f"minimax.solve_mixed(game, ...) (or minimax.methods.run_method)")
+    return run_method(game, method, gap_tol=gap_tol, **options)
 
 
 def stack_games(games: Sequence[Game]) -> Game:
     """Stack games of one shape (same K, mode, effect and levers) into a batched game."""
     if not games:
         raise SolverError("solve_batch: no games given")
-    views = [_compute_view(g) for g in games]
+    views = [g.view() for g in games]
     first = jax.tree_util.tree_structure(views[0])
     for i, v in enumerate(views):
         if jax.tree_util.tree_structure(v) != first or v.num_channels != views[0].num_channels:
@@ -204,9 +115,9 @@ def stack_games(games: Sequence[Game]) -> Game:
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *views)
 
 
-@partial(jax.jit, static_argnames=("method", "opts", "cfg"))
-def _batch_pipeline(games: Game, method: str, opts: GradientOptions, cfg: BoundConfig):
-    return jax.vmap(lambda g: _gradient_pipeline(g, method, opts, cfg))(games)
+@partial(jax.jit, static_argnames=("kernel", "opts", "cfg"))
+def _batch_pipeline(games: Game, kernel: str, opts: GradientOptions, cfg: BoundConfig):
+    return jax.vmap(lambda g: gradient_pipeline(g, kernel, opts, cfg))(games)
 
 
 _PIECE = 10  # descent iterations per compiled call of the compacted batch
@@ -320,16 +231,15 @@ def solve_batch(games: Sequence[Game] | Game, method: str = "gradient", *,
     breaks an invariant of its certificate comes back as a ``status="failed"`` row (NaN
     numbers, the violated check in ``reason``) and the other games are unaffected.
     """
-    gap_tol = _check_gap_tol(gap_tol)
-    if method == "auto":
-        method = "gradient"
-    if method not in ("gradient", *SADDLE):
-        raise SolverError(f"solve_batch: method {method!r} is not batched; use 'gradient' or "
-                          f"one of {SADDLE}, or call solve() per game")
+    spec = get_method(method)
+    if not spec.batched:
+        batched = [m.name for m in METHODS.values() if m.batched]
+        raise SolverError(f"solve_batch: method {method!r} is not batched; use one of "
+                          f"{batched}, or call solve() per game")
+    gap_tol = check_gap_tol(gap_tol)
     start = time.perf_counter()
-    opts, cfg, rest = _options(dict(options), method)
-    if rest:
-        raise SolverError(f"solve_batch: unknown option(s) {sorted(rest)}")
+    _, opts, cfg = parse_options(method, options)
+    method = "gradient" if method == "auto" else method
     stacked = games if isinstance(games, Game) else stack_games(games)
     count = stacked.batch_shape[0] if stacked.batch_shape else 1
     if method == "gradient" and stacked.batch_shape:
@@ -343,8 +253,9 @@ def solve_batch(games: Sequence[Game] | Game, method: str = "gradient", *,
     for i in range(count):
         one = jax.tree_util.tree_map(lambda v, i=i: v[i], stacked) if stacked.batch_shape \
             else stacked
-        sol = _solution(defense, cert, method, iterations, per_game, "",
-                        index=i if stacked.batch_shape else None)
+        sol = solution_from(defense, cert, method, iterations, per_game, "",
+                            index=i if stacked.batch_shape else None)
+        sol = sol._replace(termination=gradient_termination(method, sol.iterations, opts))
         try:
             out.append(check_certificate(one, sol, gap_tol))
         except CertificateError as err:
