@@ -36,10 +36,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.optimize import least_squares
+
+from minimax.serial import namedtuple_to_dict
 
 IMAX = float(np.log2(10))
 PARAMS = ("B", "S", "N", "alpha", "beta", "gamma", "rho")
@@ -471,6 +473,10 @@ class Score(NamedTuple):
     spearman: float   # rank correlation predicted vs measured (nan: constant prediction)
     mae: float        # mean absolute error, bits
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python of every field (docs/solution-concepts.md §2.10)."""
+        return namedtuple_to_dict(self)
+
 
 def score(pred, meas) -> Score:
     pred, meas = np.asarray(pred, float), np.asarray(meas, float)
@@ -522,6 +528,10 @@ class Prediction(NamedTuple):
     recalibrated: Score
     blind_recalibrated: Score
     allocations: list[dict]   # per allocation: measured, predicted (one shot, recalibrated)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python of every field (docs/solution-concepts.md §2.10)."""
+        return namedtuple_to_dict(self)
 
 
 def prediction_report(calib: Sequence[Condition], held: Sequence[Condition],

@@ -55,6 +55,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from minimax.finite import zero_sum
+from minimax.serial import namedtuple_to_dict
 from minimax.validate.measure import Bits, bootstrap_weights, outcome_bits
 from minimax.validate.target import Attack, Target
 
@@ -103,6 +104,10 @@ class TraceStep(NamedTuple):
     added: str             # what the oracles added
     seconds: float
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python of every field (docs/solution-concepts.md §2.10)."""
+        return namedtuple_to_dict(self)
+
 
 class RowScore(NamedTuple):
     """A row's measured worst case and its paired regret against the validated defense."""
@@ -118,6 +123,10 @@ class RowScore(NamedTuple):
     vs_best_pure: float  # worst - worst of the best pure row in the game, paired
     vs_best_lo: float
     vs_best_hi: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python of every field (docs/solution-concepts.md §2.10)."""
+        return namedtuple_to_dict(self)
 
 
 class EmpiricalGame(NamedTuple):

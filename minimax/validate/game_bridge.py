@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from minimax.serial import namedtuple_to_dict
 from minimax.validate.calibrate import ChannelModel, model_predict
 from minimax.validate.knobs import Knobs
 
@@ -36,12 +37,11 @@ def game_dict(params: dict[str, dict[str, float]], attacker_budget: float,
             "B": p["B"], "S": p["S"], "N": p["N"], "w": 1.0, "u": 1.0,
             "rho": float(np.clip(p["rho"], 0.0, 1.0)),
             "alpha": max(p["alpha"], TINY), "beta": max(p["beta"], TINY),
-            "gamma": max(p["gamma"], TINY), "cap": float("inf"),
-            "cost_n": 1.0, "cost_s": 1.0, "cost_b": 1.0,
+            "gamma": max(p["gamma"], TINY),
         })
+    # cap, costs, utility price, levers and effect: the schema's defaults (minimax.schema)
     return {"mode": "injection", "attacker_budget": float(attacker_budget),
-            "defender_budget": float(defender_budget), "utility_price": 0.0,
-            "levers": list(LEVERS), "effect": "exp", "channels": chans}
+            "defender_budget": float(defender_budget), "channels": chans}
 
 
 def solve_game(params, attacker_budget: float, defender_budget: float) -> dict[str, Any]:
@@ -129,6 +129,10 @@ class Prescription(NamedTuple):
     predicted_bits: float         # its predicted worst case (plus priced clean cost), bits
     attack: dict[str, float]      # the predicted best-response split (fractions per channel)
     no_defense_bits: float        # predicted worst case without defense, bits
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python of every field (docs/solution-concepts.md §2.10)."""
+        return namedtuple_to_dict(self)
 
 
 def prescribe(model: ChannelModel, levers, attacker_budget: float, defender_budget: float,

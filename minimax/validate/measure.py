@@ -35,9 +35,11 @@ any number of conditions.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from minimax.serial import namedtuple_to_dict
 
 LN2 = np.log(2.0)
 
@@ -85,6 +87,10 @@ class MIEstimate(NamedTuple):
     lo: float         # bootstrap percentile lower bound, bits, in [0, log2 K]
     hi: float         # bootstrap percentile upper bound, bits, in [0, log2 K]
     n: int            # number of (x, y) pairs
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python of every field (docs/solution-concepts.md §2.10)."""
+        return namedtuple_to_dict(self)
 
 
 def mi_with_ci(x: np.ndarray, y: np.ndarray, k: int, n_boot: int = 200, level: float = 0.95,
@@ -173,6 +179,10 @@ class Bits(NamedTuple):
     hi: float            # bootstrap percentile upper bound, bits
     boot: np.ndarray     # (n_boot,) replicates, paired with every condition sharing weights
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python of every field (docs/solution-concepts.md §2.10)."""
+        return namedtuple_to_dict(self)
+
 
 def _ci(boot: np.ndarray, level: float) -> tuple[float, float]:
     q = (1 - level) / 2
@@ -206,6 +216,10 @@ class Difference(NamedTuple):
     diff: float   # point estimate a - b
     lo: float     # paired-bootstrap percentile lower bound
     hi: float     # paired-bootstrap percentile upper bound
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python of every field (docs/solution-concepts.md §2.10)."""
+        return namedtuple_to_dict(self)
 
 
 def paired_difference(a: Bits | tuple, b: Bits | tuple, level: float = 0.95) -> Difference:

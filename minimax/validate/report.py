@@ -15,6 +15,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _f(x, nd=3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
@@ -82,9 +88,7 @@ def _scatter(df: pd.DataFrame, path: Path, imax: float) -> None:
     ax.set(xlim=lim, ylim=lim, xlabel="predicted bits / query", ylabel="measured bits / query",
            title="channel model vs measured conditions")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _table_fig(g: dict, path: Path) -> None:
@@ -128,9 +132,7 @@ def _trace_fig(g: dict, path: Path) -> None:
     ax.set(xlabel="double-oracle iteration", ylabel="bits / query",
            title=f"double oracle ({g['status']})")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _convergence_fig(traces: list[dict], path: Path, limit: int = 30) -> None:
@@ -151,9 +153,7 @@ def _convergence_fig(traces: list[dict], path: Path, limit: int = 30) -> None:
         ax.set(xlabel="attack step", ylabel=key, title=f"{key}: {shown} attacks")
         if shown:
             ax.legend(fontsize=5)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _decision_fig(dec: dict, path: Path) -> None:
@@ -169,9 +169,7 @@ def _decision_fig(dec: dict, path: Path) -> None:
     ax.set(xlabel="predicted worst-case bits", ylabel="measured worst-case bits",
            title="decision level: budget-matched allocations")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 # ---------------------------------------------------------------- writers

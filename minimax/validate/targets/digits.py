@@ -150,14 +150,18 @@ class DigitsTarget:
         self.seed = int(seed)
         self.split = load_digits_split(seed=self.seed, **data)
         self.model_cfg = DigitsCLIPConfig(**dict(model or {}))
+        self._set_attack_settings(units, k_max, token_power, draws, attack_defaults)
+        self._models: dict[float, Any] = {}
+        self._text_cache: dict[tuple, tuple[dict[int, torch.Tensor], list[float]]] = {}
+
+    def _set_attack_settings(self, units, k_max, token_power, draws, attack_defaults) -> None:
+        """Lever units, text budget, smoothing draws, attack defaults and the pixel order."""
         self.units = {**DEFAULT_UNITS, **dict(units or {})}
         self.k_max = int(k_max)
         self.token_power = float(token_power)
         self.draws = int(draws)
         self.defaults = self._options(attack_defaults, base=ATTACK_DEFAULTS)
         self.order = pixel_order(self.split.x_train)
-        self._models: dict[float, Any] = {}
-        self._text_cache: dict[tuple, tuple[dict[int, torch.Tensor], list[float]]] = {}
 
     @classmethod
     def from_config(cls, cfg) -> DigitsTarget:

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 from minimax.validate.data import Split
 from minimax.validate.knobs import class_embeddings
 from minimax.validate.model import TransformersCLIP
-from minimax.validate.targets.digits import ATTACK_DEFAULTS, DEFAULT_UNITS, DigitsTarget
+from minimax.validate.targets.digits import DigitsTarget
 
 DEFAULT_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of the {}.",
                      "a close-up photo of a {}.", "a rendering of a {}.")
@@ -188,14 +188,7 @@ class HFClipTarget(DigitsTarget):
         base = TransformersCLIP(clip, tok)
         base.class_names, base.templates = tuple(names), self.templates
         self.class_names = tuple(names)
-        self.units = {**DEFAULT_UNITS, **dict(units or {})}
-        self.k_max = int(k_max)
-        self.token_power = float(token_power)
-        self.draws = int(draws)
-        self.defaults = self._options(attack_defaults, base=ATTACK_DEFAULTS)
-        from minimax.validate.knobs import pixel_order
-
-        self.order = pixel_order(self.split.x_train)
+        self._set_attack_settings(units, k_max, token_power, draws, attack_defaults)
         self.robust = {float(k): str(v) for k, v in dict(robust or {}).items()}
         self.ft_steps, self.ft_lr = int(ft_steps), float(ft_lr)
         self._models: dict[float, Any] = {0.0: base}
