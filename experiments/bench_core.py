@@ -32,6 +32,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 import minimax
+from minimax.methods import parse_options
 from minimax.testing import random_game
 
 _solve_module = importlib.import_module("minimax.solver")
@@ -95,7 +96,7 @@ def _vmapped_while(games, opts):
     """The previous batched program: descent and certificate of every game in one vmapped
     ``while_loop`` (runs every game for as many iterations as the slowest needs)."""
     stacked = minimax.stack_games(games)
-    o, cfg, _ = _solve_module._options(dict(opts), "gradient")
+    _, o, cfg = parse_options("gradient", dict(opts))
     _, cert, _ = _solve_module._batch_pipeline(stacked, "gradient", o, cfg)
     return jax.block_until_ready(cert)
 

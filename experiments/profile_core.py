@@ -22,6 +22,7 @@ import minimax
 from minimax import certificate as C
 from minimax import gradient as G
 from minimax.linesearch import TRIALS
+from minimax.methods import parse_options
 from minimax.testing import random_game
 
 S = importlib.import_module("minimax.solver")
@@ -110,7 +111,7 @@ def sweep_chunk(n: int, repeat: int, sample: int):
     options.pop("method")
     games = _games(points[:n])
     stacked = S.stack_games(games)
-    o, c, _ = S._options(dict(options), "gradient")
+    _, o, c = parse_options("gradient", dict(options))
     _, old = _timed(lambda: S._batch_pipeline(stacked, "gradient", o, c), repeat=repeat)
     sols, new = _timed(lambda: minimax.solve_batch(stacked, **options), repeat=repeat)
     old_cert = S._batch_pipeline(stacked, "gradient", o, c)[1]
@@ -148,7 +149,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.sweep_chunk:
         print(sweep_chunk(args.sweep_chunk, args.repeat, args.sweep_sample), flush=True)
-    opts, cfg, _ = S._options({}, "gradient")
+    _, opts, cfg = parse_options("gradient", {})
     rows = [profile(k, n, args.repeat, opts, cfg) for k, n in zip(args.k, args.games,
                                                                     strict=True) if k > 0]
     if rows:  # --k 0: the sweep chunk only
