@@ -37,6 +37,23 @@ MODEL_CENTRIC = ("ppl filter (n)", "paraphrase x3 (s)")
 BANDWIDTH = ("write limit 4 (b)", "write limit 2 (b)", "untrusted cap 1 (b)")
 
 
+POWER_LABEL = "attacker power P (entry-tokens)"
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str, path: Path, log_x: bool = False,
+            legend: int = 7) -> None:
+    """Label, legend and save a figure (PNG, 120 dpi), then close it."""
+    import matplotlib.pyplot as plt
+
+    if log_x:
+        ax.set_xscale("log", base=2)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=legend)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def bits(o, k, n_boot=200):
     m = mi_with_ci(o.sent, o.answers, k, n_boot)
     return {"bits": m.bits, "lo": m.lo, "hi": m.hi,
@@ -168,13 +185,8 @@ def figures(res):
         lo = np.array([r["lo"] for r in rows])
         hi = np.array([r["hi"] for r in rows])
         ax.errorbar(p, b, yerr=[b - lo, hi - b], marker="o", capsize=3, label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("attacker power P (entry-tokens)")
-    ax.set_ylabel("I(T; answer), bits per query")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(OUT / "bits_vs_power.png", dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, POWER_LABEL, "I(T; answer), bits per query", OUT / "bits_vs_power.png",
+            log_x=True)
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, rows in res["asymmetry"].items():
         style = "-" if name in MODEL_CENTRIC else "--"
@@ -183,13 +195,8 @@ def figures(res):
                         label=f"{name} measured")
         ax.plot(p, [r["R_predicted"] for r in rows], ":", color=line.get_color(),
                 label=f"{name} game")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("attacker power P (entry-tokens)")
-    ax.set_ylabel("relative protection R = 1 - I_def / I_none")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(OUT / "asymmetry.png", dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, POWER_LABEL, "relative protection R = 1 - I_def / I_none",
+            OUT / "asymmetry.png", log_x=True, legend=6)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, rows in res["convergence"].items():
         s = [r["steps"] for r in rows]
@@ -197,12 +204,7 @@ def figures(res):
         ax.errorbar(s, b, yerr=[b - np.array([r["lo"] for r in rows]),
                                 np.array([r["hi"] for r in rows]) - b], marker="o", capsize=3,
                     label=name)
-    ax.set_xlabel("GCG steps")
-    ax.set_ylabel("bits per query")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(OUT / "convergence.png", dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, "GCG steps", "bits per query", OUT / "convergence.png")
 
 
 def write_md(res):
@@ -347,13 +349,8 @@ def steps_report(out: dict, stem: str) -> None:
                                 np.array([r["hi"] for r in c["rows"]]) - b],
                     marker="o", capsize=3, label=f"{name} ({c['recipe']}, {c['m']}x{c['L']})")
     lines += ["", f"![bits vs steps]({stem}.png)", ""]
-    ax.set_xlabel("GCG steps")
-    ax.set_ylabel("I(T; answer), bits per query")
     ax.set_title(f"P = {out['power']} entry-tokens", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(OUT / f"{stem}.png", dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, "GCG steps", "I(T; answer), bits per query", OUT / f"{stem}.png")
     (OUT / f"{stem}.md").write_text("\n".join(lines))
 
 

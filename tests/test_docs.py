@@ -112,17 +112,22 @@ def test_prose_pages_are_numbered():
                 f"docs/{page}: section heading {heading!r} is not numbered {number}.M")
 
 
-def _citations() -> list[tuple[str, int, str | None, str]]:
-    found = []
-    for source in SOURCES:
+def _lines(sources, suffixes=(".py", ".md", ".yaml")):
+    """(path, line number, line) of every file with one of ``suffixes`` under ``sources``."""
+    for source in sources:
         path = ROOT / source
         files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.suffix in (".py", ".md", ".yaml"))
+            p for p in path.rglob("*") if p.is_file() and p.suffix in suffixes)
         for f in files:
             for lineno, line in enumerate(f.read_text().splitlines(), 1):
-                for page, number in CITATION.findall(line):
-                    found.append((f"{f.relative_to(ROOT)}:{lineno}", lineno, page or None,
-                                  number))
+                yield f, lineno, line
+
+
+def _citations() -> list[tuple[str, int, str | None, str]]:
+    found = []
+    for f, lineno, line in _lines(SOURCES):
+        for page, number in CITATION.findall(line):
+            found.append((f"{f.relative_to(ROOT)}:{lineno}", lineno, page or None, number))
     return found
 
 
@@ -151,33 +156,19 @@ def test_citation_check_catches_a_missing_section():
 
 def test_nothing_cites_the_internal_specification():
     stale = re.compile(r"spec(?:'s)? sections?\s*\d|GAME\.md|the spec\b", re.I)
-    hits = []
-    for source in SOURCES:
-        path = ROOT / source
-        files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.suffix in (".py", ".md", ".yaml"))
-        for f in files:
-            if f == Path(__file__):
-                continue
-            for lineno, line in enumerate(f.read_text().splitlines(), 1):
-                if stale.search(line):
-                    hits.append(f"{f.relative_to(ROOT)}:{lineno}: {line.strip()}")
+    hits = [f"{f.relative_to(ROOT)}:{lineno}: {line.strip()}"
+            for f, lineno, line in _lines(SOURCES)
+            if f != Path(__file__) and stale.search(line)]
     assert not hits, "cite docs/PAGE.md §N instead:\n" + "\n".join(hits)
 
 
 def test_one_spelling_of_defense():
     """docs/usage.md §6.6: the American spelling everywhere (identifiers, configs, pages)."""
     british = re.compile("defen" + "ce", re.I)
-    hits = []
-    for source in (*SOURCES, "experiments", "pyproject.toml", ".ci"):
-        path = ROOT / source
-        files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*")
-            if p.is_file() and p.suffix in (".py", ".md", ".yaml", ".toml", ""))
-        for f in files:
-            for lineno, line in enumerate(f.read_text().splitlines(), 1):
-                if british.search(line):
-                    hits.append(f"{f.relative_to(ROOT)}:{lineno}: {line.strip()}")
+    sources = (*SOURCES, "experiments", "pyproject.toml", ".ci")
+    hits = [f"{f.relative_to(ROOT)}:{lineno}: {line.strip()}"
+            for f, lineno, line in _lines(sources, (".py", ".md", ".yaml", ".toml", ""))
+            if british.search(line)]
     assert not hits, "write 'defense' (docs/usage.md §6.6):\n" + "\n".join(hits)
 
 
