@@ -33,7 +33,6 @@ import jax
 import numpy as np
 import scipy
 import scipy.optimize
-from bench_finite import linprog_highs as highs_value  # the same HiGHS reference LP
 
 from minimax.errors import SolverError
 from minimax.finite import zero_sum_batch
@@ -41,6 +40,24 @@ from minimax.finite._ipm import _run_chunk, chunk_games
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_finite.md"
 BEGIN, END = "<!-- bench_finite_batch: begin -->", "<!-- bench_finite_batch: end -->"
+
+
+def highs_value(A: np.ndarray) -> float:
+    """The game value by one scipy HiGHS LP (what a user would write first)."""
+    m, n = A.shape
+    c = np.zeros(m + 1)
+    c[-1] = 1.0
+    res = scipy.optimize.linprog(
+        c,
+        A_ub=np.hstack([A.T, -np.ones((n, 1))]),
+        b_ub=np.zeros(n),
+        A_eq=np.concatenate([np.ones(m), [0.0]])[None, :],
+        b_eq=[1.0],
+        bounds=[(0, None)] * m + [(None, None)],
+        method="highs",
+    )
+    assert res.status == 0, res.message
+    return float(res.fun)
 
 
 def exact_gap(A: np.ndarray, x: np.ndarray, y: np.ndarray) -> Fraction:
