@@ -65,12 +65,16 @@ class BoundConfig(NamedTuple):
     §3.4).
     """
 
-    bisect_s: int = 6  # rounds of the parallel bracket search (grid - 1 = 16x shrink per round)
+    bisect_s: int = 5  # rounds of the parallel bracket search (grid - 1 = 16x shrink per round)
     boxes: int = 24  # intervals per branch-and-bound round
     refine: int = 6  # intervals refined per round (each split into boxes // refine)
     rounds: int = 8  # refinement rounds
-    nu_steps: int = 32  # bisection steps on the budget multiplier
+    nu_steps: int = 20  # bisection steps on the budget multiplier
     search_grid: int = 24  # outer-lever grid of the (heuristic) multiplier search
+    # rounds of the bracket search inside the multiplier search (a heuristic, so coarser than
+    # bisect_s): 3 instead of 6 halved the certificate's time on 64 random games K = 6 and
+    # moved no gap by more than PLACEHOLDER (experiments/profile_core.py)
+    search_bisect: int = 3
     grid: int = 17  # points per round of the bracket search of a convex 1-D minimum (>= 3)
     # Rounding margin subtracted from the bound, relative to the magnitude of its terms (harm,
     # utility and budget terms, not only their sum); 1e-12 is ~4,500 ulps of each term.
@@ -84,7 +88,7 @@ class BoundConfig(NamedTuple):
 def check_bound_config(cfg: BoundConfig) -> BoundConfig:
     """Validate the resolution options (raises :class:`SolverError` naming the field)."""
     for field in ("bisect_s", "boxes", "refine", "rounds", "nu_steps", "search_grid", "grid",
-                  "jamming_widen"):
+                  "jamming_widen", "search_bisect"):
         value = getattr(cfg, field)
         least = {"rounds": 0, "grid": 3}.get(field, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -352,7 +356,7 @@ def _channel_minimum_estimate(game: Game, attack, nu, cfg: BoundConfig):
 def _channel_minimum_estimate_grid(game, attack, nu, cfg, mask):
     outer_max, box = _outer_lever(game, mask)
     grid = jnp.linspace(0.0, 1.0, cfg.search_grid)[:, None] * outer_max[None, :]
-    _, ub, x = box(game, attack, nu, mask, grid, grid, cfg)
+    _, ub, x = box(game, attack, nu, mask, grid, grid, cfg._replace(bisect_s=cfg.search_bisect))
     best = jnp.argmin(ub, axis=0)
     pick = lambda v: jnp.take_along_axis(v, best[None, :], axis=0)[0]  # noqa: E731
     return jnp.min(ub, axis=0), Defense(*(pick(v) for v in x))

@@ -85,9 +85,12 @@ def project_defense(game: Game, x: Any) -> Any:
     return project_budget(x, cost, game.defender_budget, mask)
 
 
+STRUCTURED_STARTS = 5  # the first starts of initial_defenses: none, each lever, all levers
+
+
 def initial_defenses(game: Game, starts: int, key) -> jax.Array:
-    """(starts, 3, K) feasible starting points: none, each lever spread evenly, then random
-    (Dirichlet-distributed spends)."""
+    """(starts, 3, K) feasible starting points: the ``STRUCTURED_STARTS`` none, each lever
+    spread evenly, all levers spread evenly; then random (Dirichlet-distributed spends)."""
     k = game.num_channels
     cost = game.cost_matrix()
     mask = game.lever_mask()[:, None] * jnp.ones((3, k))

@@ -46,7 +46,7 @@ from minimax.game import Defense, Game
 from minimax.gradient import (
     GradientOptions,
     descent_advance,
-    descent_init,
+    descent_start,
     gradient_termination,
 )
 from minimax.methods import (
@@ -127,7 +127,7 @@ _MIN_BUCKET = 4  # smallest compiled batch size of a piece
 @partial(jax.jit, static_argnames=("opts",))
 def _batch_descent_init(games: Game, opts: GradientOptions):
     key = jax.random.PRNGKey(opts.seed)
-    return jax.vmap(lambda g: descent_init(g, opts, key))(games)
+    return jax.vmap(lambda g: descent_start(g, opts, key))(games)
 
 
 @partial(jax.jit, static_argnames=("opts",))
