@@ -3,7 +3,7 @@
 
 * Defender: ``X = {x >= 0, sum cost * x <= P_D}`` with disabled levers fixed at 0. The
   projection of y is ``max(y - tau cost, 0)`` with tau >= 0 the smallest value meeting the
-  budget (found by sorting the ratios y / cost). It takes any pytree: a
+  budget (found from the spend at every ratio y / cost, no sort). It takes any pytree: a
   :class:`~minimax.game.Defense` (leaves n, s, b of shape (K,)) is projected as it is, with
   no conversion to a flat array by the caller (as ``optax.projections`` do).
 * Attacker: ``A = {0 <= a <= cap, sum a <= P_A}``; projection ``clip(y - tau, 0, cap)``, tau
@@ -32,10 +32,11 @@ def project_budget(y: Any, cost: Any, budget, mask: Any = None) -> Any:
     ``y`` is an array of any shape or a pytree of arrays (e.g. a :class:`Defense`); ``cost``
     (> 0) and ``mask`` (0/1, marks the coordinates that may be non-zero) are pytrees of the
     same structure whose leaves broadcast to ``y``'s; ``budget`` is a scalar. The sum runs over
-    every coordinate of every leaf, and the result has ``y``'s structure. Sort-based: with the
-    ratios ``y_i / c_i`` sorted in decreasing order, tau is the last
-    ``(sum_{j<=i} c_j y_j - P) / sum_{j<=i} c_j^2`` that is still below its ratio (the weighted
-    form of Held, Wolfe & Crowder 1974; Duchi et al. 2008), O(n log n).
+    every coordinate of every leaf, and the result has ``y``'s structure. The result is
+    ``max(y - tau c, 0)`` with tau the root of the spend ``sum c max(y - tau c, 0) = P`` (the
+    weighted form of Held, Wolfe & Crowder 1974; Duchi et al. 2008), found without sorting
+    from the spend at every ratio ``y_i / c_i`` (O(n^2) flops, branch-free: faster than a sort
+    for the n = 3K coordinates of a defense).
     """
     leaves, tree = jax.tree_util.tree_flatten(y)
     shapes = [jnp.shape(v) for v in leaves]
@@ -48,12 +49,17 @@ def project_budget(y: Any, cost: Any, budget, mask: Any = None) -> Any:
                          for cv, sh in zip(costs, shapes, strict=True)])
     plus = jnp.maximum(y, 0.0)
     inside = jnp.sum(c * plus) <= budget
-    order = jnp.argsort(-(y / c))
-    ys, cs = y[order], c[order]
-    tau = (jnp.cumsum(cs * ys) - budget) / jnp.cumsum(cs * cs)
-    last = jnp.maximum(jnp.sum(ys / cs > tau) - 1, 0)
-    t = jnp.maximum(tau[last], 0.0)
-    # The cumulative sums lose digits when costs span many decades (1e-6 .. 1e6 cost the
+    # x(tau) = c max(r - tau, 0) with r = y / c spends S(tau) = sum c^2 max(r - tau, 0),
+    # decreasing and piecewise linear with kinks at the ratios r. Evaluated at every kink (n^2
+    # flops, no sort: an XLA sort of 18-36 entries cost 3x the descent's phi evaluations), the
+    # smallest kink spending at most the budget ends the linear piece that holds the root.
+    r = y / c
+    spend = jnp.sum(c * c * jnp.maximum(r[None, :] - r[:, None], 0.0), axis=1)
+    upper = jnp.min(jnp.where(spend <= budget, r, jnp.inf))
+    at_upper = jnp.sum(c * c * jnp.maximum(r - upper, 0.0))
+    slope = jnp.sum(jnp.where(r >= upper, c * c, 0.0))
+    t = jnp.maximum(upper - (budget - at_upper) / slope, 0.0)
+    # The kink spends lose digits when costs span many decades (1e-6 .. 1e6 cost the
     # budget 2e-6 relative); two Newton steps on the piecewise-linear spend restore them.
     for _ in range(2):
         active = y - t * c > 0
