@@ -191,7 +191,8 @@ def _injection_inner(game: Game, attack, nu, mask, w_harm, u_leg, remaining, shi
     return lb, ub, inner(s)[2], s
 
 
-def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, cfg: BoundConfig):
+def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, cfg: BoundConfig,
+                   monotone: bool = True):
     """Per-channel lower bound of ``L_i + nu cost_i . x_i`` over b in [b_lo, b_hi], (M, K).
 
     Two valid bounds, the larger is kept. *Monotone*: harm at b_hi, utility and cost at b_lo
@@ -201,32 +202,40 @@ def _injection_box(game: Game, attack, nu, mask, b_lo, b_hi, cfg: BoundConfig):
     a convex problem in (n, s) while ``kappa_m - |kappa'_m| h >= 0``. Near an interior optimum
     the derivative vanishes, so this bound is second order there and the branch-and-bound
     closes.
+
+    ``monotone=False`` skips the monotone bound (one of the three inner problems) for refined
+    boxes: their parent's bound holds on them too and takes its place (the caller keeps the
+    larger); where the tangent bound is not usable the result is then -inf.
     """
     eff = game.effect
     weight = game.w * game.B
     u_leg = game.utility_price * game.u * game.B * legitimate_bandwidth_factor(
         eff, b_lo, game.gamma, game.rho)
     remaining = jnp.maximum(game.defender_budget - game.cost_b * b_lo, 0.0)
-    lb, ub, n, s = _injection_inner(
-        game, attack, nu, mask, weight * bandwidth_factor(eff, b_hi, game.gamma), u_leg,
-        remaining, nu * game.cost_b * b_lo, cfg)
     mid, half = 0.5 * (b_lo + b_hi), 0.5 * (b_hi - b_lo)
     kappa_m, slope = jax.jvp(lambda b: bandwidth_factor(eff, b, game.gamma), (mid,),
                              (jnp.ones_like(mid),))
     usable = kappa_m + slope * half >= 0.0  # slope <= 0
-    tangent = jnp.full_like(lb, jnp.inf)
+    tangent = jnp.full_like(mid, jnp.inf)
     for sign in (1.0, -1.0):
         coef = jnp.maximum(kappa_m + sign * slope * half, 0.0)
-        lb_t, _, _, _ = _injection_inner(game, attack, nu, mask, weight * coef, u_leg,
-                                         remaining, nu * game.cost_b * (mid + sign * half),
-                                         cfg)
+        lb_t, ub, n, s = _injection_inner(game, attack, nu, mask, weight * coef, u_leg,
+                                          remaining, nu * game.cost_b * (mid + sign * half),
+                                          cfg)
         tangent = jnp.minimum(tangent, lb_t)
-    lb = jnp.where(usable, jnp.maximum(lb, tangent), lb)
-    return lb, ub, Defense(n=n, s=s, b=mid)
+    tangent = jnp.where(usable, tangent, -jnp.inf)
+    if not monotone:
+        return tangent, ub, Defense(n=n, s=s, b=mid)
+    lb, ub, n, s = _injection_inner(
+        game, attack, nu, mask, weight * bandwidth_factor(eff, b_hi, game.gamma), u_leg,
+        remaining, nu * game.cost_b * b_lo, cfg)
+    return jnp.maximum(lb, tangent), ub, Defense(n=n, s=s, b=mid)
 
 
-def _jamming_box(game: Game, attack, nu, mask, n_lo, n_hi, cfg: BoundConfig):
-    """Per-channel lower bound of ``L_i + nu cost_i . x_i`` over n in [n_lo, n_hi], b = 0."""
+def _jamming_box(game: Game, attack, nu, mask, n_lo, n_hi, cfg: BoundConfig,
+                 monotone: bool = True):
+    """Per-channel lower bound of ``L_i + nu cost_i . x_i`` over n in [n_lo, n_hi], b = 0
+    (one inner problem; ``monotone`` is read by the injection box only)."""
     weight = game.w * game.B
     floor = game.N + noise_factor(game.effect, n_hi, game.alpha) * attack
     remaining = jnp.maximum(game.defender_budget - game.cost_n * n_lo, 0.0)
@@ -307,7 +316,10 @@ def _channel_minimum_bnb(game: Game, attack, nu, cfg: BoundConfig):
         width = p_hi - p_lo
         new_lo = (p_lo[:, None, :] + split[None, :-1, None] * width[:, None, :]).reshape(-1, k)
         new_hi = (p_lo[:, None, :] + split[None, 1:, None] * width[:, None, :]).reshape(-1, k)
-        new_lb, _, new_x = box(game, attack, nu, mask, new_lo, new_hi, cfg)
+        # a refined box lies in its parent, so the parent's bound holds on it too
+        parent = jnp.repeat(jnp.take_along_axis(lb, pick, axis=0), pieces, axis=0)
+        new_lb, _, new_x = box(game, attack, nu, mask, new_lo, new_hi, cfg, monotone=False)
+        new_lb = jnp.maximum(new_lb, parent)
         return (new_lo, new_hi, new_lb, new_x, floor), None
 
     floor = jnp.full((k,), jnp.inf)
