@@ -12,9 +12,14 @@ non-convex), solver options = the ``solve`` defaults unless given.
   feasible points on phi with its exact gradient (the same exact inner best response), on a
   sample of games; no certificate.
 
+* ``--before SRC``: the same games solved by the solver in the source tree ``SRC`` (e.g. the
+  previous release, ``git worktree add /tmp/before main``), in a subprocess of the same run:
+  its ``solve_batch`` (warm) and loop of ``solve``, and its certified gaps beside today's.
+
 Value quality compares, on the SLSQP sample, the batched value with the best SLSQP value.
 
     python experiments/bench_core.py [--k 6 12] [--games 256 128] [--sample 8] [--starts 52]
+        [--before SRC]
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -101,6 +109,34 @@ def _vmapped_while(games, opts):
     return jax.block_until_ready(cert)
 
 
+_BEFORE = """
+import json, time, numpy as np, minimax
+from minimax.testing import random_game
+k, n, sample, opts = {k}, {n}, {sample}, {opts!r}
+rng = np.random.default_rng(2026 + k)
+games = [random_game(rng, k, utility_price=float(rng.uniform(0, 0.3))) for _ in range(n)]
+t = time.perf_counter(); minimax.solve_batch(games, **opts); cold = time.perf_counter() - t
+t = time.perf_counter(); sols = minimax.solve_batch(games, **opts); warm = time.perf_counter() - t
+minimax.solve(games[0], method="gradient", **opts)
+t = time.perf_counter()
+for i in range(sample):
+    minimax.solve(games[i], method="gradient", **opts)
+loop = (time.perf_counter() - t) / sample
+print(json.dumps({{"cold": cold / n, "warm": warm / n, "loop": loop,
+                  "values": [s.value for s in sols], "gaps": [s.gap for s in sols]}}))
+"""
+
+
+def solve_before(src: Path, k: int, n_games: int, sample: int, opts: dict) -> dict:
+    """The same games (same generator and seed) solved by the solver in the source tree
+    ``src``, in a subprocess run from that tree (so it imports that ``minimax``)."""
+    code = _BEFORE.format(k=k, n=n_games, sample=sample, opts=opts)
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=src, env=env, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def bench_k(k, n_games, args):
     rng = np.random.default_rng(2026 + k)
     games = [random_game(rng, k, utility_price=float(rng.uniform(0, 0.3)))
@@ -131,6 +167,9 @@ def bench_k(k, n_games, args):
                                       for i in fd_sample])
     slsqp_fd /= max(len(fd_sample), 1)
 
+    before = (solve_before(args.before, k, n_games, len(sample), opts) if args.before
+              else None)
+
     b_val = np.array([s.value for s in batch])
     diff_b = b_val[sample] - np.array(ref)
     diff_l = np.array([s.value for s in looped]) - np.array(ref)
@@ -141,15 +180,22 @@ def bench_k(k, n_games, args):
     rows = [
         ("solve_batch (warm, certified)", warm / n_games, n_games),
         ("solve_batch (cold: incl. compile)", cold / n_games, n_games),
-        ("previous batched program: one vmapped while_loop (warm)", old_warm / n_games,
+        ("one vmapped while_loop over the whole batch, no compaction (warm)", old_warm / n_games,
          n_games),
-        ("previous batched program (cold: incl. compile)", old_cold / n_games, n_games),
+        ("one vmapped while_loop, no compaction (cold: incl. compile)", old_cold / n_games, n_games),
         ("loop of solve (gradient, certified)", loop, len(sample)),
         (f"scipy SLSQP multistart ({args.starts} starts, exact JAX gradient, no certificate)",
          slsqp, len(sample)),
         (f"scipy SLSQP multistart ({args.starts} starts, finite differences, no certificate)",
          slsqp_fd, len(fd_sample)),
     ]
+    if before:
+        rows[4:4] = [(f"before ({args.before_label}): solve_batch (warm)", before["warm"],
+                      n_games),
+                     (f"before ({args.before_label}): solve_batch (cold)", before["cold"],
+                      n_games),
+                     (f"before ({args.before_label}): loop of solve", before["loop"],
+                      len(sample))]
     lines = [
         f"## K = {k}, {n_games} random games", "",
         "| method | games | seconds per game | vs SLSQP (JAX grad) | vs SLSQP (finite diff.) |",
@@ -171,12 +217,21 @@ def bench_k(k, n_games, args):
         f"{len(fd_sample)}; batch - SLSQP = {np.array2string(diff_fd, precision=3)}",
         f"- loop of solve <= SLSQP (JAX grad) best + 1e-6 on {int(np.sum(diff_l <= 1e-6))}/"
         f"{len(sample)}",
-        f"- solve_batch vs the previous batched program on all {n_games} games: "
+        f"- solve_batch vs one vmapped while_loop on all {n_games} games: "
         f"max |value difference| {np.abs(b_val - np.asarray(old_cert.upper)).max():.2e}",
         f"- status: {status}",
         f"- certified gap, solve_batch: {spread(gaps)}",
-        f"- certified gap, previous batched program: {spread(old_gaps)}",
+        f"- certified gap, one vmapped while_loop: {spread(old_gaps)}",
     ]
+    if before:
+        diff_before = b_val - np.array(before["values"])
+        lines += [
+            f"- certified gap, before ({args.before_label}): "
+            f"{spread(np.array(before['gaps']))}",
+            f"- solve_batch - before on all {n_games} games: value max {diff_before.max():.2e}, "
+            f"min {diff_before.min():.2e}; <= before + 1e-6 on "
+            f"{int(np.sum(diff_before <= 1e-6))}/{n_games}",
+        ]
     return "\n".join(lines), {
         "k": k, "games": n_games, "batch_warm_s_per_game": warm / n_games,
         "batch_cold_s_per_game": cold / n_games, "previous_batch_warm_s_per_game":
@@ -185,7 +240,20 @@ def bench_k(k, n_games, args):
         "batch_minus_slsqp_fd": diff_fd.tolist(), "loop_minus_slsqp": diff_l.tolist(),
         "gap_median": float(np.median(gaps)), "gap_p90": float(np.quantile(gaps, 0.9)),
         "gap_max": float(gaps.max()),
+        **({"before": {key: before[key] for key in ("warm", "cold", "loop")},
+            "before_gaps": before["gaps"], "before_values": before["values"]}
+           if before else {}),
     }
+
+
+def _label(src: Path) -> str:
+    """``src`` and its git commit, if it is a checkout."""
+    try:
+        commit = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return str(src)
+    return f"{src} at {commit}"
 
 
 def main() -> None:
@@ -199,16 +267,19 @@ def main() -> None:
     ap.add_argument("--batch-starts", type=int, default=16)
     ap.add_argument("--batch-steps", type=int, default=200)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_core.md")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="source tree of an earlier solver, run on the same games")
     args = ap.parse_args()
+    args.before_label = _label(args.before) if args.before else ""
 
-    load = " ".join(f"{v:.1f}" for v in __import__("os").getloadavg())
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     parts, records = [], []
     for k, n in zip(args.k, args.games, strict=True):
         text, record = bench_k(k, n, args)
         print(text, flush=True)
         parts.append(text)
         records.append(record)
-    load_after = " ".join(f"{v:.1f}" for v in __import__("os").getloadavg())
+    load_after = " ".join(f"{v:.1f}" for v in os.getloadavg())
     text = "\n".join([
         "# Channel-game solving: batched, single and SLSQP multistart", "",
         f"Machine: {platform.machine()}, {jax.device_count()} JAX CPU device(s), "
