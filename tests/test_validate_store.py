@@ -1,0 +1,53 @@
+"""The measurement store: a second run re-measures nothing it has measured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from minimax.validate.store import StoredTarget  # noqa: E402
+from minimax.validate.targets.synthetic import SyntheticTarget  # noqa: E402
+
+
+class Counting(SyntheticTarget):
+    """The synthetic target, counting the calls that reach it."""
+
+    calls = 0
+
+    def attack(self, *a, **k):
+        Counting.calls += 1
+        return super().attack(*a, **k)
+
+    def evaluate(self, *a, **k):
+        Counting.calls += 1
+        return super().evaluate(*a, **k)
+
+    def clean(self, *a, **k):
+        Counting.calls += 1
+        return super().clean(*a, **k)
+
+
+def _measure(t):
+    d = t.realise({"n_image": 0.5})
+    a = t.attack([(1.0, d)], {"image": 1.0, "text": 0.5}, split="held", seed=2)
+    return (t.evaluate(a, d, split="held", seed=2), t.evaluate(a, t.realise({}), split="held",
+                                                                seed=2),
+            t.clean(d, split="held", seed=2))
+
+
+def test_store_reuses_every_result_and_keys_on_identity(tmp_path):
+    Counting.calls = 0
+    first = StoredTarget(Counting(), tmp_path, ("synthetic", 0))
+    out1 = _measure(first)
+    assert Counting.calls == 4 and first.misses == 4 and first.hits == 0
+    again = StoredTarget(Counting(), tmp_path, ("synthetic", 0))
+    out2 = _measure(again)
+    assert Counting.calls == 4 and again.hits == 4 and again.misses == 0  # nothing re-measured
+    for o1, o2 in zip(out1, out2, strict=True):
+        assert np.array_equal(o1.sent, o2.sent) and np.array_equal(o1.answers, o2.answers)
+    other = StoredTarget(Counting(), tmp_path, ("synthetic", 1))  # another seed: measured
+    _measure(other)
+    assert Counting.calls == 8 and other.hits == 0
+    assert other.levers == ("n_image", "b_text")  # everything else is the target's
