@@ -429,6 +429,27 @@ def test_clean_cost_of_noise_own_clean_link_and_mask_noise_closed_form():
         1.5 * math.log2(1 + a / 2.5))
 
 
+def test_clean_cost_of_fine_tuning_closed_form_and_identified():
+    """Clean SNR (1 + beta s) S / (N e^(nu n + mu s)): the fine-tuning radius's clean cost."""
+    p = {"B": 1.5, "S": 2.0, "N": 0.5, "alpha": 0.3, "beta": 0.5, "gamma": 0.0, "rho": 0.0,
+         "nu": 0.4, "mu": 0.7}
+    m = _model(params={"image": dict(p), "text": dict(p)}, link_q=2.0, link_q_leg=5.0)
+    got = cal.model_predict(m, "leg", {}, {"s_image": 2.0, "n_image": 1.0})
+    raw = 1.5 * math.log2(1 + (1 + 0.5 * 2.0) * 2.0 / (0.5 * math.exp(0.4 + 1.4)))
+    assert float(got) == pytest.approx(cal.IMAX * (1 - math.exp(-(raw / cal.IMAX) ** 5)))
+    # the attack side is unchanged by mu
+    m0 = m._replace(params={"image": {**p, "mu": 0.0}, "text": dict(p)})
+    assert float(cal.model_predict(m, "adv", {"image": 1.0}, {"s_image": 2.0})) == (
+        pytest.approx(float(cal.model_predict(m0, "adv", {"image": 1.0}, {"s_image": 2.0}))))
+    # fitted only where clean conditions cross two fine-tuning radii
+    leg = [cal.Condition("c", "leg", "calib", {}, {"s_image": s}) for s in (0.0, 1.0)]
+    adv = [cal.Condition("a", "adv", "calib", {"image": 1.0}, {"s_image": 1.0})]
+    names = cal._free_names([*leg, *adv], ("image",), {}, False, set())
+    assert "image.mu" not in names
+    leg.append(cal.Condition("c", "leg", "calib", {}, {"s_image": 2.0}))
+    assert "image.mu" in cal._free_names([*leg, *adv], ("image",), {}, False, set())
+
+
 def test_clean_noise_cost_recovered_and_needed():
     """Clean bits that fall with the noise lever: fitted by nu, missed without it."""
     p = {"B": 1.2, "S": 1.0, "N": 0.05, "alpha": 0.4, "beta": 0.0, "gamma": 0.0, "rho": 0.0,

@@ -176,8 +176,10 @@ def spearman(x, y) -> float:
 # * **joint attacks.**  ``C_total = sum_c C_c + kappa sum_{c < c'} sqrt(C_c C_c')``
 #   (``kappa > 0``: super-additive).
 # * **clean inputs pay for the noise lever.**  Purification noise is added to every input,
-#   so the legitimate SNR is ``(1 + beta s) S / (N e^(nu n))`` (``nu`` fitted where clean
-#   conditions cross the noise lever; the engine's form has ``nu = 0``).  Clean bits go
+#   so the legitimate SNR is ``(1 + beta s) S / (N e^(nu n + mu s))`` (``nu`` fitted where
+#   clean conditions cross the noise lever, ``mu`` where they cross two fine-tuning radii:
+#   robust training costs clean accuracy at large radii; the engine's form has
+#   ``nu = mu = 0``).  Clean bits go
 #   through a link of their own shape ``link_q_leg`` (fitted where >= 3 distinct clean
 #   conditions exist): a classifier's accuracy falls off a cliff as its input degrades,
 #   which the attack curves' shape ``link_q`` does not describe.
@@ -285,7 +287,7 @@ def model_predict(model: ChannelModel, kind: str, power: Mapping[str, float],
         else:
             n, s, b = (_lv(levers, k, c) for k in KINDS)
             att = 1.0 if c in model.caps else np.exp(-p["rho"] * p["gamma"] * b)
-            noise = p["N"] * np.exp(p.get("nu", 0.0) * n)
+            noise = p["N"] * np.exp(p.get("nu", 0.0) * n + p.get("mu", 0.0) * s)
             if c not in model.caps:
                 noise = noise + mask_noise(p, b, 0.0)
             raw = p["B"] * att * np.log2(1 + (1 + p["beta"] * s) * p["S"] / noise)
@@ -324,7 +326,7 @@ def _stack(conds: Sequence[Condition]) -> list[tuple[str, np.ndarray, dict, dict
 
 
 _DEFAULT = {"B": 2.0, "S": 1.0, "N": 1.0, "alpha": 1.0, "beta": 0.5, "gamma": 1.0, "rho": 0.5,
-            "nu": 0.1, "V": 0.1, "c": 0.1}
+            "nu": 0.1, "V": 0.1, "c": 0.1, "mu": 0.1}
 
 
 def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mapping[str, float],
@@ -355,6 +357,9 @@ def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mappi
                 names += [f"{ch}.V", f"{ch}.c"]
         if ch == channels[0] and any(c.levers.get(f"n_{ch}", 0) > 0 for c in leg):
             names.append(f"{ch}.nu")
+        if ch == channels[0] and len({c.levers.get(f"s_{ch}", 0) for c in leg
+                                      if c.levers.get(f"s_{ch}", 0) > 0}) >= 2:
+            names.append(f"{ch}.mu")
         if "cross" in terms:
             others = sorted({k for c in hit for k, v in c.levers.items()
                              if v > 0 and not k.endswith(f"_{ch}")})
@@ -365,7 +370,8 @@ def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mappi
 
 
 def _build(theta, names, channels, caps, blind, imax, terms, realloc=True) -> ChannelModel:
-    params = {ch: dict(_DEFAULT, alpha=0.0, beta=0.0, gamma=0.0, rho=0.0, nu=0.0, V=0.0, c=0.0)
+    params = {ch: dict(_DEFAULT, alpha=0.0, beta=0.0, gamma=0.0, rho=0.0, nu=0.0, V=0.0, c=0.0,
+                       mu=0.0)
               for ch in channels}
     cross, kappa, q, q_leg = {}, 0.0, 1.0, None
     for name, v in zip(names, theta, strict=True):
@@ -395,7 +401,7 @@ def _bounds(names):
             lo.append(-4.0), hi.append(4.0), x0.append(0.0)
         elif n.endswith(".rho"):
             lo.append(-8.0), hi.append(8.0), x0.append(0.0)
-        elif n.endswith(".nu"):  # legit noise cost: e^(nu n) stays finite on the lever grid
+        elif n.endswith((".nu", ".mu")):  # clean costs: e^(nu n + mu s) finite on the grid
             lo.append(-12.0), hi.append(np.log(20.0)), x0.append(np.log(_DEFAULT["nu"]))
         else:
             lo.append(-12.0), hi.append(8.0), x0.append(np.log(_DEFAULT[n.split(".")[1]]))
