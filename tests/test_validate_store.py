@@ -51,3 +51,29 @@ def test_store_reuses_every_result_and_keys_on_identity(tmp_path):
     _measure(other)
     assert Counting.calls == 8 and other.hits == 0
     assert other.levers == ("n_image", "b_text")  # everything else is the target's
+
+
+def test_seeds_table_reads_every_seed_and_averages(tmp_path):
+    import json
+
+    from minimax.validate.report import main as seeds_main
+
+    runs = []
+    for seed, worst, mae in ((0, 2.5, 0.10), (1, 2.7, 0.20)):
+        d = tmp_path / f"seed{seed}"
+        d.mkdir()
+        goal = {"validated_worst": worst, "validated_lo": worst - 0.2,
+                "validated_hi": worst + 0.2, "engine_regret": [0.1, 0.0, 0.2],
+                "no_defense_minus_validated": [0.3, 0.1, 0.4], "engine_rank_among_pure": 1,
+                "n_pure_rows": 12}
+        (d / "summary.json").write_text(json.dumps(
+            {"seed": seed, "status": "ok", "goal": goal,
+             "heldout": {"model": {"mae": mae}, "blind": {"mae": 0.4}},
+             "checks": [{"check": "joint", "delta": 0.05, "delta_lo": -0.1,
+                         "delta_hi": 0.2}]}))
+        runs.append(str(d))
+    seeds_main([str(tmp_path), *runs])
+    md = (tmp_path / "seeds.md").read_text()
+    assert "| 2.600 (0.141) |" in md  # mean (sd) of 2.5 and 2.7
+    assert "| 0.150 (0.071) |" in md  # held-out MAE
+    assert "+0.050 [-0.100, +0.200]" in md and "1 of 12" in md

@@ -49,6 +49,10 @@ log-probability ``log sum_i w_i p_i(t | x)``; a one-defense mixture is the plain
 * ``steps``, ``restarts``: image-attack iterations and restarts per loss;
 * ``eot``: noise draws per gradient against randomised defenses;
 * ``text_steps``, ``n_cand``, ``topk``: GCG steps, candidates per step, top tokens;
+* ``text_max``, ``text_tol``: after ``text_steps``, GCG's last round continues in chunks of
+  ``text_steps / 2`` steps while a chunk lowers its objective by at least the fraction
+  ``text_tol``, up to ``text_max`` steps in all (:func:`~minimax.validate.attacks.gcg_plateau`;
+  ``text_max = 0``: the fixed budget ``text_steps``);
 * ``rounds``: joint alternations; ``norm``: ``"l2"`` or ``"linf"`` (Linf radius with the
   same L2 envelope, ``sqrt(P / 64)``).
 
