@@ -402,6 +402,27 @@ def test_interaction_terms_closed_form_and_recovered_where_data_demand():
     assert float(pa) == pytest.approx(float(pb))  # the baseline ignores every defense
 
 
+def test_saturating_cross_term_closed_form_and_chosen_where_two_intensities_demand():
+    """exp(eta (1 - e^-l)): a lever's boost of another channel that levels off."""
+    true = _model(cross={"text<-b_image": 1.5}, link_q=2.0, terms=("crosssat",))
+    ct = cal.channel_capacity(true, "text", 0.5, {"b_image": 1.2})
+    assert float(ct) == pytest.approx(math.log2(1 + 0.5 / 2.0) * math.exp(1.5 * (1 - math.exp(
+        -1.2))))
+    conds = [cal.Condition("leg", "leg", "calib", {}, {})]
+    for lv in ({}, {"b_image": 0.7}, {"b_image": 1.4}):
+        for p in (0.5, 1.0, 2.0):
+            conds.append(cal.Condition("i", "adv", "calib", {"image": p}, {}))
+            conds.append(cal.Condition("j", "adv", "calib", {"image": p / 2, "text": p / 4},
+                                       lv))
+    for c in conds:
+        c.bits = cal.predict_condition(true, c)
+    fit = cal.fit_model(conds, ("image", "text"), caps={"text": 1.0}, restarts=3)
+    assert "crosssat" in fit.terms and fit.rms < 0.01
+    lin = cal.fit_model(conds, ("image", "text"), caps={"text": 1.0}, terms=("cross",),
+                        restarts=3)
+    assert lin.rms > 3 * fit.rms  # the exponential form cannot bend at two intensities
+
+
 def test_clean_cost_of_noise_own_clean_link_and_mask_noise_closed_form():
     """The clean-input terms and the mask's noise, each against its formula written out."""
     p = {"B": 1.5, "S": 2.0, "N": 0.5, "alpha": 0.3, "beta": 0.5, "gamma": 0.0, "rho": 0.0,

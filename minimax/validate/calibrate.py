@@ -172,7 +172,8 @@ def spearman(x, y) -> float:
 #   (in proportion to what it gave them, or evenly if it gave them nothing).
 # * **cross-channel levers.**  A lever ``l`` of another channel scales channel ``c``'s
 #   capacity by ``exp(eta[c, l] l)`` (``eta > 0``: e.g. fine-tuning the image tower makes
-#   the text suffix *more* effective).
+#   the text suffix *more* effective), or with the saturating form (term ``"crosssat"``)
+#   by ``exp(eta[c, l] (1 - e^-l))``, which levels off as the lever grows.
 # * **joint attacks.**  ``C_total = sum_c C_c + kappa sum_{c < c'} sqrt(C_c C_c')``
 #   (``kappa > 0``: super-additive).
 # * **clean inputs pay for the noise lever.**  Purification noise is added to every input,
@@ -271,8 +272,16 @@ def channel_capacity(model: ChannelModel, c: str, a, levers: Mapping[str, float]
     for key, eta in model.cross.items():
         ch, lever = key.split("<-")
         if ch == c:
-            out = out * np.exp(eta * np.asarray(levers.get(lever, 0.0), float))
+            out = out * np.exp(eta * cross_dose(model, levers.get(lever, 0.0)))
     return out
+
+
+def cross_dose(model: ChannelModel, lever):
+    """How much of a lever a cross-channel term sees: the lever amount ``l`` itself, or
+    ``1 - e^(-l)`` with the saturating term ``"crosssat"`` (the factor ``e^(eta (1 - e^-l))``
+    levels off at ``e^eta`` as the lever grows)."""
+    lv = np.asarray(lever, float)
+    return -np.expm1(-lv) if "crosssat" in model.terms else lv
 
 
 def model_predict(model: ChannelModel, kind: str, power: Mapping[str, float],
@@ -360,7 +369,7 @@ def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mappi
         if ch == channels[0] and len({c.levers.get(f"s_{ch}", 0) for c in leg
                                       if c.levers.get(f"s_{ch}", 0) > 0}) >= 2:
             names.append(f"{ch}.mu")
-        if "cross" in terms:
+        if "cross" in terms or "crosssat" in terms:
             others = sorted({k for c in hit for k, v in c.levers.items()
                              if v > 0 and not k.endswith(f"_{ch}")})
             names += [f"cross.{ch}<-{lv}" for lv in others]
@@ -417,8 +426,9 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     ``reallocate``: the measured attacker moves the power a cap truncates to uncapped
     channels (a cap-aware attacker); ``False`` if it simply lost it.
     ``terms`` (default: choose among ``()``, ``("kappa",)``, ``("cross",)``,
-    ``("cross", "kappa")`` by AIC) are the interaction terms allowed; ``blind=True`` fits the
-    defense-blind baseline (every lever ignored, same conditions, same link).
+    ``("cross", "kappa")``, ``("crosssat",)``, ``("crosssat", "kappa")`` by AIC) are the
+    interaction terms allowed; ``blind=True`` fits the defense-blind baseline (every lever
+    ignored, same conditions, same link).
     """
     conds = [c for c in conds if np.isfinite(c.bits)]
     if not conds:
@@ -427,7 +437,8 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     if terms is None and not blind:
         fits = [fit_model(conds, channels, caps=caps, imax=imax, terms=t, restarts=restarts,
                           seed=seed, reallocate=reallocate)
-                for t in ((), ("kappa",), ("cross",), ("cross", "kappa"))]
+                for t in ((), ("kappa",), ("cross",), ("cross", "kappa"), ("crosssat",),
+                          ("crosssat", "kappa"))]
         n = len(conds)
 
         def aic(m: ChannelModel) -> float:
@@ -465,7 +476,8 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     m = _build(best.x, names, channels, caps, blind, imax, tset, reallocate)
     rms = float(np.sqrt(np.mean(best.fun ** 2)))
     used = tuple(t for t in sorted(tset)
-                 if any(n.startswith(t) or (t == "mask" and n.endswith(".V")) for n in names))
+                 if any(n.startswith(t) or (t == "mask" and n.endswith(".V"))
+                        or (t == "crosssat" and n.startswith("cross.")) for n in names))
     return m._replace(rms=rms, n_fit=len(conds), terms=used)
 
 
