@@ -77,3 +77,20 @@ def test_seeds_table_reads_every_seed_and_averages(tmp_path):
     assert "| 2.600 (0.141) |" in md  # mean (sd) of 2.5 and 2.7
     assert "| 0.150 (0.071) |" in md  # held-out MAE
     assert "+0.050 [-0.100, +0.200]" in md and "1 of 12" in md
+
+
+def test_refit_reproduces_a_kept_run_from_its_files():
+    """The kept quick run's held-out score, recomputed from its CSV and JSON alone."""
+    import json
+    from pathlib import Path
+
+    from minimax.validate.refit import rescore
+
+    run = Path(__file__).resolve().parents[1] / "experiments/results/validate_quick/seed1"
+    kept = json.loads((run / "summary.json").read_text())
+    r = rescore(run, terms=tuple(kept["model"]["terms"]), restarts=3)
+    assert r["held"]["mae"] == pytest.approx(kept["heldout"]["model"]["mae"], abs=1e-6)
+    assert r["held_blind"]["mae"] == pytest.approx(kept["heldout"]["blind"]["mae"], abs=1e-6)
+    assert r["allocations"]["n"] == len(kept["decision"]["allocations"])
+    assert r["allocations"]["spearman"] == pytest.approx(
+        kept["decision"]["decision"]["spearman"], abs=1e-6)

@@ -47,9 +47,12 @@ def read_conditions(run_dir: str | Path) -> list[cal.Condition]:
 
 def read_allocations(run_dir: str | Path) -> list[tuple[str, dict[str, float], float]]:
     """``(name, levers, measured worst case)`` of the budget-matched rows (``summary.json``)."""
-    d = json.loads((Path(run_dir) / "summary.json").read_text())
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():  # a run that measured its conditions only
+        return []
+    d = json.loads(path.read_text())
     return [(a["allocation"], dict(a["levers"]), float(a["measured"]))
-            for a in d["decision"]["allocations"]]
+            for a in (d.get("decision") or {}).get("allocations", [])]
 
 
 def rescore(run_dir: str | Path, *, power: float = 1.5, caps: dict[str, float] | None = None,
@@ -90,7 +93,10 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"{h['mae']:.3f} (blind {hb['mae']:.3f}), Spearman {h['spearman']:.3f} "
               f"(blind {hb['spearman']:.3f}); allocations n={a['n']} Spearman "
               f"{a['spearman']:.3f}, MAE {a['mae']:.3f} "
-              f"(blind MAE {r['allocations_blind']['mae']:.3f})")
+              f"(blind MAE {r['allocations_blind']['mae']:.3f})" if a["n"] else
+              f"{run}: terms {r['terms']}, fit RMS {r['fit_rms']:.3f}; held-out MAE "
+              f"{h['mae']:.3f} (blind {hb['mae']:.3f}), Spearman {h['spearman']:.3f} "
+              f"(blind {hb['spearman']:.3f}); no allocations measured")
         worst = sorted(r["held_residuals"].items(), key=lambda kv: -abs(kv[1]))[:4]
         print("   largest held-out residuals (predicted - measured): " + ", ".join(
             f"{k} {v:+.3f}" for k, v in worst if math.isfinite(v)))
