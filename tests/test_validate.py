@@ -416,6 +416,8 @@ def test_saturating_cross_term_closed_form_and_chosen_where_two_intensities_dema
                                        lv))
     for c in conds:
         c.bits = cal.predict_condition(true, c)
+    assert cal.cross_intensities(conds, ("image", "text")) == 2
+    assert cal.cross_intensities(conds[:13], ("image", "text")) == 1  # one mask amount
     fit = cal.fit_model(conds, ("image", "text"), caps={"text": 1.0}, restarts=3)
     assert "crosssat" in fit.terms and fit.rms < 0.01
     lin = cal.fit_model(conds, ("image", "text"), caps={"text": 1.0}, terms=("cross",),

@@ -417,6 +417,24 @@ def _bounds(names):
     return np.array(lo), np.array(hi), np.array(x0)
 
 
+def cross_intensities(conds: Sequence[Condition], channels: Sequence[str]) -> int:
+    """The most distinct positive amounts at which one lever acts across channels.
+
+    A lever of channel ``c`` acts across channels in an adversarial condition that attacks
+    another channel. The saturating cross term differs from the exponential one only where
+    some lever does so at two or more amounts (at one, the two forms fit the same).
+    """
+    seen: dict[str, set[float]] = {}
+    for c in conds:
+        if c.kind != "adv":
+            continue
+        hit = {ch for ch in channels if c.a.get(ch, 0) > 0}
+        for name, v in c.levers.items():
+            if v > 0 and any(not name.endswith(f"_{ch}") for ch in hit):
+                seen.setdefault(name, set()).add(round(float(v), 9))
+    return max((len(v) for v in seen.values()), default=0)
+
+
 def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
               caps: Mapping[str, float] | None = None, imax: float = IMAX, blind: bool = False,
               terms: Sequence[str] | None = None, restarts: int = 6, seed: int = 0,
@@ -426,9 +444,9 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     ``reallocate``: the measured attacker moves the power a cap truncates to uncapped
     channels (a cap-aware attacker); ``False`` if it simply lost it.
     ``terms`` (default: choose among ``()``, ``("kappa",)``, ``("cross",)``,
-    ``("cross", "kappa")``, ``("crosssat",)``, ``("crosssat", "kappa")`` by AIC) are the
-    interaction terms allowed; ``blind=True`` fits the defense-blind baseline (every lever
-    ignored, same conditions, same link).
+    ``("cross", "kappa")``, and where :func:`cross_intensities` is >= 2 ``("crosssat",)``,
+    ``("crosssat", "kappa")``, by AIC) are the interaction terms allowed; ``blind=True``
+    fits the defense-blind baseline (every lever ignored, same conditions, same link).
     """
     conds = [c for c in conds if np.isfinite(c.bits)]
     if not conds:
@@ -437,8 +455,9 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     if terms is None and not blind:
         fits = [fit_model(conds, channels, caps=caps, imax=imax, terms=t, restarts=restarts,
                           seed=seed, reallocate=reallocate)
-                for t in ((), ("kappa",), ("cross",), ("cross", "kappa"), ("crosssat",),
-                          ("crosssat", "kappa"))]
+                for t in ((), ("kappa",), ("cross",), ("cross", "kappa"),
+                          *((("crosssat",), ("crosssat", "kappa"))
+                            if cross_intensities(conds, channels) >= 2 else ()))]
         n = len(conds)
 
         def aic(m: ChannelModel) -> float:
