@@ -124,6 +124,32 @@ def text_sweep(T, defs, names, p_img, k, checkpoints, n_boot, sweep):
                    time.perf_counter() - t0, tokens=k_eff, p_image=p_eff)
 
 
+def doubled(o: dict) -> dict:
+    """The GCG budget doubled: twice the minimum and maximum steps, half the plateau gain."""
+    return {"text_steps": 2 * o["text_steps"], "text_max": 2 * max(o["text_max"], o["text_steps"]),
+            "text_tol": o["text_tol"] / 2}
+
+
+def plateau_sweep(T, defs, names, power, n_boot, sweep):
+    """The real oracle (``T.attack``) at the default GCG budget and at twice it.
+
+    ``x`` is the GCG steps the attack actually ran (its plateau rule may stop early); the
+    row's ``budget`` says which budget it was.
+    """
+    o = T._options(None)
+    for name in names:
+        d = defs[name]
+        for budget, opts in (("default", {}), ("2x", doubled(o))):
+            t0 = time.perf_counter()
+            a = T.attack([(1.0, d)], power, split="calib", seed=0, options=opts)
+            out = T.evaluate(a, d, split="calib", seed=0)
+            m = mi_with_ci(out.sent, out.answers, K, n_boot, seed=0)
+            rounds = o["rounds"] if power.get("image", 0) > 0 else 1
+            steps = max(len(a.trace["text_loss"]) - rounds, 0)
+            record(sweep, name, steps, m, float((out.sent == out.answers).mean()),
+                   time.perf_counter() - t0, budget=budget, tokens=a.payload.tokens)
+
+
 def rounds_sweep(T, defs, n_boot):
     for name in ("no defense",):
         d = defs[name]
@@ -146,9 +172,15 @@ def plot(path: Path) -> None:
     panels = [("image steps", "APGD steps (P=1)"), ("image restarts", "APGD restarts (25 steps)"),
               ("image eot", "EOT draws (noise, 25 steps)"), ("square steps", "Square queries"),
               ("text steps", "GCG steps, text only (k=8)"),
-              ("joint steps", "GCG steps, joint (P=0.5, k=8)")]
-    fig, axes = plt.subplots(2, 3, figsize=(14, 8))
-    for ax, (sweep, title) in zip(axes.ravel(), panels, strict=True):
+              ("joint steps", "GCG steps, joint (P=0.5, k=8)"),
+              ("text plateau", "GCG to a plateau, text only (k=8): default, 2x"),
+              ("joint plateau", "GCG to a plateau, joint (0.5 + 0.5): default, 2x")]
+    panels = [p for p in panels if any(r["sweep"] == p[0] for r in ROWS)]
+    cols = math.ceil(len(panels) / 2)
+    fig, axes = plt.subplots(2, cols, figsize=(4.7 * cols, 8), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax, (sweep, title) in zip(axes.ravel(), panels, strict=False):
         by: dict[str, list[dict]] = {}
         for r in ROWS:
             if r["sweep"] == sweep:
@@ -164,7 +196,7 @@ def plot(path: Path) -> None:
                 if r["sweep"] == "image steps" and r["x"] == 50:
                     ax.axhline(r["bits"], ls=":", color="grey")
         ax.set_xscale("symlog", linthresh=1)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.set_ylabel("bits I(T; answer)")
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -202,6 +234,20 @@ def verdicts() -> list[str]:
               ("text steps", 2 * text, "text steps", 4 * text, "GCG steps, text only (4x)"),
               ("joint rounds", 2, "joint rounds", 4, "joint rounds 2 -> 4")]
     defenses = sorted({r["defense"] for r in ROWS})
+    for sweep in ("text plateau", "joint plateau"):
+        for d in defenses:
+            a = next((r for r in ROWS if r["sweep"] == sweep and r["defense"] == d
+                      and r.get("budget") == "default"), None)
+            b = next((r for r in ROWS if r["sweep"] == sweep and r["defense"] == d
+                      and r.get("budget") == "2x"), None)
+            if a is None or b is None:
+                continue
+            diff = b["bits"] - a["bits"]
+            half = max(b["hi"] - b["bits"], b["bits"] - b["lo"])
+            ok = "flat within CI" if diff <= half else "NOT converged"
+            out.append(f"| GCG {sweep} ({a['x']} -> {b['x']} steps, k={a.get('tokens')}) | "
+                       f"{d} | {a['bits']:.3f} | {b['bits']:.3f} | {diff:+.3f} | {half:.3f} "
+                       f"| {ok} |")
     for s0, x0, s1, x1, what in checks:
         for d in defenses:
             a, b = _row(s0, d, x0), _row(s1, d, x1)
@@ -279,7 +325,9 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--text-checkpoints", type=str, default="0,8,16,32")
     ap.add_argument("--only", type=str, default="image,eot,text,joint,rounds",
-                    help="comma list of sweeps to run: image, eot, text, joint, rounds")
+                    help="comma list of sweeps to run: image, eot, text, joint, rounds, "
+                         "plateau-text, plateau-joint (the oracle at its default GCG budget "
+                         "and at twice it)")
     ap.add_argument("--text-defenses", type=str, default="no defense,ensemble 3,cap 3")
     ap.add_argument("--joint-defenses", type=str,
                     default="no defense,adv-ft 0.5,noise 0.2,ensemble 3,cap 3,mask 0.37")
@@ -342,6 +390,12 @@ def main() -> None:
                    "joint steps")
     if "rounds" in only:
         rounds_sweep(T, defs, args.n_boot)
+    if "plateau-text" in only:
+        plateau_sweep(T, defs, args.text_defenses.split(","), {"text": 1.0}, args.n_boot,
+                      "text plateau")
+    if "plateau-joint" in only:
+        plateau_sweep(T, defs, args.joint_defenses.split(","), {"image": 0.5, "text": 0.5},
+                      args.n_boot, "joint plateau")
     wall = time.perf_counter() - t0
     OUT.mkdir(exist_ok=True)
     stem = "validate_attack_convergence" + (f"_{args.tag}" if args.tag else "")

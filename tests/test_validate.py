@@ -402,6 +402,29 @@ def test_interaction_terms_closed_form_and_recovered_where_data_demand():
     assert float(pa) == pytest.approx(float(pb))  # the baseline ignores every defense
 
 
+def test_saturating_cross_term_closed_form_and_chosen_where_two_intensities_demand():
+    """exp(eta (1 - e^-l)): a lever's boost of another channel that levels off."""
+    true = _model(cross={"text<-b_image": 1.5}, link_q=2.0, terms=("crosssat",))
+    ct = cal.channel_capacity(true, "text", 0.5, {"b_image": 1.2})
+    assert float(ct) == pytest.approx(math.log2(1 + 0.5 / 2.0) * math.exp(1.5 * (1 - math.exp(
+        -1.2))))
+    conds = [cal.Condition("leg", "leg", "calib", {}, {})]
+    for lv in ({}, {"b_image": 0.7}, {"b_image": 1.4}):
+        for p in (0.5, 1.0, 2.0):
+            conds.append(cal.Condition("i", "adv", "calib", {"image": p}, {}))
+            conds.append(cal.Condition("j", "adv", "calib", {"image": p / 2, "text": p / 4},
+                                       lv))
+    for c in conds:
+        c.bits = cal.predict_condition(true, c)
+    assert cal.cross_intensities(conds, ("image", "text")) == 2
+    assert cal.cross_intensities(conds[:13], ("image", "text")) == 1  # one mask amount
+    fit = cal.fit_model(conds, ("image", "text"), caps={"text": 1.0}, restarts=3)
+    assert "crosssat" in fit.terms and fit.rms < 0.01
+    lin = cal.fit_model(conds, ("image", "text"), caps={"text": 1.0}, terms=("cross",),
+                        restarts=3)
+    assert lin.rms > 3 * fit.rms  # the exponential form cannot bend at two intensities
+
+
 def test_clean_cost_of_noise_own_clean_link_and_mask_noise_closed_form():
     """The clean-input terms and the mask's noise, each against its formula written out."""
     p = {"B": 1.5, "S": 2.0, "N": 0.5, "alpha": 0.3, "beta": 0.5, "gamma": 0.0, "rho": 0.0,
@@ -427,6 +450,27 @@ def test_clean_cost_of_noise_own_clean_link_and_mask_noise_closed_form():
     # without the mask terms (V = c = 0) nothing changes at b = 0 and the old form returns
     assert float(cal.channel_capacity(m, "image", a, {})) == pytest.approx(
         1.5 * math.log2(1 + a / 2.5))
+
+
+def test_clean_cost_of_fine_tuning_closed_form_and_identified():
+    """Clean SNR (1 + beta s) S / (N e^(nu n + mu s)): the fine-tuning radius's clean cost."""
+    p = {"B": 1.5, "S": 2.0, "N": 0.5, "alpha": 0.3, "beta": 0.5, "gamma": 0.0, "rho": 0.0,
+         "nu": 0.4, "mu": 0.7}
+    m = _model(params={"image": dict(p), "text": dict(p)}, link_q=2.0, link_q_leg=5.0)
+    got = cal.model_predict(m, "leg", {}, {"s_image": 2.0, "n_image": 1.0})
+    raw = 1.5 * math.log2(1 + (1 + 0.5 * 2.0) * 2.0 / (0.5 * math.exp(0.4 + 1.4)))
+    assert float(got) == pytest.approx(cal.IMAX * (1 - math.exp(-(raw / cal.IMAX) ** 5)))
+    # the attack side is unchanged by mu
+    m0 = m._replace(params={"image": {**p, "mu": 0.0}, "text": dict(p)})
+    assert float(cal.model_predict(m, "adv", {"image": 1.0}, {"s_image": 2.0})) == (
+        pytest.approx(float(cal.model_predict(m0, "adv", {"image": 1.0}, {"s_image": 2.0}))))
+    # fitted only where clean conditions cross two fine-tuning radii
+    leg = [cal.Condition("c", "leg", "calib", {}, {"s_image": s}) for s in (0.0, 1.0)]
+    adv = [cal.Condition("a", "adv", "calib", {"image": 1.0}, {"s_image": 1.0})]
+    names = cal._free_names([*leg, *adv], ("image",), {}, False, set())
+    assert "image.mu" not in names
+    leg.append(cal.Condition("c", "leg", "calib", {}, {"s_image": 2.0}))
+    assert "image.mu" in cal._free_names([*leg, *adv], ("image",), {}, False, set())
 
 
 def test_clean_noise_cost_recovered_and_needed():

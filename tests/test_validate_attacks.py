@@ -231,3 +231,26 @@ def test_mixture_attack_on_a_single_defense_is_the_plain_attack(target):
     assert np.mean(o1.answers != o2.answers) <= 0.02
     with pytest.raises(ValueError, match="split"):
         target.evaluate(plain, d, split="held", seed=0)
+
+
+def test_plateaued_is_the_relative_gain_of_a_chunk():
+    assert atk.plateaued(2.0, 1.95, 0.03)          # 2.5% < 3%
+    assert not atk.plateaued(2.0, 1.9, 0.03)       # 5% >= 3%
+    assert not atk.plateaued(2.0, 2.0, 0.0)        # tol 0: never a plateau
+    assert atk.plateaued(0.0, 0.0, 0.0)            # nothing left to gain
+
+
+def test_gcg_plateau_extends_while_the_objective_falls(target):
+    xa, ya = target.images("attack")
+    y = torch.from_numpy(ya[:8])
+    sides = target.text_sides([(1.0, Knobs())], xa[:8], False, 1, seed=0)
+    kw = {"n_cand": 4, "topk": 16, "seed": 3, "combine": ()}
+    fixed = atk.gcg_mixture(sides, y, 2, steps=1, **kw)
+    same = atk.gcg_plateau(sides, y, 2, steps=1, chunk=1, extra=0, tol=0.5, **kw)
+    assert same.loss == fixed.loss  # no extra steps: the fixed budget, bit for bit
+    every = atk.gcg_plateau(sides, y, 2, steps=1, chunk=1, extra=2, tol=0.0, **kw)
+    assert len(every.loss) == 1 + 2 + 1 and every.loss[-1] <= fixed.loss[-1]
+    assert every.loss[:2] == fixed.loss  # the extension continues the same run
+    # a gain threshold no chunk can reach (100%) stops at the minimum budget
+    stop = atk.gcg_plateau(sides, y, 2, steps=1, chunk=1, extra=2, tol=1.0, **kw)
+    assert stop.loss == fixed.loss

@@ -700,6 +700,39 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
     return GCGResult({t: sfx[t].clone() for t in range(T)}, trace)
 
 
+def plateaued(before: float, after: float, tol: float) -> bool:
+    """Did a chunk of GCG steps lower the objective by less than the fraction ``tol``?
+
+    The objective is a negative log-likelihood (>= 0), so ``(before - after) / before`` is
+    the chunk's relative gain; ``before <= 0`` (nothing left to gain) counts as a plateau.
+    """
+    if before <= 0:
+        return True
+    return (before - after) / before < tol
+
+
+def gcg_plateau(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: int,
+                chunk: int, extra: int, tol: float, seed: int = 0,
+                init: dict[int, torch.Tensor] | None = None, **kw) -> GCGResult:
+    """:func:`gcg_mixture` for ``steps``, then up to ``extra`` more steps in chunks of
+    ``chunk`` while the last chunk lowered the mean objective by at least the fraction
+    ``tol`` (:func:`plateaued`).  ``extra = 0`` or ``tol = 0`` with ``extra = 0`` is the
+    fixed budget; ``tol = 0`` with ``extra > 0`` runs every extra step.  Each chunk
+    continues from the previous suffixes with its own candidate draws (seed ``seed + 1009 j``).
+    """
+    res = gcg_mixture(sides, labels, k, steps=steps, seed=seed, init=init, **kw)
+    sfx, trace = res.suffixes, list(res.loss)
+    chunk, done, j = max(int(chunk), 1), 0, 0
+    while k > 0 and done < extra:
+        if plateaued(trace[max(len(trace) - 1 - chunk, 0)], trace[-1], tol):
+            break
+        j += 1
+        n = min(chunk, extra - done)
+        res = gcg_mixture(sides, labels, k, steps=n, seed=seed + 1009 * j, init=sfx, **kw)
+        sfx, trace, done = res.suffixes, trace + list(res.loss[1:]), done + n
+    return GCGResult(sfx, trace)
+
+
 def image_side_embeddings(pipe, x: torch.Tensor, draws: int) -> torch.Tensor:
     """Unit image embeddings through a pipeline's defended image path, ``(n, R, D)``.
 

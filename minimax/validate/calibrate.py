@@ -172,12 +172,15 @@ def spearman(x, y) -> float:
 #   (in proportion to what it gave them, or evenly if it gave them nothing).
 # * **cross-channel levers.**  A lever ``l`` of another channel scales channel ``c``'s
 #   capacity by ``exp(eta[c, l] l)`` (``eta > 0``: e.g. fine-tuning the image tower makes
-#   the text suffix *more* effective).
+#   the text suffix *more* effective), or with the saturating form (term ``"crosssat"``)
+#   by ``exp(eta[c, l] (1 - e^-l))``, which levels off as the lever grows.
 # * **joint attacks.**  ``C_total = sum_c C_c + kappa sum_{c < c'} sqrt(C_c C_c')``
 #   (``kappa > 0``: super-additive).
 # * **clean inputs pay for the noise lever.**  Purification noise is added to every input,
-#   so the legitimate SNR is ``(1 + beta s) S / (N e^(nu n))`` (``nu`` fitted where clean
-#   conditions cross the noise lever; the engine's form has ``nu = 0``).  Clean bits go
+#   so the legitimate SNR is ``(1 + beta s) S / (N e^(nu n + mu s))`` (``nu`` fitted where
+#   clean conditions cross the noise lever, ``mu`` where they cross two fine-tuning radii:
+#   robust training costs clean accuracy at large radii; the engine's form has
+#   ``nu = mu = 0``).  Clean bits go
 #   through a link of their own shape ``link_q_leg`` (fitted where >= 3 distinct clean
 #   conditions exist): a classifier's accuracy falls off a cliff as its input degrades,
 #   which the attack curves' shape ``link_q`` does not describe.
@@ -269,8 +272,16 @@ def channel_capacity(model: ChannelModel, c: str, a, levers: Mapping[str, float]
     for key, eta in model.cross.items():
         ch, lever = key.split("<-")
         if ch == c:
-            out = out * np.exp(eta * np.asarray(levers.get(lever, 0.0), float))
+            out = out * np.exp(eta * cross_dose(model, levers.get(lever, 0.0)))
     return out
+
+
+def cross_dose(model: ChannelModel, lever):
+    """How much of a lever a cross-channel term sees: the lever amount ``l`` itself, or
+    ``1 - e^(-l)`` with the saturating term ``"crosssat"`` (the factor ``e^(eta (1 - e^-l))``
+    levels off at ``e^eta`` as the lever grows)."""
+    lv = np.asarray(lever, float)
+    return -np.expm1(-lv) if "crosssat" in model.terms else lv
 
 
 def model_predict(model: ChannelModel, kind: str, power: Mapping[str, float],
@@ -285,7 +296,7 @@ def model_predict(model: ChannelModel, kind: str, power: Mapping[str, float],
         else:
             n, s, b = (_lv(levers, k, c) for k in KINDS)
             att = 1.0 if c in model.caps else np.exp(-p["rho"] * p["gamma"] * b)
-            noise = p["N"] * np.exp(p.get("nu", 0.0) * n)
+            noise = p["N"] * np.exp(p.get("nu", 0.0) * n + p.get("mu", 0.0) * s)
             if c not in model.caps:
                 noise = noise + mask_noise(p, b, 0.0)
             raw = p["B"] * att * np.log2(1 + (1 + p["beta"] * s) * p["S"] / noise)
@@ -324,7 +335,7 @@ def _stack(conds: Sequence[Condition]) -> list[tuple[str, np.ndarray, dict, dict
 
 
 _DEFAULT = {"B": 2.0, "S": 1.0, "N": 1.0, "alpha": 1.0, "beta": 0.5, "gamma": 1.0, "rho": 0.5,
-            "nu": 0.1, "V": 0.1, "c": 0.1}
+            "nu": 0.1, "V": 0.1, "c": 0.1, "mu": 0.1}
 
 
 def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mapping[str, float],
@@ -355,7 +366,10 @@ def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mappi
                 names += [f"{ch}.V", f"{ch}.c"]
         if ch == channels[0] and any(c.levers.get(f"n_{ch}", 0) > 0 for c in leg):
             names.append(f"{ch}.nu")
-        if "cross" in terms:
+        if ch == channels[0] and len({c.levers.get(f"s_{ch}", 0) for c in leg
+                                      if c.levers.get(f"s_{ch}", 0) > 0}) >= 2:
+            names.append(f"{ch}.mu")
+        if "cross" in terms or "crosssat" in terms:
             others = sorted({k for c in hit for k, v in c.levers.items()
                              if v > 0 and not k.endswith(f"_{ch}")})
             names += [f"cross.{ch}<-{lv}" for lv in others]
@@ -365,7 +379,8 @@ def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mappi
 
 
 def _build(theta, names, channels, caps, blind, imax, terms, realloc=True) -> ChannelModel:
-    params = {ch: dict(_DEFAULT, alpha=0.0, beta=0.0, gamma=0.0, rho=0.0, nu=0.0, V=0.0, c=0.0)
+    params = {ch: dict(_DEFAULT, alpha=0.0, beta=0.0, gamma=0.0, rho=0.0, nu=0.0, V=0.0, c=0.0,
+                       mu=0.0)
               for ch in channels}
     cross, kappa, q, q_leg = {}, 0.0, 1.0, None
     for name, v in zip(names, theta, strict=True):
@@ -395,11 +410,29 @@ def _bounds(names):
             lo.append(-4.0), hi.append(4.0), x0.append(0.0)
         elif n.endswith(".rho"):
             lo.append(-8.0), hi.append(8.0), x0.append(0.0)
-        elif n.endswith(".nu"):  # legit noise cost: e^(nu n) stays finite on the lever grid
+        elif n.endswith((".nu", ".mu")):  # clean costs: e^(nu n + mu s) finite on the grid
             lo.append(-12.0), hi.append(np.log(20.0)), x0.append(np.log(_DEFAULT["nu"]))
         else:
             lo.append(-12.0), hi.append(8.0), x0.append(np.log(_DEFAULT[n.split(".")[1]]))
     return np.array(lo), np.array(hi), np.array(x0)
+
+
+def cross_intensities(conds: Sequence[Condition], channels: Sequence[str]) -> int:
+    """The most distinct positive amounts at which one lever acts across channels.
+
+    A lever of channel ``c`` acts across channels in an adversarial condition that attacks
+    another channel. The saturating cross term differs from the exponential one only where
+    some lever does so at two or more amounts (at one, the two forms fit the same).
+    """
+    seen: dict[str, set[float]] = {}
+    for c in conds:
+        if c.kind != "adv":
+            continue
+        hit = {ch for ch in channels if c.a.get(ch, 0) > 0}
+        for name, v in c.levers.items():
+            if v > 0 and any(not name.endswith(f"_{ch}") for ch in hit):
+                seen.setdefault(name, set()).add(round(float(v), 9))
+    return max((len(v) for v in seen.values()), default=0)
 
 
 def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
@@ -411,8 +444,9 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     ``reallocate``: the measured attacker moves the power a cap truncates to uncapped
     channels (a cap-aware attacker); ``False`` if it simply lost it.
     ``terms`` (default: choose among ``()``, ``("kappa",)``, ``("cross",)``,
-    ``("cross", "kappa")`` by AIC) are the interaction terms allowed; ``blind=True`` fits the
-    defense-blind baseline (every lever ignored, same conditions, same link).
+    ``("cross", "kappa")``, and where :func:`cross_intensities` is >= 2 ``("crosssat",)``,
+    ``("crosssat", "kappa")``, by AIC) are the interaction terms allowed; ``blind=True``
+    fits the defense-blind baseline (every lever ignored, same conditions, same link).
     """
     conds = [c for c in conds if np.isfinite(c.bits)]
     if not conds:
@@ -421,7 +455,9 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     if terms is None and not blind:
         fits = [fit_model(conds, channels, caps=caps, imax=imax, terms=t, restarts=restarts,
                           seed=seed, reallocate=reallocate)
-                for t in ((), ("kappa",), ("cross",), ("cross", "kappa"))]
+                for t in ((), ("kappa",), ("cross",), ("cross", "kappa"),
+                          *((("crosssat",), ("crosssat", "kappa"))
+                            if cross_intensities(conds, channels) >= 2 else ()))]
         n = len(conds)
 
         def aic(m: ChannelModel) -> float:
@@ -459,7 +495,8 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     m = _build(best.x, names, channels, caps, blind, imax, tset, reallocate)
     rms = float(np.sqrt(np.mean(best.fun ** 2)))
     used = tuple(t for t in sorted(tset)
-                 if any(n.startswith(t) or (t == "mask" and n.endswith(".V")) for n in names))
+                 if any(n.startswith(t) or (t == "mask" and n.endswith(".V"))
+                        or (t == "crosssat" and n.startswith("cross.")) for n in names))
     return m._replace(rms=rms, n_fit=len(conds), terms=used)
 
 

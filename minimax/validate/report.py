@@ -292,32 +292,97 @@ def _markdown(res, cfg, df, alloc) -> str:
     return "\n".join(md) + "\n"
 
 
+def _ci3(v) -> list:
+    return list(v) if v else [None] * 3
+
+
+def seed_row(r: dict) -> dict[str, Any]:
+    """One seed's headline numbers (a run's ``summary.json`` or ``run_seed`` result)."""
+    g, d = r.get("goal") or {}, r.get("decision") or {}
+    ho = r.get("heldout") or {}
+    eng, none = _ci3(g.get("engine_regret")), _ci3(g.get("no_defense_minus_validated"))
+    row = {
+        "seed": r["seed"], "status": r.get("status"),
+        "validated_defense": json.dumps(g.get("validated_defense")),
+        "validated_worst": g.get("validated_worst"), "validated_lo": g.get("validated_lo"),
+        "validated_hi": g.get("validated_hi"),
+        "engine_regret": eng[0], "engine_regret_lo": eng[1], "engine_regret_hi": eng[2],
+        "engine_minus_best_pure": (g.get("engine_minus_best_pure") or [None])[0],
+        "engine_rank_among_pure": g.get("engine_rank_among_pure"),
+        "n_pure_rows": g.get("n_pure_rows"),
+        "no_defense_minus_validated": none[0], "no_defense_lo": none[1],
+        "no_defense_hi": none[2], "beats_no_defense": g.get("beats_no_defense"),
+        "rank_corr_one_shot": (d.get("decision") or {}).get("spearman"),
+        "rank_corr_recalibrated": (d.get("recalibrated") or {}).get("spearman"),
+        "rank_corr_blind": (d.get("blind_recalibrated") or {}).get("spearman"),
+        "heldout_mae": (ho.get("model") or {}).get("mae"),
+        "heldout_mae_blind": (ho.get("blind") or {}).get("mae"),
+        "heldout_spearman": (ho.get("model") or {}).get("spearman"),
+        "wall_s": r.get("wall_s")}
+    for c in r.get("checks") or []:
+        row[f"check: {c['check']}"] = (f"{c['delta']:+.3f} [{c['delta_lo']:+.3f}, "
+                                       f"{c['delta_hi']:+.3f}]")
+    return row
+
+
+def _headline(df: pd.DataFrame) -> list[str]:
+    """Metrics as rows, seeds as columns, with the mean (sd) of the numeric ones."""
+    seeds = [f"seed {s}" for s in df.seed]
+    md = ["| | " + " | ".join(seeds) + " | mean (sd) |", "|---" * (len(seeds) + 2) + "|"]
+
+    def ci(a, lo, hi):
+        return [f"{_f(x)} [{_f(y)}, {_f(z)}]" for x, y, z in zip(df[a], df[lo], df[hi],
+                                                                 strict=True)]
+
+    def mean(col):
+        v = pd.to_numeric(df[col], errors="coerce").dropna()
+        return f"{v.mean():.3f} ({v.std(ddof=1):.3f})" if len(v) > 1 else ""
+
+    items = [("validated defense, worst case (bits, CI)",
+              ci("validated_worst", "validated_lo", "validated_hi"), mean("validated_worst")),
+             ("no defense minus validated (paired CI)",
+              ci("no_defense_minus_validated", "no_defense_lo", "no_defense_hi"),
+              mean("no_defense_minus_validated")),
+             ("engine one-shot prescription: regret vs validated (paired CI)",
+              ci("engine_regret", "engine_regret_lo", "engine_regret_hi"), mean("engine_regret")),
+             ("engine prescription's rank among pure rows",
+              [f"{_f(a)} of {_f(b)}" for a, b in zip(df.engine_rank_among_pure, df.n_pure_rows,
+                                                     strict=True)], "")]
+    for col, name in (("rank_corr_one_shot", "allocations: Spearman, one shot (target >= 0.8)"),
+                      ("rank_corr_recalibrated", "allocations: Spearman, recalibrated"),
+                      ("heldout_mae", "held-out MAE, model (bits; target <= 0.15)"),
+                      ("heldout_mae_blind", "held-out MAE, defense-blind baseline (bits)"),
+                      ("heldout_spearman", "held-out Spearman, model"),
+                      ("wall_s", "wall time (s)")):
+        items.append((name, [_f(v) for v in df[col]], mean(col)))
+    for col in [c for c in df.columns if c.startswith("check: ")]:
+        items.append((col[7:] + " (delta bits, paired CI)", [str(v) for v in df[col]], ""))
+    md += [f"| {name} | " + " | ".join(vals) + f" | {m} |" for name, vals, m in items]
+    return md
+
+
 def write_seeds(results: list[dict], out: Path) -> None:
     """``seeds.csv`` and ``seeds.md``: every seed's headline numbers side by side."""
-    rows = []
-    for r in results:
-        g, d = r.get("goal") or {}, r.get("decision") or {}
-        ho = (r.get("heldout") or {}).get("model", {})
-        rows.append({
-            "seed": r["seed"], "status": r.get("status"),
-            "validated_defense": json.dumps(g.get("validated_defense")),
-            "validated_worst": g.get("validated_worst"), "validated_lo": g.get("validated_lo"),
-            "validated_hi": g.get("validated_hi"),
-            "engine_regret": (g.get("engine_regret") or [None] * 3)[0],
-            "engine_regret_lo": (g.get("engine_regret") or [None] * 3)[1],
-            "engine_regret_hi": (g.get("engine_regret") or [None] * 3)[2],
-            "engine_minus_best_pure": (g.get("engine_minus_best_pure") or [None])[0],
-            "engine_rank_among_pure": g.get("engine_rank_among_pure"),
-            "no_defense_minus_validated": (g.get("no_defense_minus_validated") or [None])[0],
-            "beats_no_defense": g.get("beats_no_defense"),
-            "rank_corr_one_shot": (d.get("decision") or {}).get("spearman"),
-            "rank_corr_recalibrated": (d.get("recalibrated") or {}).get("spearman"),
-            "rank_corr_blind": (d.get("blind_recalibrated") or {}).get("spearman"),
-            "heldout_mae": ho.get("mae"), "heldout_spearman": ho.get("spearman"),
-            "wall_s": r.get("wall_s")})
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([seed_row(r) for r in results])
     df.to_csv(out / "seeds.csv", index=False)
-    md = ["# Seeds (model and attack)", "", "| " + " | ".join(df.columns) + " |",
-          "|" + "---|" * len(df.columns)]
+    md = ["# Seeds (model and attack)", "", *_headline(df), "", "## Every column", "",
+          "| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     md += ["| " + " | ".join(_f(v) for v in r) + " |" for r in df.itertuples(index=False)]
     (out / "seeds.md").write_text("\n".join(md) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m minimax.validate.report OUT RUN_DIR [RUN_DIR ...]``: ``seeds.md`` of
+    separate runs (one seed each) from their ``summary.json``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("out")
+    ap.add_argument("runs", nargs="+")
+    args = ap.parse_args(argv)
+    res = [json.loads((Path(r) / "summary.json").read_text()) for r in args.runs]
+    write_seeds(res, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()

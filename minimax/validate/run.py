@@ -166,6 +166,10 @@ def run_seed(cfg, seed: int, out: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     res: dict[str, Any] = {"seed": int(seed), "errors": [], "status": "ok"}
     target = make_target(cfg, seed)
+    if cfg.get("store"):  # measurements kept on disk and reused (minimax.validate.store)
+        from minimax.validate.store import StoredTarget
+
+        target = StoredTarget(target, Path(str(cfg.store)), (_plain(cfg.target), int(seed)))
     res["target"] = target.name
     chans = tuple(target.channels)
     P, D = float(cfg.budget.attacker), float(cfg.budget.defender)
@@ -260,6 +264,9 @@ def run_seed(cfg, seed: int, out: Path) -> dict[str, Any]:
     res["checks"] = _checks(m, cfg, res)
     res["traces"] = m.traces + ([{"label": c["label"], "trace": c["trace"]}
                                  for c in res["game"]["columns"]] if game is not None else [])
+    if cfg.get("store"):
+        res["store"] = {"path": str(cfg.store), "reused": target.hits, "measured": target.misses}
+        log.info("measurement store %s", res["store"])
     res["wall_s"] = time.perf_counter() - t0
     write_report(res, cfg, out)
     log.info("seed %d done in %.1fs; report in %s", seed, res["wall_s"], out)

@@ -49,6 +49,10 @@ log-probability ``log sum_i w_i p_i(t | x)``; a one-defense mixture is the plain
 * ``steps``, ``restarts``: image-attack iterations and restarts per loss;
 * ``eot``: noise draws per gradient against randomised defenses;
 * ``text_steps``, ``n_cand``, ``topk``: GCG steps, candidates per step, top tokens;
+* ``text_max``, ``text_tol``: after ``text_steps``, GCG's last round continues in chunks of
+  ``text_steps / 2`` steps while a chunk lowers its objective by at least the fraction
+  ``text_tol``, up to ``text_max`` steps in all (:func:`~minimax.validate.attacks.gcg_plateau`;
+  ``text_max = 0``: the fixed budget ``text_steps``);
 * ``rounds``: joint alternations; ``norm``: ``"l2"`` or ``"linf"`` (Linf radius with the
   same L2 envelope, ``sqrt(P / 64)``).
 
@@ -96,7 +100,7 @@ RECIPES = ("auto", "apgd", "apgd-ce", "apgd-dlr", "pgd", "square")
 # Converged budgets on 2 CPU cores (experiments/results/validate_attack_convergence.md).
 ATTACK_DEFAULTS: dict[str, Any] = {
     "recipe": "auto", "steps": 50, "restarts": 1, "eot": 16, "text_steps": 32,
-    "n_cand": 16, "topk": 64, "rounds": 2, "norm": "l2",
+    "n_cand": 16, "topk": 64, "rounds": 2, "norm": "l2", "text_max": 0, "text_tol": 0.0,
 }
 DEFAULT_UNITS = {"purify": "noise", "n": 0.2, "n_max": 0.8, "s": 0.5, "s_grid": 0.25,
                  "ensemble": 2.0, "keep_min": 0.2}
@@ -253,13 +257,18 @@ class DigitsTarget:
             raise ValueError(f"options['recipe']={out['recipe']!r}; expected one of {RECIPES}")
         if out["norm"] not in ("l2", "linf"):
             raise ValueError(f"options['norm']={out['norm']!r}; expected 'l2' or 'linf'")
-        for key in ("steps", "restarts", "eot", "text_steps", "n_cand", "topk", "rounds"):
+        zero_ok = ("steps", "text_steps", "text_max")
+        for key in ("steps", "restarts", "eot", "text_steps", "n_cand", "topk", "rounds",
+                    "text_max"):
             v = out[key]
-            if isinstance(v, bool) or int(v) != v or v < (0 if key in ("steps", "text_steps")
-                                                           else 1):
+            if isinstance(v, bool) or int(v) != v or v < (0 if key in zero_ok else 1):
                 raise ValueError(f"options[{key!r}]={v!r}; expected an integer >= "
-                                 f"{0 if key in ('steps', 'text_steps') else 1}")
+                                 f"{0 if key in zero_ok else 1}")
             out[key] = int(v)
+        tol = out["text_tol"]
+        if isinstance(tol, bool) or not (float(tol) >= 0 and math.isfinite(float(tol))):
+            raise ValueError(f"options['text_tol']={tol!r}; expected a finite number >= 0")
+        out["text_tol"] = float(tol)
         return out
 
     def _mixture(self, mixture: Sequence[tuple[float, Knobs]]) -> list[tuple[float, Knobs]]:
@@ -364,7 +373,10 @@ class DigitsTarget:
                 x_att = self._image_attack(pipe, x_rep, t_rep, eps, self.inner_options(o),
                                            seed + r).x_adv
             sides = self.text_sides(mix, x_att, eps > 0, o["eot"], seed * 7919 + 202 + r)
-            res = atk.gcg_mixture(sides, torch.from_numpy(ya), k, steps=per, n_cand=o["n_cand"],
+            extra = o["text_max"] - o["text_steps"] if r == rounds - 1 else 0
+            res = atk.gcg_plateau(sides, torch.from_numpy(ya), k, steps=per,
+                                  chunk=max(1, math.ceil(o["text_steps"] / 2)),
+                                  extra=max(extra, 0), tol=o["text_tol"], n_cand=o["n_cand"],
                                   topk=o["topk"], seed=seed + 31 * r, init=sfx)
             sfx = res.suffixes
             trace += res.loss

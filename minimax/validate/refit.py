@@ -1,0 +1,106 @@
+"""Re-fit and re-score the channel model on a finished run's measurements, measuring nothing.
+
+``python -m minimax.validate.refit RUN_DIR [RUN_DIR ...] [--terms cross,kappa]`` reads each
+run's ``conditions.csv`` (calibration and held-out conditions) and ``summary.json`` (the
+budget-matched allocations' measured worst cases and lever amounts), fits the channel model
+(:func:`minimax.validate.calibrate.fit_model`) and the defense-blind baseline on the
+calibration conditions only, and prints the scores of docs/validation.md §5.4 and §5.6:
+held-out MAE and Spearman (clean and joint conditions included) and the one-shot rank
+correlation across the allocations, model beside baseline.  This is how a change of the
+channel model is checked against stored measurements; the engine prescription and the
+empirical game need the full pipeline (with ``validate.store`` only new cells are measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from minimax.validate import calibrate as cal
+
+LEVER_COLUMNS = ("n_image", "s_image", "b_image", "s_text", "b_text")
+
+
+def _float(v: str) -> float:
+    return float(v) if v not in ("", None) else 0.0
+
+
+def read_conditions(run_dir: str | Path) -> list[cal.Condition]:
+    """The calibration and held-out conditions of a run (``conditions.csv``)."""
+    out = []
+    with open(Path(run_dir) / "conditions.csv") as f:
+        for r in csv.DictReader(f):
+            if r["split"] not in ("calib", "held"):
+                continue
+            power = {c: _float(r.get(f"P_{c}", "")) for c in ("image", "text")}
+            power = {c: v for c, v in power.items() if v > 0}
+            levers = {k: _float(r[k]) for k in LEVER_COLUMNS if k in r}
+            out.append(cal.Condition(r["label"], r["kind"], r["split"], power, levers,
+                                     float(r["bits"]), _float(r["lo"]), _float(r["hi"])))
+    return out
+
+
+def read_allocations(run_dir: str | Path) -> list[tuple[str, dict[str, float], float]]:
+    """``(name, levers, measured worst case)`` of the budget-matched rows (``summary.json``)."""
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():  # a run that measured its conditions only
+        return []
+    d = json.loads(path.read_text())
+    return [(a["allocation"], dict(a["levers"]), float(a["measured"]))
+            for a in (d.get("decision") or {}).get("allocations", [])]
+
+
+def rescore(run_dir: str | Path, *, power: float = 1.5, caps: dict[str, float] | None = None,
+            terms: Sequence[str] | None = None, restarts: int = 3) -> dict[str, Any]:
+    """Fit on the run's calibration conditions; score held-out conditions and allocations."""
+    conds = read_conditions(run_dir)
+    calib = [c for c in conds if c.split == "calib"]
+    held = [c for c in conds if c.split == "held"]
+    kw = {"caps": dict(caps if caps is not None else {"text": 1.0}), "restarts": restarts}
+    model = cal.fit_model(calib, ("image", "text"), terms=terms, **kw)
+    blind = cal.fit_model(calib, ("image", "text"), blind=True, **kw)
+    allocs = read_allocations(run_dir)
+
+    def held_score(m):
+        return cal.score([cal.predict_condition(m, c) for c in held], [c.bits for c in held])
+
+    dec = cal.decision_score(model, [(lv, b) for _, lv, b in allocs], power)
+    dec_b = cal.decision_score(blind, [(lv, b) for _, lv, b in allocs], power)
+    resid = {c.label: cal.predict_condition(model, c) - c.bits for c in held}
+    return {"run": str(run_dir), "terms": list(model.terms), "fit_rms": model.rms,
+            "held": held_score(model)._asdict(), "held_blind": held_score(blind)._asdict(),
+            "allocations": dec._asdict(), "allocations_blind": dec_b._asdict(),
+            "held_residuals": resid}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--terms", default=None,
+                    help="interaction terms allowed, comma list (default: chosen by AIC)")
+    ap.add_argument("--power", type=float, default=1.5)
+    args = ap.parse_args(argv)
+    terms = None if args.terms is None else tuple(t for t in args.terms.split(",") if t)
+    for run in args.runs:
+        r = rescore(run, power=args.power, terms=terms)
+        h, hb, a = r["held"], r["held_blind"], r["allocations"]
+        print(f"{run}: terms {r['terms']}, fit RMS {r['fit_rms']:.3f}; held-out MAE "
+              f"{h['mae']:.3f} (blind {hb['mae']:.3f}), Spearman {h['spearman']:.3f} "
+              f"(blind {hb['spearman']:.3f}); allocations n={a['n']} Spearman "
+              f"{a['spearman']:.3f}, MAE {a['mae']:.3f} "
+              f"(blind MAE {r['allocations_blind']['mae']:.3f})" if a["n"] else
+              f"{run}: terms {r['terms']}, fit RMS {r['fit_rms']:.3f}; held-out MAE "
+              f"{h['mae']:.3f} (blind {hb['mae']:.3f}), Spearman {h['spearman']:.3f} "
+              f"(blind {hb['spearman']:.3f}); no allocations measured")
+        worst = sorted(r["held_residuals"].items(), key=lambda kv: -abs(kv[1]))[:4]
+        print("   largest held-out residuals (predicted - measured): " + ", ".join(
+            f"{k} {v:+.3f}" for k, v in worst if math.isfinite(v)))
+
+
+if __name__ == "__main__":
+    main()
