@@ -363,11 +363,15 @@ if __name__ == "__main__":
                     help="bits vs GCG steps at power P (steps_curve_UPDATE.md)")
     ap.add_argument("--update", default=None, help="GCG step rule: swap or entries")
     ap.add_argument("--max-steps", type=int, default=max(STEPS))
+    ap.add_argument("--marks", default=None,
+                    help="step counts to score, comma-separated (default: STEPS below max)")
     ap.add_argument("--defenses", default="no defense,ppl filter (n)")
     args = ap.parse_args()
     if args.steps_curve:
-        steps_curve(args.steps_curve, tuple(s for s in STEPS if s < args.max_steps)
-                    + (args.max_steps,), tuple(args.defenses.split(",")), update=args.update)
+        marks = (tuple(int(s) for s in args.marks.split(",")) if args.marks else
+                 tuple(s for s in STEPS if s < args.max_steps) + (args.max_steps,))
+        steps_curve(args.steps_curve, marks, tuple(args.defenses.split(",")),
+                    update=args.update)
     elif args.add_power:
         add_power(args.add_power)
     else:
