@@ -38,23 +38,37 @@ survive the defense (``E`` over a mixture's components).  Recipes (``options["re
 * ``"auto"`` (default): ``"gcg-fluent"`` if a component of the mixture filters, else
   ``"gcg"``.
 
-Options: ``text_steps`` (GCG steps, default ``steps`` of the config = 24 in the preset;
-**not converged**: measured by ``experiments/validate_memory.py --steps-curve 128`` with no
-defense, bits rise by about 0.25 per doubling of the steps all the way to 160 steps, 0.53
-bits from the seeds alone, 0.68 at 12, 0.82 at 24, 1.08 at 48, 1.58 at 160, each doubling
-significant in the paired CI: measured memory bits are lower bounds on what a patient
-attacker gets; at 48 entry-tokens they stayed flat from 0 to 24 steps), ``steps`` (alias of
+Options: ``text_steps`` (GCG steps, default ``steps`` of the config), ``steps`` (alias of
 ``text_steps``: there is no image), ``restarts`` (independent starts, the best kept per
 target), ``eot`` (accepted, must be 1: no defense here is randomised),
 ``tokens_per_entry`` (``L``), ``checkpoints`` (step counts whose entries the payload keeps:
 :meth:`MemoryTarget.at_checkpoint` evaluates them, one run for a whole convergence curve).
-The config's ``update`` is the step rule: ``"swap"`` (GCG: the best single-token swap per
-target and step) or ``"entries"`` (the best improving swap of every entry at once, when
-that set's exact loss is lower still): at the same cost per step it reached loss 0.84 and
-1.11 bits at 48 steps against 0.97 and 1.08 for ``"swap"``
-(``experiments/results/validate_memory/steps_curve_entries.md``).  A cap-aware attacker
-never pays for entries a write limit drops: with limit ``r`` on every component it writes
-``min(m, r)`` longer entries.
+
+**The search, and why it is built this way** (docs/validation.md §5.3).  The config picks
+the step rule (``update``), the entry shape (``shape``), the start (``start``) and the
+deal of victims to seed entries (``deal``); the preset uses the strongest of each:
+
+* ``update="coord"``: each step, every entry that still has work (its questions cost
+  loss, or it is no question's best) draws ``n_cand`` swaps of its own, scored exactly,
+  and the entries' best improving swaps are added greedily while the exact loss falls.
+  The original ``"swap"`` rule (GCG proper) changes one token of one of the ``m`` entries
+  per target and step, so with ``m x L = 128`` attacker tokens it needed 160 steps to move
+  a fraction of them: bits rose by about 0.25 per doubling of the steps all the way to
+  160 (``experiments/results/validate_memory/steps_curve_swap.md``).  ``"entries"`` (the
+  best improving swap of every entry among ``n_cand`` shared candidates) was little better.
+* ``shape="cover"``: an entry competes with one victim's true fact for that victim's
+  questions, and packing two victims into one entry dilutes its similarity to both, so
+  when ``P / L`` entries cannot give every victim its own, the attacker writes shorter
+  ones, ``max(min_tokens, P // need)`` tokens, ``need`` the victims of the split not
+  already answered the target (worst target).
+* ``start="best"``: besides the facts and questions seeds, one victim per entry with the
+  best of ``SEED_TEMPLATES`` for that victim ("city where alice smith lives", "where does
+  alice smith live", ...), each scored alone.
+* ``deal="target"``: seeds skip the victims already answered the target (their questions
+  carry no loss for it), so more entries go to the others.
+
+A cap-aware attacker never pays for entries a write limit drops: with limit ``r`` on every
+component it writes ``min(m, r)`` longer entries.
 
 **Defenses** (:class:`MemoryDefense`), one lever each:
 
@@ -120,7 +134,9 @@ SEED_TEMPLATES = ("{e} lives in", "where does {e} live?", "{e} lives in the city
                   "what city is {e} based in?", "{e}'s home is in", "{e} live where city home")
 REWRITES = ("the city where {e} lives", "{e} lives in", "home town of {e}", "{e} is based in")
 SPLITS = ("attack", "calib", "held")
-SETTLED = 0.05  # nats: an entry whose questions cost less is left alone ("coord" rule)
+# nats: an entry whose every question has P(t | q) > 1/2 (t holds most of the vote, so it is
+# the answer) is left alone by the "coord" rule
+SETTLED = math.log(2.0)
 FLUENCY = 10.0  # loss per nat/token of perplexity above a filter's threshold (fluent recipe)
 
 
@@ -135,7 +151,7 @@ class MemoryConfig:
     tokens_per_entry: int = 8     # L: attacker tokens per entry (default split of power)
     max_entries: int = 8          # reference for the write-limit lever, ln(max_entries / r)
     max_tokens: int = 24          # longest entry a cap-aware attacker writes
-    steps: int = 24               # GCG steps (not converged: module docstring)
+    steps: int = 24               # GCG steps (the preset sets its own)
     n_cand: int = 32              # GCG candidates per step and target
     topk: int = 64                # GCG top tokens per position
     restarts: int = 1
@@ -498,18 +514,15 @@ class MemoryTarget:
         return total
 
     def _load(self, views, weights, adv: torch.Tensor, t: int) -> torch.Tensor:
-        """``(m,)`` loss each entry answers for: ``sum_q -log P(t | q)`` over the questions
-        whose best-scoring attacker entry it is (mixture-weighted, per question of a view);
+        """``(m,)`` the worst loss an entry answers for: ``max_q -log P(t | q)`` over the
+        questions (of every view of the mixture) whose best-scoring attacker entry it is;
         ``inf`` for an entry that is no question's best (free to be repurposed)."""
         m = adv.shape[0]
-        load = torch.zeros(m)
-        used = torch.zeros(m, dtype=torch.bool)
-        for w, nll, arg in self._per_question(views, weights, adv[None], t):
-            if arg is None:
-                continue
-            load.scatter_add_(0, arg[0], w * nll[0])
-            used[arg[0]] = True
-        return torch.where(used, load, torch.full_like(load, math.inf))
+        load = torch.full((m,), -math.inf)
+        for _, nll, arg in self._per_question(views, weights, adv[None], t):
+            if arg is not None:
+                load.scatter_reduce_(0, arg[0], nll[0], "amax")
+        return torch.where(torch.isfinite(load), load, torch.full_like(load, math.inf))
 
     def _per_question(self, views, weights, adv: torch.Tensor, t: int):
         """Per view: (weight, ``(c, n)`` -log P(t | q) on the questions not already answered
@@ -791,8 +804,9 @@ class MemoryTarget:
                     excess) -> None:
         """``update="coord"``: ``n_cand`` single-token swaps *per entry*, all entries at once.
 
-        An entry is worked on while the questions it is the best attacker entry for still
-        cost loss (:meth:`_load` above ``SETTLED`` nats), or while it is no question's best.
+        An entry is worked on while a question it is the best attacker entry for is not
+        yet safely won (:meth:`_load` above ``SETTLED`` nats), or while it is no question's
+        best.
         Each such entry draws ``n_cand`` swaps (positions in turn from a random offset, one
         of the ``topk`` tokens the gradient ranks best there), each scored exactly with the
         other entries fixed.  The entries' best improving swaps are then added greedily,
