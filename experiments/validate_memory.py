@@ -314,6 +314,33 @@ def steps_curve(power: int, marks=STEPS, names=("no defense", "ppl filter (n)"),
         steps_report(out, stem)
 
 
+def transfer(power: int, seed: int = 0) -> None:
+    """Do entries written for one set of victims steer answers about others?  The preset's
+    attack fit on the ``attack`` victims, scored on them and on the ``held`` victims, under
+    no defense.  Writes ``transfer.{json,md}``."""
+    from minimax.validate.targets.memory import make_memory_target
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    tg = make_memory_target(seed=seed, **_preset_target())
+    d = DEFENSES["no defense"]
+    a = tg.attack([(1.0, d)], {"memory": power}, split="attack", seed=seed)
+    rows = {s: bits(tg.evaluate(a, d, split=s, seed=seed), tg.n_classes)
+            for s in ("attack", "held")}
+    out = {"power": power, "seed": seed, "m": a.payload["m"], "L": a.payload["L"],
+           "rows": rows, "wall_s": time.perf_counter() - t0}
+    (OUT / "transfer.json").write_text(json.dumps(out, indent=1, default=float))
+    lines = [f"# Transfer: entries fit on the attack victims (P = {power}, {out['m']} x "
+             f"{out['L']}, no defense, preset attack, seed {seed})", "",
+             "| victims scored | bits [CI] | target success |", "|---|---|---|"]
+    for s, r in rows.items():
+        lines.append(f"| {s} | {r['bits']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] | "
+                     f"{r['success']:.3f} |")
+    lines += ["", f"Wall {out['wall_s']:.0f} s.", ""]
+    (OUT / "transfer.md").write_text("\n".join(lines))
+    print(out, flush=True)
+
+
 def _preset_target() -> dict:
     import yaml
 
@@ -366,8 +393,12 @@ if __name__ == "__main__":
     ap.add_argument("--marks", default=None,
                     help="step counts to score, comma-separated (default: STEPS below max)")
     ap.add_argument("--defenses", default="no defense,ppl filter (n)")
+    ap.add_argument("--transfer", type=int, default=None, metavar="P",
+                    help="entries fit on the attack victims, scored on the held ones")
     args = ap.parse_args()
-    if args.steps_curve:
+    if args.transfer:
+        transfer(args.transfer)
+    elif args.steps_curve:
         marks = (tuple(int(s) for s in args.marks.split(",")) if args.marks else
                  tuple(s for s in STEPS if s < args.max_steps) + (args.max_steps,))
         steps_curve(args.steps_curve, marks, tuple(args.defenses.split(",")),

@@ -228,6 +228,13 @@ def test_load_matches_per_question_loop(target):
     np.testing.assert_allclose(load.numpy(), want, rtol=1e-5)
 
 
+def test_compact_closes_empty_slots_in_order():
+    ids = torch.tensor([[101, 0, 7, 0, 8, 102], [101, 5, 6, 0, 0, 102]])
+    got = ids.gather(1, mem._compact(ids, 0))
+    assert got.tolist() == [[101, 7, 8, 102, 0, 0], [101, 5, 6, 102, 0, 0]]
+
+
+@pytest.mark.slow
 def test_coord_rule_never_raises_loss_and_reports_the_exact_loss():
     """``update="coord"`` with the ``best`` start: the loss falls monotonically and the
     trace's final loss is the exact loss of the entries returned (re-embedded here)."""

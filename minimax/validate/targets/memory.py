@@ -734,7 +734,7 @@ class MemoryTarget:
                     best_seed[2][pick] = ls[pick]
             if self.cfg.start == "best":
                 self._best_start(best_seed, views, weights, ents, m, ell, vocab, r, g, full,
-                                 embed, excess, fluent)
+                                 embed, excess)
             x, pen, cur = best_seed
             run_trace = [float(cur.mean())]
             snap(0, x, cur)
@@ -887,7 +887,7 @@ class MemoryTarget:
         return True
 
     def _best_start(self, best_seed, views, weights, ents, m: int, ell: int, vocab, r: int,
-                    g, full, embed, excess, fluent: bool) -> None:
+                    g, full, embed, excess) -> None:
         """``start="best"``: one victim per entry, each entry's text the best of
         ``SEED_TEMPLATES`` for its victim (scored alone, exactly); replaces a target's seed
         in ``best_seed = (x, penalty, loss)`` where the whole set's loss is lower."""
