@@ -64,7 +64,7 @@ def main(quick: bool) -> None:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
-    cfg = memory_config(steps=12, n_cand=24)
+    cfg = memory_config(**_preset_target())
     tg = MemoryTarget(cfg)
     k = tg.n_classes
     powers = [16, 48, 128] if quick else [8, 16, 32, 64, 128]
@@ -208,8 +208,13 @@ def figures(res):
 
 
 def write_md(res):
+    c = res["config"]
+    search = (f"GCG step rule `{c.get('update', 'swap')}`, {c['steps']} steps, {c['n_cand']} "
+              f"candidates, entry shape `{c.get('shape', 'fixed')}`, start "
+              f"`{c.get('start', 'two')}`")
     lines = ["# The agent-memory target: measured", "",
-             f"Wall time {res['wall_s']:.0f} s (2 shared CPU cores). Bits `I(T; answer)` with "
+             f"Attack: {search}. Wall time {res['wall_s']:.0f} s (2 shared CPU cores). "
+             "Bits `I(T; answer)` with "
              "95% unit-bootstrap CIs on the 20 calibration victims (5 questions x 6 targets "
              "each); `log2 6 = 2.585` bits is the most a query carries.", "",
              "## Clean memory", "", "| defense | accuracy | legitimate bits [CI] | levers |",
@@ -239,9 +244,8 @@ def write_md(res):
     lines += ["", "![convergence](convergence.png)", ""]
     curves = sorted(p.name for p in OUT.glob("steps_curve_*.md"))
     if curves:
-        lines += ["At the preset's budget (128 entry-tokens, no defense) the attack is **not "
-                  "converged**: bits keep rising with the GCG steps up to 160 steps; see "
-                  + ", ".join(f"[{c}]({c})" for c in curves) + ".", ""]
+        lines += ["Bits vs GCG steps at the preset's budget, one run per defense and step "
+                  "rule: " + ", ".join(f"[{c}]({c})" for c in curves) + ".", ""]
     lines += ["",
               "## Asymmetry: relative protection R(P) = 1 - I_def / I_none", "",
               "| defense | P | R measured | R game |", "|---|---|---|---|"]
