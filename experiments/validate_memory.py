@@ -345,6 +345,75 @@ def transfer(power: int, seed: int = 0) -> None:
     print(out, flush=True)
 
 
+def pipeline_seeds(run_dir: Path) -> None:
+    """Summarise the pipeline's seeds (``run_dir/seed*/``): ``seeds.md`` (every seed's
+    headline) and ``pipeline.md`` (conditions with the model's and the defense-blind
+    predictions, relative protection at 128 entry-tokens, held-out scores, the empirical
+    game's equilibrium and the engine's regret, the convergence check)."""
+    import csv
+
+    from minimax.validate.report import write_seeds
+
+    dirs = sorted(p for p in run_dir.glob("seed*") if (p / "summary.json").exists())
+    res = [json.loads((d / "summary.json").read_text()) for d in dirs]
+    write_seeds(res, run_dir)
+    lines = ["# The memory pipeline over seeds", "",
+             "`python -m minimax.validate validate=memory validate.seed=S` per seed (fact base, "
+             "victims and attack draws); bits `I(T; answer)` [95% unit-bootstrap CI]. "
+             "Summary per seed: [seeds.md](seeds.md).", ""]
+    rel: dict[str, list[tuple[float, float]]] = {}
+    for d, r in zip(dirs, res, strict=True):
+        rows = list(csv.DictReader((d / "conditions.csv").open()))
+        lines += [f"## {d.name} (status {r.get('status')}, wall {r.get('wall_s', 0):.0f} s)",
+                  "", "| condition | split | bits [CI] | model | defense-blind |",
+                  "|---|---|---|---|---|"]
+        for c in rows:
+            lines.append(f"| {c['kind']} {c['label']} | {c['split']} | {float(c['bits']):.3f} "
+                         f"[{float(c['lo']):.3f}, {float(c['hi']):.3f}] | "
+                         f"{float(c['predicted'] or 'nan'):.3f} | "
+                         f"{float(c['predicted_blind'] or 'nan'):.3f} |")
+        none = {c["P_memory"]: c for c in rows if c["kind"] == "adv" and c["label"].endswith(
+            " none") and c["split"] == "calib"}
+        ref = none.get("128.0")
+        for c in rows:
+            if ref is None or c["kind"] != "adv" or c["P_memory"] != "128.0" or c is ref:
+                continue
+            name = c["label"].split()[-1]
+            rel.setdefault(name, []).append((
+                1 - float(c["bits"]) / float(ref["bits"]),
+                1 - float(c["predicted"]) / float(ref["predicted"])))
+        ho, g = r.get("heldout") or {}, r.get("goal") or {}
+        m, b = ho.get("model", {}), ho.get("blind", {})
+        nan = float("nan")
+        lines += ["", f"- held-out prediction: model Spearman {m.get('spearman', nan):.3f},"
+                  f" MAE {m.get('mae', nan):.3f} bits; defense-blind Spearman "
+                  f"{b.get('spearman', float('nan')):.3f}, MAE {b.get('mae', float('nan')):.3f} "
+                  f"(n = {m.get('n')})"]
+        if g:
+            er = g.get("engine_regret") or [float("nan")] * 3
+            nd = g.get("no_defense_minus_validated") or [float("nan")] * 3
+            lines += [f"- equilibrium (empirical game): {json.dumps(g.get('validated_defense'))},"
+                      f" worst case {g.get('validated_worst', float('nan')):.3f} "
+                      f"[{g.get('validated_lo', float('nan')):.3f}, "
+                      f"{g.get('validated_hi', float('nan')):.3f}] bits; best pure row "
+                      f"{g.get('best_pure_row')}",
+                      f"- engine's regret in it: {er[0]:+.3f} [{er[1]:+.3f}, {er[2]:+.3f}] bits "
+                      f"(best within CI: {g.get('engine_best_within_ci')}); no defense minus "
+                      f"validated {nd[0]:+.3f} [{nd[1]:+.3f}, {nd[2]:+.3f}]"]
+        for ck in r.get("checks") or []:
+            lines.append(f"- check {ck['check']}: {ck['bits']:.3f} -> {ck['bits_stronger']:.3f}"
+                         f", {ck['delta']:+.3f} [{ck['delta_lo']:+.3f}, {ck['delta_hi']:+.3f}]"
+                         f" (flat: {ck['converged']})")
+        lines.append("")
+    lines += ["## Relative protection at 128 entry-tokens, R = 1 - I_def / I_none", "",
+              "| defense | R measured per seed | R model per seed |", "|---|---|---|"]
+    for name, v in rel.items():
+        lines.append(f"| {name} | {', '.join(f'{a:.3f}' for a, _ in v)} | "
+                     f"{', '.join(f'{p:.3f}' for _, p in v)} |")
+    (run_dir / "pipeline.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
+
+
 def _preset_target() -> dict:
     import yaml
 
@@ -399,8 +468,12 @@ if __name__ == "__main__":
     ap.add_argument("--defenses", default="no defense,ppl filter (n)")
     ap.add_argument("--transfer", type=int, default=None, metavar="P",
                     help="entries fit on the attack victims, scored on the held ones")
+    ap.add_argument("--seeds-from", type=Path, default=None, metavar="DIR",
+                    help="summarise the pipeline's seeds kept in DIR/seed*/")
     args = ap.parse_args()
-    if args.transfer:
+    if args.seeds_from:
+        pipeline_seeds(args.seeds_from)
+    elif args.transfer:
         transfer(args.transfer)
     elif args.steps_curve:
         marks = (tuple(int(s) for s in args.marks.split(",")) if args.marks else
