@@ -64,7 +64,7 @@ def main(quick: bool) -> None:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
-    cfg = memory_config(steps=12, n_cand=24)
+    cfg = memory_config(**_preset_target())
     tg = MemoryTarget(cfg)
     k = tg.n_classes
     powers = [16, 48, 128] if quick else [8, 16, 32, 64, 128]
@@ -208,8 +208,13 @@ def figures(res):
 
 
 def write_md(res):
+    c = res["config"]
+    search = (f"GCG step rule `{c.get('update', 'swap')}`, {c['steps']} steps, {c['n_cand']} "
+              f"candidates, entry shape `{c.get('shape', 'fixed')}`, start "
+              f"`{c.get('start', 'two')}`")
     lines = ["# The agent-memory target: measured", "",
-             f"Wall time {res['wall_s']:.0f} s (2 shared CPU cores). Bits `I(T; answer)` with "
+             f"Attack: {search}. Wall time {res['wall_s']:.0f} s (2 shared CPU cores). "
+             "Bits `I(T; answer)` with "
              "95% unit-bootstrap CIs on the 20 calibration victims (5 questions x 6 targets "
              "each); `log2 6 = 2.585` bits is the most a query carries.", "",
              "## Clean memory", "", "| defense | accuracy | legitimate bits [CI] | levers |",
@@ -239,9 +244,8 @@ def write_md(res):
     lines += ["", "![convergence](convergence.png)", ""]
     curves = sorted(p.name for p in OUT.glob("steps_curve_*.md"))
     if curves:
-        lines += ["At the preset's budget (128 entry-tokens, no defense) the attack is **not "
-                  "converged**: bits keep rising with the GCG steps up to 160 steps; see "
-                  + ", ".join(f"[{c}]({c})" for c in curves) + ".", ""]
+        lines += ["Bits vs GCG steps at the preset's budget, one run per defense and step "
+                  "rule: " + ", ".join(f"[{c}]({c})" for c in curves) + ".", ""]
     lines += ["",
               "## Asymmetry: relative protection R(P) = 1 - I_def / I_none", "",
               "| defense | P | R measured | R game |", "|---|---|---|---|"]
@@ -309,9 +313,105 @@ def steps_curve(power: int, marks=STEPS, names=("no defense", "ppl filter (n)"),
                                "m": a.payload["m"], "L": a.payload["L"],
                                "recipe": a.payload["recipe"], "final_bits": last["bits"]}
         out["curves"][name]["wall_s"] = time.perf_counter() - t0
-        out["wall_s"] = sum(c.get("wall_s", 0.0) for c in out["curves"].values())
+        out["wall_s"] = max(c.get("wall_s", 0.0) for c in out["curves"].values())
         (OUT / f"{stem}.json").write_text(json.dumps(out, indent=1, default=float))
         steps_report(out, stem)
+
+
+def transfer(power: int, seed: int = 0) -> None:
+    """Do entries written for one set of victims steer answers about others?  The preset's
+    attack fit on the ``attack`` victims, scored on them and on the ``held`` victims, under
+    no defense.  Writes ``transfer.{json,md}``."""
+    from minimax.validate.targets.memory import make_memory_target
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    tg = make_memory_target(seed=seed, **_preset_target())
+    d = DEFENSES["no defense"]
+    a = tg.attack([(1.0, d)], {"memory": power}, split="attack", seed=seed)
+    rows = {s: bits(tg.evaluate(a, d, split=s, seed=seed), tg.n_classes)
+            for s in ("attack", "held")}
+    out = {"power": power, "seed": seed, "m": a.payload["m"], "L": a.payload["L"],
+           "rows": rows, "wall_s": time.perf_counter() - t0}
+    (OUT / "transfer.json").write_text(json.dumps(out, indent=1, default=float))
+    lines = [f"# Transfer: entries fit on the attack victims (P = {power}, {out['m']} x "
+             f"{out['L']}, no defense, preset attack, seed {seed})", "",
+             "| victims scored | bits [CI] | target success |", "|---|---|---|"]
+    for s, r in rows.items():
+        lines.append(f"| {s} | {r['bits']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] | "
+                     f"{r['success']:.3f} |")
+    lines += ["", f"Wall {out['wall_s']:.0f} s.", ""]
+    (OUT / "transfer.md").write_text("\n".join(lines))
+    print(out, flush=True)
+
+
+def pipeline_seeds(run_dir: Path) -> None:
+    """Summarise the pipeline's seeds (``run_dir/seed*/``): ``seeds.md`` (every seed's
+    headline) and ``pipeline.md`` (conditions with the model's and the defense-blind
+    predictions, relative protection at 128 entry-tokens, held-out scores, the empirical
+    game's equilibrium and the engine's regret, the convergence check)."""
+    import csv
+
+    from minimax.validate.report import write_seeds
+
+    dirs = sorted(p for p in run_dir.glob("seed*") if (p / "summary.json").exists())
+    res = [json.loads((d / "summary.json").read_text()) for d in dirs]
+    write_seeds(res, run_dir)
+    lines = ["# The memory pipeline over seeds", "",
+             "`python -m minimax.validate validate=memory validate.seed=S` per seed (fact base, "
+             "victims and attack draws); bits `I(T; answer)` [95% unit-bootstrap CI]. "
+             "Summary per seed: [seeds.md](seeds.md).", ""]
+    rel: dict[str, list[tuple[float, float]]] = {}
+    for d, r in zip(dirs, res, strict=True):
+        rows = list(csv.DictReader((d / "conditions.csv").open()))
+        lines += [f"## {d.name} (status {r.get('status')}, wall {r.get('wall_s', 0):.0f} s)",
+                  "", "| condition | split | bits [CI] | model | defense-blind |",
+                  "|---|---|---|---|---|"]
+        for c in rows:
+            lines.append(f"| {c['kind']} {c['label']} | {c['split']} | {float(c['bits']):.3f} "
+                         f"[{float(c['lo']):.3f}, {float(c['hi']):.3f}] | "
+                         f"{float(c['predicted'] or 'nan'):.3f} | "
+                         f"{float(c['predicted_blind'] or 'nan'):.3f} |")
+        none = {c["P_memory"]: c for c in rows if c["kind"] == "adv" and c["label"].endswith(
+            " none") and c["split"] == "calib"}
+        ref = none.get("128.0")
+        for c in rows:
+            if ref is None or c["kind"] != "adv" or c["P_memory"] != "128.0" or c is ref:
+                continue
+            name = c["label"].split()[-1]
+            rel.setdefault(name, []).append((
+                1 - float(c["bits"]) / float(ref["bits"]),
+                1 - float(c["predicted"]) / float(ref["predicted"])))
+        ho, g = r.get("heldout") or {}, r.get("goal") or {}
+        m, b = ho.get("model", {}), ho.get("blind", {})
+        nan = float("nan")
+        lines += ["", f"- held-out prediction: model Spearman {m.get('spearman', nan):.3f},"
+                  f" MAE {m.get('mae', nan):.3f} bits; defense-blind Spearman "
+                  f"{b.get('spearman', float('nan')):.3f}, MAE {b.get('mae', float('nan')):.3f} "
+                  f"(n = {m.get('n')})"]
+        if g:
+            er = g.get("engine_regret") or [float("nan")] * 3
+            nd = g.get("no_defense_minus_validated") or [float("nan")] * 3
+            lines += [f"- equilibrium (empirical game): {json.dumps(g.get('validated_defense'))},"
+                      f" worst case {g.get('validated_worst', float('nan')):.3f} "
+                      f"[{g.get('validated_lo', float('nan')):.3f}, "
+                      f"{g.get('validated_hi', float('nan')):.3f}] bits; best pure row "
+                      f"{g.get('best_pure_row')}",
+                      f"- engine's regret in it: {er[0]:+.3f} [{er[1]:+.3f}, {er[2]:+.3f}] bits "
+                      f"(best within CI: {g.get('engine_best_within_ci')}); no defense minus "
+                      f"validated {nd[0]:+.3f} [{nd[1]:+.3f}, {nd[2]:+.3f}]"]
+        for ck in r.get("checks") or []:
+            lines.append(f"- check {ck['check']}: {ck['bits']:.3f} -> {ck['bits_stronger']:.3f}"
+                         f", {ck['delta']:+.3f} [{ck['delta_lo']:+.3f}, {ck['delta_hi']:+.3f}]"
+                         f" (flat: {ck['converged']})")
+        lines.append("")
+    lines += ["## Relative protection at 128 entry-tokens, R = 1 - I_def / I_none", "",
+              "| defense | R measured per seed | R model per seed |", "|---|---|---|"]
+    for name, v in rel.items():
+        lines.append(f"| {name} | {', '.join(f'{a:.3f}' for a, _ in v)} | "
+                     f"{', '.join(f'{p:.3f}' for _, p in v)} |")
+    (run_dir / "pipeline.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
 
 
 def _preset_target() -> dict:
@@ -363,11 +463,23 @@ if __name__ == "__main__":
                     help="bits vs GCG steps at power P (steps_curve_UPDATE.md)")
     ap.add_argument("--update", default=None, help="GCG step rule: swap or entries")
     ap.add_argument("--max-steps", type=int, default=max(STEPS))
+    ap.add_argument("--marks", default=None,
+                    help="step counts to score, comma-separated (default: STEPS below max)")
     ap.add_argument("--defenses", default="no defense,ppl filter (n)")
+    ap.add_argument("--transfer", type=int, default=None, metavar="P",
+                    help="entries fit on the attack victims, scored on the held ones")
+    ap.add_argument("--seeds-from", type=Path, default=None, metavar="DIR",
+                    help="summarise the pipeline's seeds kept in DIR/seed*/")
     args = ap.parse_args()
-    if args.steps_curve:
-        steps_curve(args.steps_curve, tuple(s for s in STEPS if s < args.max_steps)
-                    + (args.max_steps,), tuple(args.defenses.split(",")), update=args.update)
+    if args.seeds_from:
+        pipeline_seeds(args.seeds_from)
+    elif args.transfer:
+        transfer(args.transfer)
+    elif args.steps_curve:
+        marks = (tuple(int(s) for s in args.marks.split(",")) if args.marks else
+                 tuple(s for s in STEPS if s < args.max_steps) + (args.max_steps,))
+        steps_curve(args.steps_curve, marks, tuple(args.defenses.split(",")),
+                    update=args.update)
     elif args.add_power:
         add_power(args.add_power)
     else:

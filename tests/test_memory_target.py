@@ -187,3 +187,71 @@ def test_checkpoints_are_the_shorter_runs(target):
     with pytest.raises(ValueError, match="checkpoints"):
         target.attack([(1.0, d)], {"memory": 16}, split="calib",
                       options={"text_steps": 2, "checkpoints": [5]})
+
+
+def test_cover_shape_gives_each_victim_an_entry(target):
+    """``shape="cover"``: shorter entries when ``P / L`` entries cannot cover the victims."""
+    none = [(1.0, mem.MemoryDefense())]
+    assert target._shape(128, 8, 19, none) == (21, 6)     # 128 // 19 = 6 tokens each
+    assert target._shape(48, 8, 19, none) == (9, 5)       # never shorter than min_tokens
+    assert target._shape(256, 8, 19, none) == (32, 8)     # enough entries already
+    assert target._shape(128, 8, 0, none) == (16, 8)      # shape "fixed"
+    capped = [(1.0, mem.MemoryDefense(write_limit=4))]
+    assert target._shape(128, 8, 19, capped) == (4, 24)   # a write limit still binds
+    truth = target.facts.truth[target.facts.split["calib"]]
+    want = max(int((truth != t).sum()) for t in range(target.n_classes))
+    assert target._need("calib") == want
+
+
+def test_load_matches_per_question_loop(target):
+    """Each entry's load: the worst loss of the questions it is the best attacker entry for."""
+    d = mem.MemoryDefense(paraphrases=2)
+    ents = target._ents("calib")
+    view = target._view(d, ents)
+    g = torch.Generator().manual_seed(0)
+    adv = torch.nn.functional.normalize(view.qbar[:5] + 0.3 * torch.randn(5, 384, generator=g),
+                                        dim=-1)
+    t = 1
+    load = target._load([view], [1.0], adv, t)
+    want = np.full(5, -np.inf)
+    tau = target.cfg.temperature
+    for q in np.flatnonzero(view.truth.numpy() != t):
+        sa = (adv @ view.qbar[q]).numpy()
+        sc, cc = view.clean_s[q].numpy(), view.clean_c[q].numpy()
+        ref = max(sc.max(), sa.max())
+        wc = np.where(cc >= 0, np.exp((sc - ref) / tau), 0.0)
+        wa = np.exp((sa - ref) / tau)
+        nll = -math.log((wc[cc == t].sum() + wa.sum()) / (wc.sum() + wa.sum()))
+        j = int(sa.argmax())
+        want[j] = max(want[j], nll)
+    want[want == -np.inf] = np.inf  # no question's best entry
+    np.testing.assert_allclose(load.numpy(), want, rtol=1e-5)
+
+
+def test_compact_closes_empty_slots_in_order():
+    ids = torch.tensor([[101, 0, 7, 0, 8, 102], [101, 5, 6, 0, 0, 102]])
+    got = ids.gather(1, mem._compact(ids, 0))
+    assert got.tolist() == [[101, 7, 8, 102, 0, 0], [101, 5, 6, 102, 0, 0]]
+
+
+@pytest.mark.slow
+def test_coord_rule_never_raises_loss_and_reports_the_exact_loss():
+    """``update="coord"`` with the ``best`` start: the loss falls monotonically and the
+    trace's final loss is the exact loss of the entries returned (re-embedded here)."""
+    torch.set_num_threads(1)
+    tg = mem.MemoryTarget(mem.memory_config(n_classes=3, n_entities=15, n_cand=4,
+                                            update="coord", shape="cover", start="best",
+                                            deal="target"))
+    d = mem.MemoryDefense()
+    a = tg.attack([(1.0, d)], {"memory": 20}, split="calib", options={"text_steps": 3})
+    loss = a.trace["loss"]
+    assert len(loss) == 4 and all(b <= a_ + 1e-9 for a_, b in zip(loss, loss[1:], strict=False))
+    assert a.payload["m"] >= tg._need("calib") or a.payload["L"] == tg.cfg.min_tokens
+    ents = tg._ents("calib")
+    view = tg._view(d, ents)
+    for t, ids in enumerate(a.payload["ids"]):
+        emb = tg._embed_ids([[v for v in r.tolist() if v != tg.pad] for r in ids])  # as read
+        exact = float(tg._loss([view], [1.0], emb[None], t)[0])
+        assert exact == pytest.approx(a.trace["final_loss_per_target"][t], abs=1e-4)
+    with pytest.raises(ValueError, match="shape"):
+        mem.build_fact_base(mem.memory_config(shape="tight"))
