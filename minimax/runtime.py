@@ -3,7 +3,9 @@
 One cache root serves every cache of the package (:func:`cache_root`): ``$MINIMAX_CACHE``, or
 ``~/.cache/minimax`` when unset or empty; ``MINIMAX_CACHE=off`` (any case) turns caching off.
 Compiling a solver for one game shape takes seconds; the persistent compilation cache in
-``<root>/jax`` makes every later process (Hydra jobs, sweeps, tests) reuse it. The validation's
+``<root>/jax-lru`` makes every later process (Hydra jobs, sweeps, tests) reuse it. Every read and
+write of that cache holds a file lock, so processes running side by side (sweep workers, parallel
+test runs) never read an entry another process is still writing. The validation's
 locally built models are cached in ``<root>`` too (:mod:`minimax.validate._cache`).
 """
 
@@ -16,6 +18,7 @@ import jax
 
 _DONE = False
 CACHE_ENV = "MINIMAX_CACHE"
+CACHE_MAX_BYTES = 4 * 2**30
 
 
 def cache_root() -> Path | None:
@@ -31,18 +34,25 @@ def cache_root() -> Path | None:
 
 
 def enable_compilation_cache() -> str | None:
-    """Turn on the persistent compilation cache in ``cache_root()/jax`` (idempotent); returns
-    its directory, or None when caching is off (:func:`cache_root`)."""
+    """Turn on the persistent compilation cache in ``cache_root()/jax-lru`` (idempotent); returns
+    its directory, or None when caching is off (:func:`cache_root`).
+
+    The cache is bounded (``CACHE_MAX_BYTES``, least recently used entries go first). A bound
+    is what makes JAX guard every read and write with a file lock; unbounded, an entry is
+    written in place without one, and a process reading it mid-write can crash (a segmentation
+    fault in deserialisation, seen with two processes compiling the same solver at once).
+    """
     global _DONE
     root = cache_root()
     if root is None:
         return None
-    path = str(root / "jax")
+    path = str(root / "jax-lru")
     if not _DONE:
         Path(path).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", path)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
         _DONE = True
     return path
 
