@@ -312,7 +312,7 @@ def test_quick_commands_run_and_aggregate(tmp_path):
 _RUNNER = """
 import json, sys, traceback
 from minimax.runtime import enable_compilation_cache
-enable_compilation_cache()  # as the test suite and the command line do
+enable_compilation_cache()  # as the command line does
 failed = []
 for where, code in json.load(open(sys.argv[1])):
     try:
