@@ -1,10 +1,20 @@
-"""Test configuration: float64 JAX.
+"""Test configuration: float64 JAX, and compiled programs released after each test module.
 
-The test process does not use the persistent compilation cache: in one long process that has
-compiled hundreds of programs (and loaded torch), JAX's executable (de)serialisation for the
-cache crashed twice with a segmentation fault in `tests/test_threshold.py`, while the same
-tests pass alone. Commands the tests start as subprocesses enable the cache as users' runs do
-(`minimax.runtime.enable_compilation_cache`).
+One pytest process compiles many hundreds of XLA programs; kept alive together they crashed the
+process late in the suite (a segmentation fault or an abort inside XLA, in whichever test came
+next, while the same tests pass alone). Clearing JAX's caches after each module lets those
+executables be freed. The test process does not use the persistent compilation cache (both early
+crashes were inside its executable (de)serialisation); commands the tests start as subprocesses
+enable it, as users' runs do (`minimax.runtime.enable_compilation_cache`).
 """
 
+import jax
+import pytest
+
 import minimax  # noqa: F401  (sets float64)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    yield
+    jax.clear_caches()
