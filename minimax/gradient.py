@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from minimax import quasinewton as qn
 from minimax.channel import payoff
 from minimax.errors import SolverError
 from minimax.game import Defense, Game
@@ -55,6 +56,9 @@ class GradientOptions(NamedTuple):
     # STALL_WINDOW iterations; the descent stops when every start has stalled or collapsed.
     # 1e-12 cut the iterations ~20% and moved no best value by more than 3e-10 (same games).
     stall_tol: float = 1e-12
+    # Each iteration also tries the BFGS step on the active face (minimax.quasinewton); its
+    # trials compete with the gradient's, so it never gives a worse iterate.
+    quasi_newton: bool = True
 
 
 def check_gradient_options(opts: GradientOptions) -> GradientOptions:
@@ -78,6 +82,9 @@ def check_gradient_options(opts: GradientOptions) -> GradientOptions:
     if opts.final_learning_rate > opts.learning_rate:
         raise SolverError(f"solver options: final_learning_rate={opts.final_learning_rate!r} > "
                           f"learning_rate={opts.learning_rate!r}; the step only shrinks")
+    if not isinstance(opts.quasi_newton, bool | np.bool_):
+        raise SolverError(f"solver option quasi_newton: got {opts.quasi_newton!r}; expected "
+                          f"true or false")
     if isinstance(opts.seed, bool) or not isinstance(opts.seed, int | np.integer) \
             or not 0 <= opts.seed < 2**32:
         raise SolverError(f"solver option seed: got {opts.seed!r}; expected an integer in "
@@ -85,6 +92,7 @@ def check_gradient_options(opts: GradientOptions) -> GradientOptions:
     return opts._replace(starts=int(opts.starts), steps=int(opts.steps), seed=int(opts.seed),
                          keep=int(opts.keep), screen=int(opts.screen),
                          stall_tol=float(opts.stall_tol),
+                         quasi_newton=bool(opts.quasi_newton),
                          learning_rate=float(opts.learning_rate),
                          final_learning_rate=float(opts.final_learning_rate))
 
@@ -109,6 +117,9 @@ class DescentState(NamedTuple):
     radius: jax.Array  # (starts,) trust radius of the next line search, budget units
     history: jax.Array  # (STALL_WINDOW, starts) phi of the last iterations, oldest first
     step: jax.Array  # () iteration counter
+    hess: jax.Array  # (starts, 3K, 3K) BFGS inverse-Hessian estimate on the face, 0 = none
+    prev_x: jax.Array  # (starts, 3, K) the iterate before x (x itself after a failed search)
+    prev_g: jax.Array  # (starts, 3, K) grad phi at prev_x, weighted bits per budget unit
 
 
 def _phi_of(game: Game):
@@ -122,25 +133,45 @@ def descent_init(game: Game, opts: GradientOptions, key) -> DescentState:
     values = jax.vmap(_phi_of(game))(x)
     radius = jnp.full((opts.starts,), opts.learning_rate * _scale(game))
     history = jnp.broadcast_to(values, (STALL_WINDOW, opts.starts))
+    n = 3 * game.num_channels
     return DescentState(x=x, value=values, radius=radius, history=history,
-                        step=jnp.asarray(0))
+                        step=jnp.asarray(0), hess=jnp.zeros((opts.starts, n, n)), prev_x=x,
+                        prev_g=jnp.zeros_like(x))
 
 
 def descent_step(game: Game, state: DescentState, opts: GradientOptions) -> DescentState:
     """One projected-gradient step per start with the shared parallel line search along the
     projection arc (:func:`minimax.linesearch.projected_line_search`, exact phi), the trust
-    radius floored at ``final_learning_rate * scale``."""
+    radius floored at ``final_learning_rate * scale``; with ``opts.quasi_newton`` the
+    quasi-Newton step on the active face (:mod:`minimax.quasinewton`) competes in the search."""
     f = _phi_of(game)
     floor = opts.final_learning_rate * _scale(game)
+    cost = game.cost_matrix().reshape(-1)
+    mask = jnp.broadcast_to(game.lever_mask()[:, None], (3, game.num_channels)).reshape(-1)
 
-    def one(x, value, radius):
-        return projected_line_search(f, lambda y: project_defense(game, y), x, value, radius,
-                                     floor)
+    def one(x, value, radius, hess, prev_x, prev_g):
+        grad = jax.grad(f)(x)
+        newton = None
+        if opts.quasi_newton:
+            here = qn.face(x.reshape(-1), grad.reshape(-1), cost, mask, game.defender_budget)
+            there = qn.face(prev_x.reshape(-1), prev_g.reshape(-1), cost, mask,
+                            game.defender_budget)
+            same = jnp.all(here.free == there.free) & jnp.all(
+                (here.normal != 0) == (there.normal != 0))
+            s = (x - prev_x).reshape(-1)
+            y = qn.on_face(grad.reshape(-1), here) - qn.on_face(prev_g.reshape(-1), there)
+            hess = qn.bfgs_update(hess, s, y, same)
+            newton = qn.newton_direction(hess, grad.reshape(-1), here).reshape(x.shape)
+        new_x, new_value, new_radius = projected_line_search(
+            f, lambda y: project_defense(game, y), x, value, radius, floor, grad=grad,
+            newton=newton)
+        return new_x, new_value, new_radius, hess, x, grad
 
-    x, value, radius = jax.vmap(one)(state.x, state.value, state.radius)
+    x, value, radius, hess, prev_x, prev_g = jax.vmap(one)(
+        state.x, state.value, state.radius, state.hess, state.prev_x, state.prev_g)
     history = jnp.concatenate([state.history[1:], value[None]], axis=0)
     return DescentState(x=x, value=value, radius=radius, history=history,
-                        step=state.step + 1)
+                        step=state.step + 1, hess=hess, prev_x=prev_x, prev_g=prev_g)
 
 
 def descent_screen(state: DescentState, opts: GradientOptions) -> DescentState:
@@ -158,7 +189,9 @@ def descent_screen(state: DescentState, opts: GradientOptions) -> DescentState:
     best = fixed + jnp.argsort(rest)[: opts.keep - fixed]
     idx = jnp.concatenate([jnp.arange(fixed), best])
     return DescentState(x=state.x[idx], value=state.value[idx], radius=state.radius[idx],
-                        history=state.history[:, idx], step=state.step)
+                        history=state.history[:, idx], step=state.step,
+                        hess=state.hess[idx], prev_x=state.prev_x[idx],
+                        prev_g=state.prev_g[idx])
 
 
 def descent_start(game: Game, opts: GradientOptions, key) -> DescentState:
