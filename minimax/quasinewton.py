@@ -64,7 +64,7 @@ def face(x: jax.Array, g: jax.Array, cost: jax.Array, mask: jax.Array, budget) -
 def on_face(v: jax.Array, f: Face) -> jax.Array:
     """Orthogonal projection of ``v`` onto the face's directions (``Pi v``)."""
     v = v * f.free
-    return v - jnp.dot(f.normal, v) * f.normal
+    return v - jnp.sum(f.normal * v) * f.normal
 
 
 def bfgs_update(h: jax.Array, s: jax.Array, y: jax.Array, same_face: jax.Array) -> jax.Array:
@@ -74,20 +74,20 @@ def bfgs_update(h: jax.Array, s: jax.Array, y: jax.Array, same_face: jax.Array) 
     on the same face and ``H0 = (s.s / s.y) I`` when the face changed or ``H`` is still 0.
     A pair without positive curvature keeps ``H`` (restarts it at 0 on a new face).
     """
-    sy = jnp.dot(s, y)
-    ok = sy > _CURVATURE * jnp.linalg.norm(s) * jnp.linalg.norm(y)
+    sy = jnp.sum(s * y)
+    ok = sy > _CURVATURE * jnp.sqrt(jnp.sum(s * s) * jnp.sum(y * y))
     safe = jnp.where(ok, sy, 1.0)
     fresh = ~same_face | (jnp.trace(h) == 0)
-    base = jnp.where(fresh, jnp.dot(s, s) / safe * jnp.eye(h.shape[0], dtype=h.dtype), h)
+    base = jnp.where(fresh, jnp.sum(s * s) / safe * jnp.eye(h.shape[0], dtype=h.dtype), h)
     rho = 1.0 / safe
     # the product form expanded into a rank-2 correction: O(n^2), not two n x n products
-    hy = base @ y
+    hy = jnp.sum(base * y[None, :], axis=1)
     new = base - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) \
-        + (rho * rho * jnp.dot(y, hy) + rho) * jnp.outer(s, s)
+        + (rho * rho * jnp.sum(y * hy) + rho) * jnp.outer(s, s)
     kept = jnp.where(same_face, h, jnp.zeros_like(h))
     return jnp.where(ok, new, kept)
 
 
 def newton_direction(h: jax.Array, g: jax.Array, f: Face) -> jax.Array:
     """``Pi H Pi g``: the quasi-Newton step (before its length ``t``) on the face."""
-    return on_face(h @ on_face(g, f), f)
+    return on_face(jnp.sum(h * on_face(g, f)[None, :], axis=1), f)

@@ -115,7 +115,12 @@ def test_bound_config_holds_the_certificate_constants():
     bare = minimax.solve(game, margin=0.0, starts=2, steps=30)
     assert 0 < bare.lower - base < 1e-9
     rows = minimax.solve_batch([game], margin=0.0, starts=2, steps=30)
-    assert rows[0].lower == pytest.approx(bare.lower, rel=1e-13, abs=1e-13)
+    # the batch's own iterates may differ from solve's by rounding (vmapped reductions), so
+    # its margin is checked against the batch with the default margin
+    with_margin = minimax.solve_batch([game], starts=2, steps=30)
+    assert rows[0].value == with_margin[0].value
+    assert 0 < rows[0].lower - with_margin[0].lower < 1e-9
+    assert rows[0].lower == pytest.approx(bare.lower, rel=1e-9)
     for coarse in (BoundConfig(grid=3), BoundConfig(jamming_widen=1)):
         assert float(certify(game, sol.defense, cfg=coarse).lower) < base - 1e-5
 
