@@ -28,7 +28,7 @@ from minimax import quasinewton as qn
 from minimax.channel import payoff
 from minimax.errors import SolverError
 from minimax.game import Defense, Game
-from minimax.linesearch import projected_line_search
+from minimax.linesearch import TRIALS, projected_line_search
 from minimax.projection import (
     STRUCTURED_STARTS,
     initial_defenses,
@@ -107,6 +107,10 @@ def _schedule(opts: GradientOptions):
 
 
 STALL_WINDOW = 5  # iterations over which a start's decrease of phi is measured
+# Gradient step lengths per iteration when the quasi-Newton trials run beside them (4 of the
+# line search's 7: the longest ones; the quasi-Newton step takes over the short steps near a
+# minimiser, where the gradient's zig-zag needed them)
+NEWTON_GRADIENT_TRIALS = 4
 
 
 class DescentState(NamedTuple):
@@ -117,7 +121,9 @@ class DescentState(NamedTuple):
     radius: jax.Array  # (starts,) trust radius of the next line search, budget units
     history: jax.Array  # (STALL_WINDOW, starts) phi of the last iterations, oldest first
     step: jax.Array  # () iteration counter
-    hess: jax.Array  # (starts, 3K, 3K) BFGS inverse-Hessian estimate on the face, 0 = none
+    pair_s: jax.Array  # (starts, MEMORY, 3K) curvature pairs on the face (steps), budget units
+    pair_y: jax.Array  # (starts, MEMORY, 3K) ... and changes of the face gradient
+    pair_rho: jax.Array  # (starts, MEMORY) 1 / s.y, 0 = empty slot (minimax.quasinewton)
     prev_x: jax.Array  # (starts, 3, K) the iterate before x (x itself after a failed search)
     prev_g: jax.Array  # (starts, 3, K) grad phi at prev_x, weighted bits per budget unit
 
@@ -135,7 +141,9 @@ def descent_init(game: Game, opts: GradientOptions, key) -> DescentState:
     history = jnp.broadcast_to(values, (STALL_WINDOW, opts.starts))
     n = 3 * game.num_channels
     return DescentState(x=x, value=values, radius=radius, history=history,
-                        step=jnp.asarray(0), hess=jnp.zeros((opts.starts, n, n)), prev_x=x,
+                        step=jnp.asarray(0), pair_s=jnp.zeros((opts.starts, qn.MEMORY, n)),
+                        pair_y=jnp.zeros((opts.starts, qn.MEMORY, n)),
+                        pair_rho=jnp.zeros((opts.starts, qn.MEMORY)), prev_x=x,
                         prev_g=jnp.zeros_like(x))
 
 
@@ -149,7 +157,7 @@ def descent_step(game: Game, state: DescentState, opts: GradientOptions) -> Desc
     cost = game.cost_matrix().reshape(-1)
     mask = jnp.broadcast_to(game.lever_mask()[:, None], (3, game.num_channels)).reshape(-1)
 
-    def one(x, value, radius, hess, prev_x, prev_g):
+    def one(x, value, radius, pairs, prev_x, prev_g):
         grad = jax.grad(f)(x)
         newton = None
         if opts.quasi_newton:
@@ -160,18 +168,20 @@ def descent_step(game: Game, state: DescentState, opts: GradientOptions) -> Desc
                 (here.normal != 0) == (there.normal != 0))
             s = (x - prev_x).reshape(-1)
             y = qn.on_face(grad.reshape(-1), here) - qn.on_face(prev_g.reshape(-1), there)
-            hess = qn.bfgs_update(hess, s, y, same)
-            newton = qn.newton_direction(hess, grad.reshape(-1), here).reshape(x.shape)
+            pairs = qn.push_pair(pairs, s, y, same)
+            newton = qn.newton_direction(pairs, grad.reshape(-1), here).reshape(x.shape)
         new_x, new_value, new_radius = projected_line_search(
             f, lambda y: project_defense(game, y), x, value, radius, floor, grad=grad,
-            newton=newton)
-        return new_x, new_value, new_radius, hess, x, grad
+            newton=newton, trials=NEWTON_GRADIENT_TRIALS if opts.quasi_newton else TRIALS)
+        return new_x, new_value, new_radius, pairs, x, grad
 
-    x, value, radius, hess, prev_x, prev_g = jax.vmap(one)(
-        state.x, state.value, state.radius, state.hess, state.prev_x, state.prev_g)
+    pairs = qn.Pairs(s=state.pair_s, y=state.pair_y, rho=state.pair_rho)
+    x, value, radius, pairs, prev_x, prev_g = jax.vmap(one)(
+        state.x, state.value, state.radius, pairs, state.prev_x, state.prev_g)
     history = jnp.concatenate([state.history[1:], value[None]], axis=0)
     return DescentState(x=x, value=value, radius=radius, history=history,
-                        step=state.step + 1, hess=hess, prev_x=prev_x, prev_g=prev_g)
+                        step=state.step + 1, pair_s=pairs.s, pair_y=pairs.y,
+                        pair_rho=pairs.rho, prev_x=prev_x, prev_g=prev_g)
 
 
 def descent_screen(state: DescentState, opts: GradientOptions) -> DescentState:
@@ -190,7 +200,8 @@ def descent_screen(state: DescentState, opts: GradientOptions) -> DescentState:
     idx = jnp.concatenate([jnp.arange(fixed), best])
     return DescentState(x=state.x[idx], value=state.value[idx], radius=state.radius[idx],
                         history=state.history[:, idx], step=state.step,
-                        hess=state.hess[idx], prev_x=state.prev_x[idx],
+                        pair_s=state.pair_s[idx], pair_y=state.pair_y[idx],
+                        pair_rho=state.pair_rho[idx], prev_x=state.prev_x[idx],
                         prev_g=state.prev_g[idx])
 
 

@@ -35,21 +35,22 @@ TRIALS = 7  # step lengths tried in parallel per iteration: radius * 4 ** (1 - j
 
 def projected_line_search(f: Callable[[Any], jax.Array], project: Callable[[Any], Any], x: Any,
                           value: jax.Array, radius: jax.Array, floor: jax.Array,
-                          grad: Any = None, newton: Any = None
+                          grad: Any = None, newton: Any = None, trials: int = TRIALS
                           ) -> tuple[Any, jax.Array, jax.Array]:
     """One projected-gradient step with a parallel line search along the projection arc.
 
     ``f`` maps x to a scalar (differentiable), ``project`` maps a pytree like x onto the
     feasible set, ``value = f(x)``; ``radius`` and ``floor`` are lengths in the units of x.
     ``grad``: the gradient of f at x if already known; ``newton``: a second search direction
-    (a pytree like x) whose trials compete with the gradient's. Returns
+    (a pytree like x) whose trials compete with the gradient's; ``trials``: the number of
+    gradient step lengths (``radius 4^(1 - j)``, j < trials). Returns
     ``(x_new, f(x_new), radius_new)`` with ``f(x_new) <= value``.
     """
     grad = jax.grad(f)(x) if grad is None else grad
     largest = jnp.max(jnp.stack([jnp.max(jnp.abs(g)) for g in jax.tree_util.tree_leaves(grad)]))
     scale = jnp.maximum(largest, 1e-300)
     direction = jax.tree_util.tree_map(lambda g: g / scale, grad)
-    trials = radius * 4.0 ** (1.0 - jnp.arange(TRIALS, dtype=jnp.float64))
+    trials = radius * 4.0 ** (1.0 - jnp.arange(trials, dtype=jnp.float64))
 
     def along(d, steps):
         return jax.vmap(lambda t: project(jax.tree_util.tree_map(lambda v, e: v - t * e, x, d))

@@ -12,11 +12,11 @@ the 12-channel default game). So each descent iteration also tries the quasi-New
 
 where ``Pi`` projects onto the face (zero on the fixed coordinates -- off levers, and zeros
 whose Lagrangian gradient ``g_i + lambda c_i`` is positive -- and orthogonal to ``c`` on the
-free ones when the budget binds) and ``H`` is the BFGS estimate of the inverse Hessian
-of phi on the face (Nocedal & Wright 2006, §6.1), built from the pairs
-``s = x_k - x_{k-1}``, ``y = Pi_k g_k - Pi_{k-1} g_{k-1}``. A pair with ``s.y <= 0`` (phi is
-not convex) leaves ``H`` as it is; a change of face restarts ``H`` at the Barzilai-Borwein
-scale ``(s.s / s.y) I`` (or at 0, no quasi-Newton trial, when ``s.y <= 0``). The line search
+free ones when the budget binds) and ``H`` is the limited-memory BFGS estimate of
+the inverse Hessian of phi on the face (Nocedal & Wright 2006, §7.2), built from the last
+:data:`MEMORY` pairs ``s = x_k - x_{k-1}``, ``y = Pi_k g_k - Pi_{k-1} g_{k-1}`` on
+``H0 = (s.y / y.y) I``. A pair with ``s.y <= 0`` (phi is not convex) is not stored; a change
+of face empties the memory (no quasi-Newton trial until a pair is stored). The line search
 keeps the best of these trials and its own gradient trials, and only a decrease of phi, so the
 direction can cost iterations' worth of evaluations but never a worse iterate.
 
@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 NEWTON_STEPS = (2.0, 1.0, 0.5, 0.25)  # lengths tried along the quasi-Newton direction
+MEMORY = 6  # curvature pairs kept (limited-memory BFGS)
 _CURVATURE = 1e-10  # a pair is used when s.y > _CURVATURE |s| |y|
 
 
@@ -67,27 +68,54 @@ def on_face(v: jax.Array, f: Face) -> jax.Array:
     return v - jnp.sum(f.normal * v) * f.normal
 
 
-def bfgs_update(h: jax.Array, s: jax.Array, y: jax.Array, same_face: jax.Array) -> jax.Array:
-    """The inverse-Hessian estimate after the pair (s, y).
+class Pairs(NamedTuple):
+    """The last :data:`MEMORY` curvature pairs on the current face, oldest first."""
 
-    ``H+ = (I - rho s y^T) H0 (I - rho y s^T) + rho s s^T``, ``rho = 1 / s.y``, with ``H0 = H``
-    on the same face and ``H0 = (s.s / s.y) I`` when the face changed or ``H`` is still 0.
-    A pair without positive curvature keeps ``H`` (restarts it at 0 on a new face).
-    """
+    s: jax.Array  # (MEMORY, n) steps x_k - x_{k-1}, budget units
+    y: jax.Array  # (MEMORY, n) changes of the face gradient Pi g
+    rho: jax.Array  # (MEMORY,) 1 / s.y; 0 marks an empty slot
+
+
+def no_pairs(n: int) -> Pairs:
+    """An empty memory (the quasi-Newton direction is then 0: no trial)."""
+    return Pairs(s=jnp.zeros((MEMORY, n)), y=jnp.zeros((MEMORY, n)), rho=jnp.zeros(MEMORY))
+
+
+def push_pair(pairs: Pairs, s: jax.Array, y: jax.Array, same_face: jax.Array) -> Pairs:
+    """The memory after the pair (s, y): appended (the oldest dropped) when ``s.y > 0``;
+    emptied first when the face changed. A pair without positive curvature (phi is not
+    convex) is not stored."""
     sy = jnp.sum(s * y)
     ok = sy > _CURVATURE * jnp.sqrt(jnp.sum(s * s) * jnp.sum(y * y))
-    safe = jnp.where(ok, sy, 1.0)
-    fresh = ~same_face | (jnp.trace(h) == 0)
-    base = jnp.where(fresh, jnp.sum(s * s) / safe * jnp.eye(h.shape[0], dtype=h.dtype), h)
-    rho = 1.0 / safe
-    # the product form expanded into a rank-2 correction: O(n^2), not two n x n products
-    hy = jnp.sum(base * y[None, :], axis=1)
-    new = base - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) \
-        + (rho * rho * jnp.sum(y * hy) + rho) * jnp.outer(s, s)
-    kept = jnp.where(same_face, h, jnp.zeros_like(h))
-    return jnp.where(ok, new, kept)
+    keep = jnp.where(same_face, 1.0, 0.0)
+    old = Pairs(s=pairs.s * keep, y=pairs.y * keep, rho=pairs.rho * keep)
+    new = Pairs(s=jnp.concatenate([old.s[1:], s[None]]),
+                y=jnp.concatenate([old.y[1:], y[None]]),
+                rho=jnp.concatenate([old.rho[1:], (1.0 / jnp.where(ok, sy, 1.0))[None]]))
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def newton_direction(h: jax.Array, g: jax.Array, f: Face) -> jax.Array:
+def inverse_hessian_times(pairs: Pairs, v: jax.Array) -> jax.Array:
+    """``H v`` for the BFGS inverse-Hessian estimate built from the stored pairs, oldest first,
+    on ``H0 = (s.y / y.y) I`` of the newest pair (the two-loop recursion, Nocedal & Wright
+    Algorithm 7.4): O(MEMORY n), where the full matrix costs O(n^2) per update. 0 when the
+    memory is empty."""
+    q = v
+    alphas = []
+    for i in reversed(range(MEMORY)):
+        a = pairs.rho[i] * jnp.sum(pairs.s[i] * q)
+        alphas.append(a)
+        q = q - a * pairs.y[i]
+    yy = jnp.sum(pairs.y[-1] * pairs.y[-1])
+    gamma = jnp.where(pairs.rho[-1] > 0, 1.0 / (pairs.rho[-1] * jnp.where(yy > 0, yy, 1.0)),
+                      0.0)
+    r = gamma * q
+    for i, a in zip(range(MEMORY), reversed(alphas), strict=True):
+        b = pairs.rho[i] * jnp.sum(pairs.y[i] * r)
+        r = r + (a - b) * pairs.s[i]
+    return r
+
+
+def newton_direction(pairs: Pairs, g: jax.Array, f: Face) -> jax.Array:
     """``Pi H Pi g``: the quasi-Newton step (before its length ``t``) on the face."""
-    return on_face(jnp.sum(h * on_face(g, f)[None, :], axis=1), f)
+    return on_face(inverse_hessian_times(pairs, on_face(g, f)), f)

@@ -12,37 +12,61 @@ import pytest
 import yaml
 
 import minimax
-from minimax.quasinewton import bfgs_update, face, newton_direction, on_face
+from minimax.quasinewton import (
+    MEMORY,
+    face,
+    inverse_hessian_times,
+    newton_direction,
+    no_pairs,
+    on_face,
+    push_pair,
+)
 from tests.helpers import random_game
 from tests.test_solvers import slsqp_multistart
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "game"
 
 
-def test_bfgs_update_is_the_product_form_and_meets_the_secant_condition():
+def _product_form(pairs, n):
+    """BFGS inverse Hessian from (s.y / y.y) I of the newest pair, pair by pair: Nocedal &
+    Wright (6.17), the full matrix."""
+    s_new, y_new = pairs[-1]
+    h = (s_new @ y_new) / (y_new @ y_new) * np.eye(n)
+    for s, y in pairs:
+        rho = 1.0 / (s @ y)
+        left = np.eye(n) - rho * np.outer(s, y)
+        h = left @ h @ left.T + rho * np.outer(s, s)
+    return h
+
+
+def test_two_loop_recursion_is_the_product_form_bfgs_of_the_last_pairs():
     rng = np.random.default_rng(0)
-    n = 6
+    n = 8
     a = rng.normal(size=(n, n))
-    h = a @ a.T + np.eye(n)
+    a = a @ a.T + n * np.eye(n)
+    memory, pairs = no_pairs(n), []
+    v = rng.normal(size=n)
+    assert np.all(np.asarray(inverse_hessian_times(memory, jnp.asarray(v))) == 0)  # empty: 0
+    for count in range(1, MEMORY + 3):
+        s = rng.normal(size=n)
+        y = a @ s + 0.1 * rng.normal(size=n)
+        memory = push_pair(memory, jnp.asarray(s), jnp.asarray(y), jnp.asarray(True))
+        pairs.append((s, y))
+        h = _product_form(pairs[-MEMORY:], n)  # beyond MEMORY pairs the oldest are dropped
+        got = np.asarray(inverse_hessian_times(memory, jnp.asarray(v)))
+        np.testing.assert_allclose(got, h @ v, rtol=1e-10, atol=1e-12, err_msg=str(count))
+        np.testing.assert_allclose(np.asarray(inverse_hessian_times(memory, jnp.asarray(y))), s,
+                                   rtol=1e-10, atol=1e-12)  # secant condition H y = s
+    # no positive curvature: not stored; a new face empties the memory first
     s = rng.normal(size=n)
-    y = s + 0.1 * rng.normal(size=n)
-    rho = 1.0 / (s @ y)
-    left = np.eye(n) - rho * np.outer(s, y)
-    expected = left @ h @ left.T + rho * np.outer(s, s)  # Nocedal & Wright (6.17)
-    got = np.asarray(bfgs_update(jnp.asarray(h), jnp.asarray(s), jnp.asarray(y),
-                                 jnp.asarray(True)))
-    np.testing.assert_allclose(got, expected, atol=1e-12)
-    np.testing.assert_allclose(got @ y, s, atol=1e-12)  # H+ y = s
-    # a new face (or no estimate yet) starts from the Barzilai-Borwein scale (s.s / s.y) I
-    fresh = np.asarray(bfgs_update(jnp.asarray(h), jnp.asarray(s), jnp.asarray(y),
-                                   jnp.asarray(False)))
-    expected = left @ ((s @ s) * rho * np.eye(n)) @ left.T + rho * np.outer(s, s)
-    np.testing.assert_allclose(fresh, expected, atol=1e-12)
-    # no positive curvature: the estimate is kept on the same face, dropped on a new one
-    same = bfgs_update(jnp.asarray(h), jnp.asarray(s), jnp.asarray(-s), jnp.asarray(True))
-    np.testing.assert_array_equal(np.asarray(same), h)
-    new = bfgs_update(jnp.asarray(h), jnp.asarray(s), jnp.asarray(-s), jnp.asarray(False))
-    np.testing.assert_array_equal(np.asarray(new), np.zeros((n, n)))
+    same = push_pair(memory, jnp.asarray(s), jnp.asarray(-s), jnp.asarray(True))
+    np.testing.assert_array_equal(np.asarray(same.rho), np.asarray(memory.rho))
+    fresh = push_pair(memory, jnp.asarray(s), jnp.asarray(-s), jnp.asarray(False))
+    np.testing.assert_array_equal(np.asarray(fresh.rho), np.zeros(MEMORY))
+    y = a @ s
+    one = push_pair(memory, jnp.asarray(s), jnp.asarray(y), jnp.asarray(False))
+    np.testing.assert_allclose(np.asarray(inverse_hessian_times(one, jnp.asarray(v))),
+                               _product_form([(s, y)], n) @ v, rtol=1e-10, atol=1e-12)
 
 
 def test_face_fixes_the_zeros_whose_lagrangian_gradient_is_positive():
@@ -63,26 +87,24 @@ def test_face_fixes_the_zeros_whose_lagrangian_gradient_is_positive():
     np.testing.assert_array_equal(np.asarray(f.normal), np.zeros(4))
 
 
-def test_newton_direction_with_the_exact_inverse_solves_a_quadratic_on_the_face():
-    """min 0.5 (x - t)' A (x - t) on {x0 + x1 + x2 = 1} (x3 fixed): x - d with d = Pi H Pi g,
-    H the inverse of A on the face, is the minimiser from the KKT system (closed form)."""
+def test_newton_step_solves_a_quadratic_on_a_one_dimensional_face():
+    """min 0.5 (x - t)' A (x - t) on {x0 + x1 = 1} (x2, x3 off): the face is the line
+    x + r e, e = (1, -1, 0, 0) / sqrt 2. One pair along e makes H exact on it, and x - d is the
+    minimiser on the line, x - (e.g / e'Ae) e (closed form)."""
     rng = np.random.default_rng(1)
     a = rng.normal(size=(4, 4))
     a = a @ a.T + 4 * np.eye(4)
-    t = np.array([0.5, 0.6, 0.4, 0.0])
-    x = np.array([0.3, 0.3, 0.4, 0.0])
+    t = np.array([0.5, 0.6, 0.4, 0.2])
+    x = np.array([0.3, 0.7, 0.0, 0.0])
     g = a @ (x - t)
-    f = face(jnp.asarray(x), jnp.asarray(g), jnp.ones(4), jnp.array([1.0, 1.0, 1.0, 0.0]),
-             1.0)
-    basis = np.array([[1.0, -1.0, 0.0, 0.0], [1.0, 1.0, -2.0, 0.0]]).T  # the face's directions
-    basis /= np.linalg.norm(basis, axis=0)
-    h = basis @ np.linalg.inv(basis.T @ a @ basis) @ basis.T
-    step = np.asarray(newton_direction(jnp.asarray(h), jnp.asarray(g), f))
-    # KKT: A (z - t) + lambda 1 = 0 on the first three coordinates, sum z = 1, z3 = 0
-    kkt = np.zeros((4, 4))
-    kkt[:3, :3], kkt[:3, 3], kkt[3, :3] = a[:3, :3], 1.0, 1.0
-    z = np.linalg.solve(kkt, np.concatenate([a[:3, :3] @ t[:3], [1.0]]))[:3]
-    np.testing.assert_allclose((x - step)[:3], z, atol=1e-12)
+    mask = jnp.array([1.0, 1.0, 0.0, 0.0])
+    f = face(jnp.asarray(x), jnp.asarray(g), jnp.ones(4), mask, 1.0)
+    e = np.array([1.0, -1.0, 0.0, 0.0]) / np.sqrt(2.0)
+    s = 0.01 * e
+    y = np.asarray(on_face(jnp.asarray(a @ s), f))
+    pairs = push_pair(no_pairs(4), jnp.asarray(s), jnp.asarray(y), jnp.asarray(False))
+    step = np.asarray(newton_direction(pairs, jnp.asarray(g), f))
+    np.testing.assert_allclose(x - step, x - (e @ g) / (e @ a @ e) * e, atol=1e-12)
 
 
 @pytest.mark.slow

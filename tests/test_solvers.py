@@ -270,14 +270,15 @@ def test_screen_keeps_the_structured_starts_and_the_random_ones_with_the_smalles
     value = jnp.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 0.5, 3.0, 1.0])  # starts 5..8 are random
     state = DescentState(x=jnp.arange(9.0)[:, None, None] * jnp.ones((9, 3, 2)), value=value,
                          radius=jnp.arange(9.0), history=jnp.tile(value, (STALL_WINDOW, 1)),
-                         step=jnp.asarray(2),
-                         hess=jnp.arange(9.0)[:, None, None] * jnp.ones((9, 6, 6)),
-                         prev_x=jnp.zeros((9, 3, 2)), prev_g=jnp.zeros((9, 3, 2)))
+                         step=jnp.asarray(2), pair_s=jnp.zeros((9, 6, 6)),
+                         pair_y=jnp.zeros((9, 6, 6)), pair_rho=jnp.arange(9.0)[:, None]
+                         * jnp.ones((9, 6)), prev_x=jnp.zeros((9, 3, 2)),
+                         prev_g=jnp.zeros((9, 3, 2)))
     kept = descent_screen(state, GradientOptions(starts=9, keep=7))
     np.testing.assert_array_equal(kept.value, [9.0, 8.0, 7.0, 6.0, 5.0, 0.5, 1.0])
     np.testing.assert_array_equal(kept.x[:, 0, 0], [0, 1, 2, 3, 4, 6, 8])  # rows move together
     np.testing.assert_array_equal(kept.radius, [0, 1, 2, 3, 4, 6, 8])
-    np.testing.assert_array_equal(kept.hess[:, 0, 0], [0, 1, 2, 3, 4, 6, 8])
+    np.testing.assert_array_equal(kept.pair_rho[:, 0], [0, 1, 2, 3, 4, 6, 8])
     np.testing.assert_array_equal(kept.history[0], kept.value)
     assert descent_screen(state, GradientOptions(starts=9, keep=9)) is state
     # fewer kept than structured starts: the first ones
