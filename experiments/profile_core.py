@@ -24,8 +24,10 @@ import numpy as np
 
 import minimax
 from minimax import certificate as C
+from minimax.gradient import NEWTON_GRADIENT_TRIALS
 from minimax.linesearch import TRIALS
 from minimax.methods import parse_options
+from minimax.quasinewton import NEWTON_STEPS
 from minimax.testing import random_game
 
 S = importlib.import_module("minimax.solver")
@@ -70,7 +72,8 @@ def profile(k: int, games: int, repeat: int, opts, cfg):
     it = np.asarray(iters)
     screened = min(opts.screen, opts.steps)
     kept = min(opts.keep, opts.starts)
-    trials = (screened * opts.starts + np.maximum(it - screened, 0).mean() * kept) * TRIALS
+    per_step = NEWTON_GRADIENT_TRIALS + len(NEWTON_STEPS) if opts.quasi_newton else TRIALS
+    trials = (screened * opts.starts + np.maximum(it - screened, 0).mean() * kept) * per_step
     return {
         "k": k, "games": games, "full": t_full / games, "single": t_single,
         "screen": t_screen / games, "descent": t_descent / games,
