@@ -139,8 +139,11 @@ def test_solve_batch_matches_solve():
 def test_compacted_batch_follows_each_games_own_descent():
     """solve_batch drops finished games between pieces of the descent: every game must still
     follow its own solve's descent to the same defense and certificate. (The vmapped
-    quasi-Newton reductions may round differently from one game's, which can move the last
-    stalled iteration by one: the iteration counts are compared to within one.)"""
+    quasi-Newton reductions may round differently from one game's, which can move the stall
+    test by a few final iterations that no longer change phi: the iteration counts are
+    compared to within the stall window.)"""
+    from minimax.gradient import STALL_WINDOW
+
     rng = np.random.default_rng(33)
     games = [random_game(rng, 2, utility_price=0.1 * (i % 3)) for i in range(7)]
     batch = minimax.solve_batch(games, starts=3, steps=45)
@@ -148,7 +151,7 @@ def test_compacted_batch_follows_each_games_own_descent():
     assert len(set(iterations)) > 2  # games finish in different pieces: compaction exercised
     for game, sol in zip(games, batch, strict=True):
         single = minimax.solve(game, method="gradient", starts=3, steps=45)
-        assert abs(sol.iterations - single.iterations) <= 1
+        assert abs(sol.iterations - single.iterations) <= STALL_WINDOW
         assert sol.value == pytest.approx(single.value, abs=1e-12)
         assert sol.lower == pytest.approx(single.lower, abs=1e-9)
         assert sol.status == "certified"
