@@ -702,7 +702,7 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
 
 def plateaued(before: float, after: float, tol: float, atol: float = 0.0,
               floor: float = 0.0) -> bool:
-    """Did a chunk of GCG steps stop paying (docs/validation.md §3.2)?
+    """Did a chunk of GCG steps stop paying (docs/validation.md §5.3)?
 
     The objective is a negative log-likelihood in nats (>= 0).  A plateau is any of: the
     chunk's relative gain ``(before - after) / before`` below ``tol``; its absolute gain
