@@ -125,6 +125,9 @@ def test_digits_target_protocol_menu_and_options(target):
         target.attack([(1.0, Knobs())], {"image": 1.0}, split="test", seed=0)
     with pytest.raises(ValueError, match="audio"):
         target.attack([(1.0, Knobs())], {"audio": 1.0}, split="calib", seed=0)
+    with pytest.raises(ValueError, match="text_atol"):
+        target.attack([(1.0, Knobs())], {"image": 1.0}, split="calib", seed=0,
+                      options={"text_atol": -0.1})
 
 
 def test_cap_aware_budget_moves_truncated_tokens_to_the_image(target):
@@ -240,6 +243,33 @@ def test_plateaued_is_the_relative_gain_of_a_chunk():
     assert atk.plateaued(0.0, 0.0, 0.0)            # nothing left to gain
 
 
+def test_plateaued_absolute_gain_and_floor():
+    # 0.004 nats is 50% of 0.008: the relative rule goes on, the absolute one stops
+    assert not atk.plateaued(0.008, 0.004, 0.03)
+    assert atk.plateaued(0.008, 0.004, 0.03, atol=0.005)
+    assert not atk.plateaued(0.008, 0.002, 0.03, atol=0.005)   # gained 0.006 >= 0.005
+    assert atk.plateaued(2.0, 1.0, 0.03, atol=0.005, floor=1.0)  # at the floor
+    assert not atk.plateaued(2.0, 1.0, 0.03, atol=0.005, floor=0.5)
+
+
+def test_reached_floor_is_the_closed_form_and_bounds_every_term():
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    # targets 0, 1, 2 keep 4, 5, 3 images not of their class: ln 2 / (3 * 5)
+    assert atk.reached_floor(labels, 3) == pytest.approx(math.log(2) / 15, rel=1e-15)
+    # the objective (1/T) sum_t sum_n w_tn l_tn at the floor never lets a term exceed ln 2,
+    # and the bound is tight: all loss on one image of the largest group
+    keep = (labels[None, :] != torch.arange(3)[:, None]).double()
+    w = keep / keep.sum(1, keepdim=True)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        lt = torch.rand(3, 6, generator=g, dtype=torch.float64) ** 8 * keep
+        lt *= atk.reached_floor(labels, 3) / float((w * lt).sum(1).mean())
+        assert float(lt.max()) <= math.log(2) + 1e-12
+    one = torch.zeros(3, 6, dtype=torch.float64)
+    one[1, 0] = math.log(2)
+    assert float((w * one).sum(1).mean()) == pytest.approx(atk.reached_floor(labels, 3))
+
+
 def test_gcg_plateau_extends_while_the_objective_falls(target):
     xa, ya = target.images("attack")
     y = torch.from_numpy(ya[:8])
@@ -254,3 +284,6 @@ def test_gcg_plateau_extends_while_the_objective_falls(target):
     # a gain threshold no chunk can reach (100%) stops at the minimum budget
     stop = atk.gcg_plateau(sides, y, 2, steps=1, chunk=1, extra=2, tol=1.0, **kw)
     assert stop.loss == fixed.loss
+    # an absolute gain no chunk can reach stops there too (``every`` ran with atol = 0)
+    big = atk.gcg_plateau(sides, y, 2, steps=1, chunk=1, extra=2, tol=0.0, atol=1e9, **kw)
+    assert big.loss == fixed.loss

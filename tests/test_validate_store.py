@@ -65,9 +65,10 @@ def test_seeds_table_reads_every_seed_and_averages(tmp_path):
         goal = {"validated_worst": worst, "validated_lo": worst - 0.2,
                 "validated_hi": worst + 0.2, "engine_regret": [0.1, 0.0, 0.2],
                 "no_defense_minus_validated": [0.3, 0.1, 0.4], "engine_rank_among_pure": 1,
-                "n_pure_rows": 12}
+                "n_pure_rows": 12, "status": "max_iter" if seed else "converged"}
+        trace = [{"exploitability": 0.8, "expl_lo": 0.5, "expl_hi": 0.9}]
         (d / "summary.json").write_text(json.dumps(
-            {"seed": seed, "status": "ok", "goal": goal,
+            {"seed": seed, "status": "ok", "goal": goal, "game": {"trace": trace},
              "heldout": {"model": {"mae": mae}, "blind": {"mae": 0.4}},
              "checks": [{"check": "joint", "delta": 0.05, "delta_lo": -0.1,
                          "delta_hi": 0.2}]}))
@@ -77,6 +78,9 @@ def test_seeds_table_reads_every_seed_and_averages(tmp_path):
     assert "| 2.600 (0.141) |" in md  # mean (sd) of 2.5 and 2.7
     assert "| 0.150 (0.071) |" in md  # held-out MAE
     assert "+0.050 [-0.100, +0.200]" in md and "1 of 12" in md
+    # a double oracle stopped by its iteration cap says so beside its worst case
+    assert "| double oracle: status | converged | max_iter |" in md
+    assert "0.800 [0.500, 0.900]" in md
 
 
 def test_refit_reproduces_a_kept_run_from_its_files():

@@ -700,31 +700,55 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
     return GCGResult({t: sfx[t].clone() for t in range(T)}, trace)
 
 
-def plateaued(before: float, after: float, tol: float) -> bool:
-    """Did a chunk of GCG steps lower the objective by less than the fraction ``tol``?
+def plateaued(before: float, after: float, tol: float, atol: float = 0.0,
+              floor: float = 0.0) -> bool:
+    """Did a chunk of GCG steps stop paying (docs/validation.md §5.3)?
 
-    The objective is a negative log-likelihood (>= 0), so ``(before - after) / before`` is
-    the chunk's relative gain; ``before <= 0`` (nothing left to gain) counts as a plateau.
+    The objective is a negative log-likelihood in nats (>= 0).  A plateau is any of: the
+    chunk's relative gain ``(before - after) / before`` below ``tol``; its absolute gain
+    ``before - after`` below ``atol`` nats (an objective already near 0 keeps a large
+    relative gain while nothing is left to win); the objective at or below ``floor``
+    (:func:`reached_floor`: every target already the attacker's most likely answer).
+    ``before <= 0`` (nothing left to gain) counts as a plateau.
     """
-    if before <= 0:
+    if before <= 0 or after <= floor:
         return True
-    return (before - after) / before < tol
+    gain = before - after
+    return gain < atol or gain / before < tol
+
+
+def reached_floor(labels: torch.Tensor, n_targets: int) -> float:
+    """The objective below which every target already wins on the attacker's images, nats.
+
+    The objective is ``(1/T) sum_t sum_n w_tn l_tn`` with ``w_tn = 1/n_t`` over the ``n_t``
+    attacker images not of class ``t`` and ``l_tn = -ln p(t | x_n) >= 0``, so every
+    ``l_tn <= T max_t n_t`` times the objective.  Below ``ln 2 / (T max_t n_t)`` every
+    ``p(t | x_n) > 1/2`` (the mixture's and draws' expected probability; for one
+    deterministic side, target ``t`` is the top answer on every attacker image), so more
+    steps cannot raise the attacker's own success rate.
+    """
+    n_t = (labels[None, :] != torch.arange(n_targets)[:, None]).sum(1)
+    worst = int(n_t.max()) if n_targets > 0 else 0
+    return math.log(2.0) / (n_targets * worst) if worst > 0 else 0.0
 
 
 def gcg_plateau(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: int,
                 chunk: int, extra: int, tol: float, seed: int = 0,
-                init: dict[int, torch.Tensor] | None = None, **kw) -> GCGResult:
+                init: dict[int, torch.Tensor] | None = None, atol: float = 0.0,
+                **kw) -> GCGResult:
     """:func:`gcg_mixture` for ``steps``, then up to ``extra`` more steps in chunks of
-    ``chunk`` while the last chunk lowered the mean objective by at least the fraction
-    ``tol`` (:func:`plateaued`).  ``extra = 0`` or ``tol = 0`` with ``extra = 0`` is the
-    fixed budget; ``tol = 0`` with ``extra > 0`` runs every extra step.  Each chunk
-    continues from the previous suffixes with its own candidate draws (seed ``seed + 1009 j``).
+    ``chunk`` until a chunk plateaus (:func:`plateaued`: relative gain below ``tol``; with
+    ``atol > 0`` also an absolute gain below ``atol`` nats or the objective below
+    :func:`reached_floor`).  ``extra = 0`` is the fixed budget; ``tol = atol = 0`` with
+    ``extra > 0`` runs every extra step.  Each chunk continues from the previous
+    suffixes with its own candidate draws (seed ``seed + 1009 j``).
     """
     res = gcg_mixture(sides, labels, k, steps=steps, seed=seed, init=init, **kw)
     sfx, trace = res.suffixes, list(res.loss)
+    floor = reached_floor(labels, len(sfx)) if sfx and atol > 0 else 0.0
     chunk, done, j = max(int(chunk), 1), 0, 0
     while k > 0 and done < extra:
-        if plateaued(trace[max(len(trace) - 1 - chunk, 0)], trace[-1], tol):
+        if plateaued(trace[max(len(trace) - 1 - chunk, 0)], trace[-1], tol, atol, floor):
             break
         j += 1
         n = min(chunk, extra - done)

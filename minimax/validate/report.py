@@ -296,6 +296,12 @@ def _ci3(v) -> list:
     return list(v) if v else [None] * 3
 
 
+def _last_exploitability(r: dict) -> dict[str, Any]:
+    """The double oracle's last measured exploitability of the defender's mixture, with CI."""
+    trace = (r.get("game") or {}).get("trace") or [{}]
+    return {k: trace[-1].get(k) for k in ("exploitability", "expl_lo", "expl_hi")}
+
+
 def seed_row(r: dict) -> dict[str, Any]:
     """One seed's headline numbers (a run's ``summary.json`` or ``run_seed`` result)."""
     g, d = r.get("goal") or {}, r.get("decision") or {}
@@ -306,6 +312,7 @@ def seed_row(r: dict) -> dict[str, Any]:
         "validated_defense": json.dumps(g.get("validated_defense")),
         "validated_worst": g.get("validated_worst"), "validated_lo": g.get("validated_lo"),
         "validated_hi": g.get("validated_hi"),
+        "game_status": g.get("status"), **_last_exploitability(r),
         "engine_regret": eng[0], "engine_regret_lo": eng[1], "engine_regret_hi": eng[2],
         "engine_minus_best_pure": (g.get("engine_minus_best_pure") or [None])[0],
         "engine_rank_among_pure": g.get("engine_rank_among_pure"),
@@ -340,6 +347,9 @@ def _headline(df: pd.DataFrame) -> list[str]:
 
     items = [("validated defense, worst case (bits, CI)",
               ci("validated_worst", "validated_lo", "validated_hi"), mean("validated_worst")),
+             ("double oracle: status", [str(v) for v in df.game_status], ""),
+             ("double oracle: last exploitability of the mixture (bits, CI)",
+              ci("exploitability", "expl_lo", "expl_hi"), ""),
              ("no defense minus validated (paired CI)",
               ci("no_defense_minus_validated", "no_defense_lo", "no_defense_hi"),
               mean("no_defense_minus_validated")),

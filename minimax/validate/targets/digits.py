@@ -53,6 +53,9 @@ log-probability ``log sum_i w_i p_i(t | x)``; a one-defense mixture is the plain
   ``text_steps / 2`` steps while a chunk lowers its objective by at least the fraction
   ``text_tol``, up to ``text_max`` steps in all (:func:`~minimax.validate.attacks.gcg_plateau`;
   ``text_max = 0``: the fixed budget ``text_steps``);
+* ``text_atol``: also stop when a chunk lowers the objective by less than ``text_atol``
+  nats, or once it is below the floor at which every target already wins on every
+  attacker image (:func:`~minimax.validate.attacks.reached_floor`); ``0``: off;
 * ``rounds``: joint alternations; ``norm``: ``"l2"`` or ``"linf"`` (Linf radius with the
   same L2 envelope, ``sqrt(P / 64)``).
 
@@ -101,6 +104,7 @@ RECIPES = ("auto", "apgd", "apgd-ce", "apgd-dlr", "pgd", "square")
 ATTACK_DEFAULTS: dict[str, Any] = {
     "recipe": "auto", "steps": 50, "restarts": 1, "eot": 16, "text_steps": 32,
     "n_cand": 16, "topk": 64, "rounds": 2, "norm": "l2", "text_max": 0, "text_tol": 0.0,
+    "text_atol": 0.0,
 }
 DEFAULT_UNITS = {"purify": "noise", "n": 0.2, "n_max": 0.8, "s": 0.5, "s_grid": 0.25,
                  "ensemble": 2.0, "keep_min": 0.2}
@@ -265,10 +269,11 @@ class DigitsTarget:
                 raise ValueError(f"options[{key!r}]={v!r}; expected an integer >= "
                                  f"{0 if key in zero_ok else 1}")
             out[key] = int(v)
-        tol = out["text_tol"]
-        if isinstance(tol, bool) or not (float(tol) >= 0 and math.isfinite(float(tol))):
-            raise ValueError(f"options['text_tol']={tol!r}; expected a finite number >= 0")
-        out["text_tol"] = float(tol)
+        for key in ("text_tol", "text_atol"):
+            tol = out[key]
+            if isinstance(tol, bool) or not (float(tol) >= 0 and math.isfinite(float(tol))):
+                raise ValueError(f"options[{key!r}]={tol!r}; expected a finite number >= 0")
+            out[key] = float(tol)
         return out
 
     def _mixture(self, mixture: Sequence[tuple[float, Knobs]]) -> list[tuple[float, Knobs]]:
@@ -376,7 +381,8 @@ class DigitsTarget:
             extra = o["text_max"] - o["text_steps"] if r == rounds - 1 else 0
             res = atk.gcg_plateau(sides, torch.from_numpy(ya), k, steps=per,
                                   chunk=max(1, math.ceil(o["text_steps"] / 2)),
-                                  extra=max(extra, 0), tol=o["text_tol"], n_cand=o["n_cand"],
+                                  extra=max(extra, 0), tol=o["text_tol"], atol=o["text_atol"],
+                                  n_cand=o["n_cand"],
                                   topk=o["topk"], seed=seed + 31 * r, init=sfx)
             sfx = res.suffixes
             trace += res.loss
