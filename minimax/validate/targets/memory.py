@@ -320,8 +320,7 @@ class MemoryTarget:
                         and t not in self.all_city_ids)
         self.vocab_fluent = torch.tensor(fluent + [self.pad])
         self._attacks: dict[str, Attack] = {}
-        # The write limit is a threshold on power: at most r entries of max_tokens tokens.
-        self.power_caps = {"memory": float(self.cfg.max_entries * self.cfg.max_tokens)}
+        self.power_caps = {"memory": entry_power_cap(self.cfg)}
 
     # ------------------------------------------------------------ embeddings
 
@@ -948,6 +947,23 @@ class MemoryTarget:
                     toks = t
                 x[k, i] = torch.tensor((toks + [filler] * ell)[:ell])
         return x
+
+
+def entry_power_cap(cfg: MemoryConfig) -> float:
+    """The calibrated game's threshold cap on memory power at ``b = 0``, entry-tokens.
+
+    The write limit is a threshold on *entries*, and an entry is worth the victim it
+    covers, not its length: the attacker needs one entry per victim, of ``min_tokens``
+    tokens under ``shape="cover"`` (``tokens_per_entry`` under ``"fixed"``), and longer
+    entries add little.  So power is counted as the entry-tokens of the shortest entries
+    that reach as many victims, and a write limit ``r`` (lever ``b = ln(max_entries / r)``)
+    lets through ``cap e^-b = r x len`` of it: the power of ``r`` such entries.  Counting
+    a limited attacker's ``r`` long entries (``r x max_tokens``) instead would equate 4
+    entries of 24 tokens with 19 entries of 5, which cover 4 and 19 victims
+    (docs/validation.md §5.9).
+    """
+    per = cfg.min_tokens if cfg.shape == "cover" else cfg.tokens_per_entry
+    return float(cfg.max_entries * per)
 
 
 def _compact(ids: torch.Tensor, pad: int) -> torch.Tensor:
