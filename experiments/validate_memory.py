@@ -671,11 +671,20 @@ def steps_report(out: dict, stem: str) -> None:
              f"Preset target (`conf/validate/target/memory.yaml`), run seed {out['seed']}, the "
              f"`{out['split']}` victims; one GCG run per defense, scored at each step count "
              "with the same bootstrap weights (paired differences vs the previous count). "
-             f"Wall {out['wall_s']:.0f} s. {out.get('note', '')}", "",
-             "| defense | steps | bits [CI] | change vs previous (paired CI) | loss | "
-             "target success |", "|---|---|---|---|---|---|"]
+             f"{out.get('note', '')}", "",
+             "| defense | longest run (steps) | attack seconds | each doubling of the steps "
+             "adds (paired CI) |", "|---|---|---|---|"]
+    order = {n: i for i, n in enumerate(DEFENSES)}
+    curves = sorted(out["curves"].items(), key=lambda kv: order.get(kv[0], len(order)))
+    for name, c in curves:
+        dbl = [f"{r['steps'] // 2}->{r['steps']}: {r['delta']:+.3f} [{r['delta_lo']:+.3f}, "
+               f"{r['delta_hi']:+.3f}]" for r in c["rows"] if "delta" in r and r["steps"] >= 16]
+        lines.append(f"| {name} | {c['rows'][-1]['steps']} | {c['seconds']:.0f} | "
+                     f"{'; '.join(dbl)} |")
+    lines += ["", "| defense | steps | bits [CI] | change vs previous (paired CI) | loss | "
+              "target success |", "|---|---|---|---|---|---|"]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for name, c in out["curves"].items():
+    for name, c in curves:
         for r in c["rows"]:
             d = (f"{r['delta']:+.3f} [{r['delta_lo']:+.3f}, {r['delta_hi']:+.3f}]"
                  if "delta" in r else "")
