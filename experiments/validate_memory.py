@@ -384,6 +384,32 @@ def isolation(powers: list[int], seed: int = 0, split: str = "held") -> None:
     (OUT / "isolation.md").write_text("\n".join(lines))
 
 
+def refit(run_dirs: list[Path], caps: list[float]) -> None:
+    """Refit the channel model on kept pipeline runs' calibration conditions with other
+    threshold caps on memory power, and score the held-out conditions (model beside the
+    defense-blind baseline); measures nothing.  How the write limit's cap in entry-tokens
+    (:func:`minimax.validate.targets.memory.entry_power_cap`) was checked on stored runs."""
+    from minimax.validate.measure import max_bits
+
+    for d in run_dirs:
+        conds = [cal.Condition(c["label"], c["kind"], c["split"],
+                               {"memory": c["P"]} if c["P"] > 0 else {}, c["levers"],
+                               c["bits"], c["lo"], c["hi"]) for c in _seed_conditions(d)]
+        fit = [c for c in conds if c.split == "calib"]
+        held = [c for c in conds if c.split == "held"]
+        for cap in caps:
+            kw = {"caps": {"memory": cap}, "imax": max_bits(6), "restarts": 3}
+            scores = {}
+            for tag, blind in (("model", False), ("blind", True)):
+                m = cal.fit_model(fit, ("memory",), blind=blind, **kw)
+                scores[tag] = cal.score([cal.predict_condition(m, c) for c in held],
+                                        [c.bits for c in held])
+            print(f"{d.name} cap {cap:g}: model MAE {scores['model'].mae:.3f} Spearman "
+                  f"{scores['model'].spearman:.3f}; defense-blind MAE {scores['blind'].mae:.3f}"
+                  f" Spearman {scores['blind'].spearman:.3f} (n = {scores['model'].n})",
+                  flush=True)
+
+
 def pipeline_seeds(run_dir: Path) -> None:
     """Summarise the pipeline's seeds (``run_dir/seed*/``): ``seeds.md`` (every seed's
     headline) and ``pipeline.md`` (conditions with the model's and the defense-blind
@@ -719,8 +745,13 @@ if __name__ == "__main__":
                     help="summarise the pipeline's seeds kept in DIR/seed*/")
     ap.add_argument("--isolation", default=None, metavar="P,P",
                     help="untrusted cap 1 vs no defense at these powers (isolation.md)")
+    ap.add_argument("--refit", type=Path, nargs="+", default=None, metavar="RUN",
+                    help="refit kept runs with the caps of --caps and score held-out cells")
+    ap.add_argument("--caps", default="192,40", help="memory power caps for --refit")
     args = ap.parse_args()
-    if args.isolation:
+    if args.refit:
+        refit(args.refit, [float(c) for c in args.caps.split(",")])
+    elif args.isolation:
         isolation([int(p) for p in args.isolation.split(",")])
     elif args.seeds_from:
         pipeline_seeds(args.seeds_from)
