@@ -387,8 +387,9 @@ def isolation(powers: list[int], seed: int = 0, split: str = "held") -> None:
 def refit(run_dirs: list[Path], caps: list[float]) -> None:
     """Refit the channel model on kept pipeline runs' calibration conditions with other
     threshold caps on memory power, and score the held-out conditions (model beside the
-    defense-blind baseline); measures nothing.  How the write limit's cap in entry-tokens
-    (:func:`minimax.validate.targets.memory.entry_power_cap`) was checked on stored runs."""
+    defense-blind baseline); measures nothing.  ``caps`` of 0 fits no cap (the write limit
+    an attenuation of capacity, as the target declares).  How the reading of the write
+    limit was checked on stored runs (docs/validation.md §5.9)."""
     from minimax.validate.measure import max_bits
 
     for d in run_dirs:
@@ -398,7 +399,8 @@ def refit(run_dirs: list[Path], caps: list[float]) -> None:
         fit = [c for c in conds if c.split == "calib"]
         held = [c for c in conds if c.split == "held"]
         for cap in caps:
-            kw = {"caps": {"memory": cap}, "imax": max_bits(6), "restarts": 3}
+            kw = {"caps": {"memory": cap} if cap > 0 else {}, "imax": max_bits(6),
+                  "restarts": 3}
             scores = {}
             for tag, blind in (("model", False), ("blind", True)):
                 m = cal.fit_model(fit, ("memory",), blind=blind, **kw)
@@ -747,7 +749,8 @@ if __name__ == "__main__":
                     help="untrusted cap 1 vs no defense at these powers (isolation.md)")
     ap.add_argument("--refit", type=Path, nargs="+", default=None, metavar="RUN",
                     help="refit kept runs with the caps of --caps and score held-out cells")
-    ap.add_argument("--caps", default="192,40", help="memory power caps for --refit")
+    ap.add_argument("--caps", default="192,40,0",
+                    help="memory power caps for --refit (0: none)")
     args = ap.parse_args()
     if args.refit:
         refit(args.refit, [float(c) for c in args.caps.split(",")])

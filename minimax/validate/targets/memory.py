@@ -320,7 +320,17 @@ class MemoryTarget:
                         and t not in self.all_city_ids)
         self.vocab_fluent = torch.tensor(fluent + [self.pad])
         self._attacks: dict[str, Attack] = {}
-        self.power_caps = {"memory": entry_power_cap(self.cfg)}
+        # How the calibrated game reads the write limit (docs/validation.md §5.9).  What an entry
+        # buys is a victim covered, one per entry, and an entry of ``min_tokens`` tokens does that
+        # about as well as a long one; so a limit of ``r`` entries keeps about ``r`` of the victims
+        # an unlimited attacker covers, a fraction of the bits, whatever the power.  That is an
+        # attenuation of capacity, ``exp(-gamma b) = (r / max_entries)^gamma`` with
+        # ``b = ln(max_entries / r)``, not a threshold on power: a threshold ``cap e^-b`` that lets
+        # ``r`` entries through (``5 r`` entry-tokens) also truncates the unlimited attacker at
+        # ``b = 0`` (``cap`` = 40 entry-tokens), and one of ``r x max_tokens`` (``cap`` = 192)
+        # equates a limited attacker's 4 entries of 24 tokens (4 victims) with an unlimited
+        # attacker's 96 entry-tokens (19 entries, every victim).  So the target declares no cap.
+        self.power_caps: dict[str, float] = {}
 
     # ------------------------------------------------------------ embeddings
 
@@ -947,23 +957,6 @@ class MemoryTarget:
                     toks = t
                 x[k, i] = torch.tensor((toks + [filler] * ell)[:ell])
         return x
-
-
-def entry_power_cap(cfg: MemoryConfig) -> float:
-    """The calibrated game's threshold cap on memory power at ``b = 0``, entry-tokens.
-
-    The write limit is a threshold on *entries*, and an entry is worth the victim it
-    covers, not its length: the attacker needs one entry per victim, of ``min_tokens``
-    tokens under ``shape="cover"`` (``tokens_per_entry`` under ``"fixed"``), and longer
-    entries add little.  So power is counted as the entry-tokens of the shortest entries
-    that reach as many victims, and a write limit ``r`` (lever ``b = ln(max_entries / r)``)
-    lets through ``cap e^-b = r x len`` of it: the power of ``r`` such entries.  Counting
-    a limited attacker's ``r`` long entries (``r x max_tokens``) instead would equate 4
-    entries of 24 tokens with 19 entries of 5, which cover 4 and 19 victims
-    (docs/validation.md §5.9).
-    """
-    per = cfg.min_tokens if cfg.shape == "cover" else cfg.tokens_per_entry
-    return float(cfg.max_entries * per)
 
 
 def _compact(ids: torch.Tensor, pad: int) -> torch.Tensor:
