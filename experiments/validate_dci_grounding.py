@@ -48,10 +48,11 @@ def digits_pairs(name):
     rows = list(csv.DictReader(open(ROOT / "experiments/results/validate_quick/conditions.csv")))
     by = {}
     for r in rows:
-        if r["kind"] != "adv" or float(r["P_text"]) > 0:
+        if r["kind"] != "adv" or float(r["P_text"] or 0.0) > 0:
             continue
         lab = r["label"].split(" ", 2)
-        by.setdefault(lab[2], {}).setdefault(float(r["P_image"]), []).append(float(r["bits"]))
+        by.setdefault(lab[2], {}).setdefault(float(r["P_image"] or 0.0), []).append(
+            float(r["bits"]))
     none, d = by["none"], by[name]
     return [(p, float(np.mean(none[p])), float(np.mean(d[p]))) for p in sorted(set(none) & set(d))]
 
@@ -163,7 +164,7 @@ def dci_tables(before: str | None) -> str:
                 txt = subprocess.run(["git", "show", f"main:{f}"], cwd=ROOT,
                                      capture_output=True, text=True).stdout
                 (Path(tmp) / Path(f).name).write_text(txt)
-        for tag, cat_dir in (("as assumed (main)", before), ("grounded", ROOT / "conf/defense")):
+        for tag, cat_dir in (("of main", before), ("grounded now", ROOT / "conf/defense")):
             cat = an.load_catalogue(cat_dir)
             for equal in (False, True):
                 r = an.dci(game, cat, tax, powers, equal_budget=equal)
