@@ -48,17 +48,32 @@ def digits_pairs(name):
     rows = list(csv.DictReader(open(ROOT / "experiments/results/validate_quick/conditions.csv")))
     by = {}
     for r in rows:
-        if r["kind"] != "adv" or float(r["P_text"]) > 0:
+        if r["kind"] != "adv" or float(r["P_text"] or 0.0) > 0:
             continue
         lab = r["label"].split(" ", 2)
-        by.setdefault(lab[2], {}).setdefault(float(r["P_image"]), []).append(float(r["bits"]))
+        by.setdefault(lab[2], {}).setdefault(float(r["P_image"] or 0.0), []).append(
+            float(r["bits"]))
     none, d = by["none"], by[name]
     return [(p, float(np.mean(none[p])), float(np.mean(d[p]))) for p in sorted(set(none) & set(d))]
 
 
 def memory_pairs(res, name):
-    none = {r["P"]: r["bits"] for r in res["adv"]["no defense"]}
-    return [(r["P"], none[r["P"]], r["bits"]) for r in res["adv"][name] if r["P"] in none]
+    """``(P, I_none, I_def)`` of a memory defense, each the mean over the pipeline's seeds
+    (``results.json`` of ``experiments/validate_memory.py --seeds-from``) of the
+    conditions measured at the same power on the same victims; the untrusted cap, which
+    the pipeline's menu does not realise, from ``isolation.json`` (``--isolation``)."""
+    if name == "untrusted cap 1 (b)":
+        rows = json.loads((OUT / "isolation.json").read_text())["rows"]
+        return [(r["P"], r["none"][0], r["cap1"][0]) for r in rows]
+    by: dict[float, list[tuple[float, float]]] = {}
+    for s in res["seeds"].values():
+        conds = [c for c in s["conditions"] if c["kind"] == "adv"]
+        none = {(c["split"], c["P"]): c["bits"] for c in conds if c["defense"] == "none"}
+        for c in conds:
+            if c["defense"] == name and (c["split"], c["P"]) in none:
+                by.setdefault(c["P"], []).append((none[c["split"], c["P"]], c["bits"]))
+    return [(p, float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v])))
+            for p, v in sorted(by.items())]
 
 
 def invert(lever, r, ch, a=A_REF):
@@ -86,12 +101,12 @@ def main():
     game = yaml.safe_load(open(ROOT / "conf/game/mfm_default.yaml"))
     chans = {c["name"]: c for c in game["channels"]}
     mem = json.loads((OUT / "results.json").read_text())
-    k_mem = mem["config"]["n_classes"]
+    k_mem = mem["preset"]["n_classes"]
     # catalogue defense -> (target, measured defense, catalogued lever, channels grounded);
     # a channel the target does not have keeps its catalogued (assumed) amount.
     image = ("prediction/image", "agent_app/image", "multi_agent/image", "memory/image")
     plan = {
-        "perplexity_filter": ("memory", "ppl filter (n)", "n", math.log2(k_mem),
+        "perplexity_filter": ("memory", "ppl", "n", math.log2(k_mem),
                               ("prediction/text",)),
         "memory_isolation": ("memory", "untrusted cap 1 (b)", "b", math.log2(k_mem),
                              ("memory/text", "memory/image")),
@@ -149,7 +164,7 @@ def dci_tables(before: str | None) -> str:
                 txt = subprocess.run(["git", "show", f"main:{f}"], cwd=ROOT,
                                      capture_output=True, text=True).stdout
                 (Path(tmp) / Path(f).name).write_text(txt)
-        for tag, cat_dir in (("as assumed (main)", before), ("grounded", ROOT / "conf/defense")):
+        for tag, cat_dir in (("of main", before), ("grounded now", ROOT / "conf/defense")):
             cat = an.load_catalogue(cat_dir)
             for equal in (False, True):
                 r = an.dci(game, cat, tax, powers, equal_budget=equal)

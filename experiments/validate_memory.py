@@ -38,6 +38,8 @@ BANDWIDTH = ("write limit 4 (b)", "write limit 2 (b)", "untrusted cap 1 (b)")
 
 
 POWER_LABEL = "attacker power P (entry-tokens)"
+# the pipeline's condition names (conf/validate/memory.yaml): none, model-centric, bandwidth
+ORDER = ("none", "ppl", "paraphrase3", "limit4", "limit2")
 
 
 def _finish(fig, ax, xlabel: str, ylabel: str, path: Path, log_x: bool = False,
@@ -345,6 +347,71 @@ def transfer(power: int, seed: int = 0) -> None:
     print(out, flush=True)
 
 
+def isolation(powers: list[int], seed: int = 0, split: str = "held") -> None:
+    """The untrusted cap (at most one untrusted entry among those retrieved), which the
+    pipeline's lever menu does not realise: the preset's attack with and without it at
+    ``powers``, paired on the same victims (``isolation.{json,md}``; grounds the
+    catalogue's memory isolation, experiments/validate_dci_grounding.py)."""
+    from minimax.validate.measure import bootstrap_weights, outcome_bits, paired_difference
+    from minimax.validate.targets.memory import make_memory_target
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    tg = make_memory_target(seed=seed, **_preset_target())
+    rows = []
+    for p in powers:
+        got = {}
+        for name in ("no defense", "untrusted cap 1 (b)"):
+            d = DEFENSES[name]
+            a = tg.attack([(1.0, d)], {"memory": p}, split=split, seed=seed)
+            o = tg.evaluate(a, d, split=split, seed=seed)
+            got[name] = outcome_bits(o, bootstrap_weights(o.sent.shape[0], 200, seed))
+        b0, b1 = got["no defense"], got["untrusted cap 1 (b)"]
+        diff = paired_difference(b1, b0)
+        rows.append({"P": p, "none": [b0.bits, b0.lo, b0.hi], "cap1": [b1.bits, b1.lo, b1.hi],
+                     "diff": list(diff)})
+        print(rows[-1], flush=True)
+    out = {"seed": seed, "split": split, "rows": rows, "wall_s": time.perf_counter() - t0}
+    (OUT / "isolation.json").write_text(json.dumps(out, indent=1, default=float))
+    lines = [f"# Untrusted cap 1 vs no defense (preset attack, seed {seed}, {split} victims)",
+             "", "| P | no defense bits [CI] | untrusted cap 1 bits [CI] | cap minus none "
+             "(paired CI) |", "|---|---|---|---|"]
+    for r in rows:
+        n, c, d = r["none"], r["cap1"], r["diff"]
+        lines.append(f"| {r['P']} | {n[0]:.3f} [{n[1]:.3f}, {n[2]:.3f}] | {c[0]:.3f} "
+                     f"[{c[1]:.3f}, {c[2]:.3f}] | {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] |")
+    lines += ["", f"Wall {out['wall_s']:.0f} s.", ""]
+    (OUT / "isolation.md").write_text("\n".join(lines))
+
+
+def refit(run_dirs: list[Path], caps: list[float]) -> None:
+    """Refit the channel model on kept pipeline runs' calibration conditions with other
+    threshold caps on memory power, and score the held-out conditions (model beside the
+    defense-blind baseline); measures nothing.  ``caps`` of 0 fits no cap (the write limit
+    an attenuation of capacity, as the target declares).  How the reading of the write
+    limit was checked on stored runs (docs/validation.md §5.9)."""
+    from minimax.validate.measure import max_bits
+
+    for d in run_dirs:
+        conds = [cal.Condition(c["label"], c["kind"], c["split"],
+                               {"memory": c["P"]} if c["P"] > 0 else {}, c["levers"],
+                               c["bits"], c["lo"], c["hi"]) for c in _seed_conditions(d)]
+        fit = [c for c in conds if c.split == "calib"]
+        held = [c for c in conds if c.split == "held"]
+        for cap in caps:
+            kw = {"caps": {"memory": cap} if cap > 0 else {}, "imax": max_bits(6),
+                  "restarts": 3}
+            scores = {}
+            for tag, blind in (("model", False), ("blind", True)):
+                m = cal.fit_model(fit, ("memory",), blind=blind, **kw)
+                scores[tag] = cal.score([cal.predict_condition(m, c) for c in held],
+                                        [c.bits for c in held])
+            print(f"{d.name} cap {cap:g}: model MAE {scores['model'].mae:.3f} Spearman "
+                  f"{scores['model'].spearman:.3f}; defense-blind MAE {scores['blind'].mae:.3f}"
+                  f" Spearman {scores['blind'].spearman:.3f} (n = {scores['model'].n})",
+                  flush=True)
+
+
 def pipeline_seeds(run_dir: Path) -> None:
     """Summarise the pipeline's seeds (``run_dir/seed*/``): ``seeds.md`` (every seed's
     headline) and ``pipeline.md`` (conditions with the model's and the defense-blind
@@ -412,6 +479,205 @@ def pipeline_seeds(run_dir: Path) -> None:
                      f"{', '.join(f'{p:.3f}' for _, p in v)} |")
     (run_dir / "pipeline.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
+    power_report(dirs, res)
+
+
+def _seed_conditions(d: Path) -> list[dict]:
+    """A seed's adversarial and clean conditions (``conditions.csv``), numbers parsed."""
+    import csv
+
+    out = []
+    for c in csv.DictReader((d / "conditions.csv").open()):
+        row = {"label": c["label"], "kind": c["kind"], "split": c["split"],
+               "defense": c["label"].split()[-1],
+               "P": float(c["P_memory"] or 0.0),
+               "levers": {k: float(c[k] or 0.0) for k in ("n_memory", "s_memory", "b_memory")}}
+        for k in ("bits", "lo", "hi", "predicted", "predicted_blind"):
+            row[k] = float(c[k]) if c[k] not in ("", None) else float("nan")
+        out.append(row)
+    return out
+
+
+def power_asymmetry(conds: list[dict]) -> list[dict]:
+    """``R = 1 - I_def / I_none`` wherever a defense and no defense were measured at the
+    same power on the same victims (split), measured and predicted by the seed's model."""
+    none = {(c["split"], c["P"]): c for c in conds if c["kind"] == "adv"
+            and c["defense"] == "none"}
+    out = []
+    for c in conds:
+        ref = none.get((c["split"], c["P"]))
+        if c["kind"] != "adv" or c["defense"] == "none" or ref is None:
+            continue
+        ok = ref["bits"] > 0.05
+        out.append({"defense": c["defense"], "split": c["split"], "P": c["P"],
+                    "R_measured": 1 - c["bits"] / ref["bits"] if ok else float("nan"),
+                    "R_model": (1 - c["predicted"] / ref["predicted"]
+                                if ref["predicted"] > 1e-9 else float("nan"))})
+    return out
+
+
+def power_report(dirs: list[Path], res: list[dict]) -> None:
+    """Bits vs attacker power under each defense over the pipeline's seeds, the asymmetry
+    (relative protection of model-centric and bandwidth defenses as power grows) beside
+    each seed's calibrated channel model, held-out scores and the clean memory:
+    ``results.json``, ``README.md``, ``bits_vs_power.png``, ``asymmetry.png`` in OUT."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from minimax.validate.measure import bootstrap_weights, outcome_bits
+    from minimax.validate.targets.memory import make_memory_target
+
+    torch.set_num_threads(1)
+    preset = _preset_target()
+    seeds: dict[str, dict] = {}
+    for d, r in zip(dirs, res, strict=True):
+        conds = _seed_conditions(d)
+        tg = make_memory_target(seed=int(r["seed"]), **preset)
+        clean = {}
+        for name, d_ in (("none", MemoryDefense()), *[
+                (c["defense"], tg.realise(c["levers"])) for c in conds if c["kind"] == "leg"
+                and c["defense"] != "none"]):
+            for split in ("calib", "held"):
+                o = tg.clean(d_, split=split, seed=int(r["seed"]))
+                b = outcome_bits(o, bootstrap_weights(o.sent.shape[0], 200, int(r["seed"])))
+                clean[f"{name} {split}"] = {"accuracy": float((o.sent == o.answers).mean()),
+                                            "bits": b.bits, "lo": b.lo, "hi": b.hi}
+        seeds[d.name] = {"seed": r["seed"], "conditions": conds, "clean": clean,
+                         "asymmetry": power_asymmetry(conds), "model": r.get("model"),
+                         "heldout": r.get("heldout"), "goal": r.get("goal"),
+                         "prescription": r.get("prescription"), "checks": r.get("checks"),
+                         "wall_s": r.get("wall_s")}
+    out = {"preset": preset, "seeds": seeds}
+    (OUT / "results.json").write_text(json.dumps(out, indent=1, default=float))
+    names = sorted({c["defense"] for s in seeds.values() for c in s["conditions"]
+                    if c["kind"] == "adv"}, key=lambda n: (ORDER.index(n) if n in ORDER
+                                                           else len(ORDER), n))
+    colors = {n: f"C{i}" for i, n in enumerate(names)}
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for j, s in enumerate(seeds.values()):
+        m = s["model"]
+        for n in names:
+            pts = sorted((c["P"], c["bits"], c["lo"], c["hi"], c["split"]) for c in
+                         s["conditions"] if c["kind"] == "adv" and c["defense"] == n)
+            if not pts:
+                continue
+            p, b, lo, hi, sp = map(np.array, zip(*pts, strict=True))
+            off = p * (1 + 0.02 * (j - 1))
+            for split, mk in (("calib", "o"), ("held", "s")):
+                k = sp == split
+                ax.errorbar(off[k], b[k], yerr=[b[k] - lo[k], hi[k] - b[k]], fmt=mk,
+                            color=colors[n], capsize=2, ms=4,
+                            label=f"{n} ({split})" if j == 0 else None,
+                            mfc="none" if split == "held" else colors[n])
+            if m:
+                grid = np.linspace(8, 160, 80)
+                lv = next(c["levers"] for c in s["conditions"] if c["defense"] == n)
+                ax.plot(grid, _model_curve(m, grid, lv), "-", color=colors[n], lw=0.7,
+                        alpha=0.7)
+    ax.set_title("filled: calibration victims, open: held out; lines: each seed's model",
+                 fontsize=8)
+    _finish(fig, ax, POWER_LABEL, "I(T; answer), bits per query", OUT / "bits_vs_power.png",
+            legend=6)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for j, s in enumerate(seeds.values()):
+        for n in names[1:]:
+            rows = [a for a in s["asymmetry"] if a["defense"] == n]
+            if rows:
+                ax.plot([a["P"] * (1 + 0.02 * (j - 1)) for a in rows],
+                        [a["R_measured"] for a in rows], "o", color=colors[n],
+                        label=f"{n} measured" if j == 0 else None)
+            if s["model"]:
+                grid = np.linspace(8, 160, 80)
+                lv = next(c["levers"] for c in s["conditions"] if c["defense"] == n)
+                none = _model_curve(s["model"], grid, {})
+                ax.plot(grid, 1 - _model_curve(s["model"], grid, lv) / np.maximum(none, 1e-9),
+                        "-", color=colors[n], lw=0.7, alpha=0.7,
+                        label=f"{n} model" if j == 0 else None)
+    ax.set_ylim(-0.5, 1.1)
+    _finish(fig, ax, POWER_LABEL, "relative protection R = 1 - I_def / I_none",
+            OUT / "asymmetry.png", legend=6)
+    write_power_md(out, names)
+
+
+def _model_curve(model: dict, grid: np.ndarray, levers: dict) -> np.ndarray:
+    """A seed's calibrated channel model (``summary.json``'s ``model``) at powers ``grid``."""
+    from minimax.validate import calibrate as cal
+
+    m = cal.ChannelModel(**{**model, "channels": tuple(model["channels"]),
+                            "terms": tuple(model["terms"])})
+    return np.asarray(cal.model_predict(m, "adv", {"memory": grid}, levers), float)
+
+
+def write_power_md(out: dict, names: list[str]) -> None:
+    """README.md of OUT from :func:`power_report`'s results."""
+    seeds = out["seeds"]
+    c = out["preset"]
+    lines = ["# The agent-memory target: measured over seeds", "",
+             f"Attack (`conf/validate/target/memory.yaml`): GCG step rule `{c['update']}`, "
+             f"{c['steps']} steps, {c['n_cand']} candidates per entry, entry shape "
+             f"`{c['shape']}`, start `{c['start']}`, deal `{c['deal']}`. Runs: "
+             "`python -m minimax.validate validate=memory validate.seed=S`, kept in "
+             "[pipeline/](pipeline/) ([pipeline.md](pipeline/pipeline.md) per seed, "
+             "[seeds.md](pipeline/seeds.md)); this page: `python "
+             "experiments/validate_memory.py --seeds-from experiments/results/validate_memory/"
+             "pipeline`. Bits `I(T; answer)` with 95% unit-bootstrap CIs on 20 victims per "
+             "split (5 questions x 6 targets each); `log2 6 = 2.585` bits is the most a query "
+             "carries.", "", "## Clean memory", "",
+             "| seed | defense, victims | accuracy | legitimate bits [CI] |", "|---|---|---|---|"]
+    for sn, s in seeds.items():
+        for k, v in s["clean"].items():
+            lines.append(f"| {sn} | {k} | {v['accuracy']:.3f} | {v['bits']:.3f} "
+                         f"[{v['lo']:.3f}, {v['hi']:.3f}] |")
+    lines += ["", "## Bits vs attacker power under each defense", "",
+              "Calibration conditions are fitted by the seed's channel model (`model`); held-"
+              "out conditions are predicted by it.", "",
+              "| defense | P (entry-tokens) | victims | " + " | ".join(
+                  f"{sn} bits [CI] / model" for sn in seeds) + " |",
+              "|---|---|---|" + "---|" * len(seeds)]
+    keys = sorted({(c["defense"], c["P"], c["split"]) for s in seeds.values()
+                   for c in s["conditions"] if c["kind"] == "adv"},
+                  key=lambda k: (names.index(k[0]), k[1], k[2]))
+    for dn, p, sp in keys:
+        cells = []
+        for s in seeds.values():
+            c = next((c for c in s["conditions"] if c["kind"] == "adv" and
+                      (c["defense"], c["P"], c["split"]) == (dn, p, sp)), None)
+            cells.append("" if c is None else f"{c['bits']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]"
+                         f" / {c['predicted']:.3f}")
+        lines.append(f"| {dn} | {p:g} | {sp} | " + " | ".join(cells) + " |")
+    lines += ["", "![bits vs power](bits_vs_power.png)", "",
+              "## Asymmetry: relative protection R(P) = 1 - I_def / I_none", "",
+              "Same victims and power for the defense and for no defense.", "",
+              "| defense | P | victims | " + " | ".join(f"{sn} measured / model" for sn in seeds)
+              + " |", "|---|---|---|" + "---|" * len(seeds)]
+    akeys = sorted({(a["defense"], a["P"], a["split"]) for s in seeds.values()
+                    for a in s["asymmetry"]}, key=lambda k: (names.index(k[0]), k[1]))
+    for dn, p, sp in akeys:
+        cells = []
+        for s in seeds.values():
+            a = next((a for a in s["asymmetry"] if (a["defense"], a["P"], a["split"]) ==
+                      (dn, p, sp)), None)
+            cells.append("" if a is None else f"{a['R_measured']:.3f} / {a['R_model']:.3f}")
+        lines.append(f"| {dn} | {p:g} | {sp} | " + " | ".join(cells) + " |")
+    lines += ["", "![asymmetry](asymmetry.png)", "", "## Held-out prediction", "",
+              "| seed | n | model Spearman | model MAE | defense-blind Spearman | "
+              "defense-blind MAE |", "|---|---|---|---|---|---|"]
+    for sn, s in seeds.items():
+        h = s["heldout"] or {}
+        m, b = h.get("model", {}), h.get("blind", {})
+        lines.append(f"| {sn} | {m.get('n')} | {m.get('spearman', float('nan')):.3f} | "
+                     f"{m.get('mae', float('nan')):.3f} | "
+                     f"{b.get('spearman', float('nan')):.3f} | "
+                     f"{b.get('mae', float('nan')):.3f} |")
+    curves = sorted(p.name for p in OUT.glob("steps_curve_*.md"))
+    lines += ["", "## Attack convergence", "",
+              "Bits vs GCG steps at the preset's budget, one run per defense (seed 0, held "
+              "victims): " + ", ".join(f"[{c}]({c})" for c in curves) + "; the pipeline's "
+              "own check at twice the steps, per seed, is in [pipeline.md](pipeline/"
+              "pipeline.md). Transfer between victims: [transfer.md](transfer.md).", ""]
+    (OUT / "README.md").write_text("\n".join(lines))
 
 
 def _preset_target() -> dict:
@@ -433,11 +699,20 @@ def steps_report(out: dict, stem: str) -> None:
              f"Preset target (`conf/validate/target/memory.yaml`), run seed {out['seed']}, the "
              f"`{out['split']}` victims; one GCG run per defense, scored at each step count "
              "with the same bootstrap weights (paired differences vs the previous count). "
-             f"Wall {out['wall_s']:.0f} s. {out.get('note', '')}", "",
-             "| defense | steps | bits [CI] | change vs previous (paired CI) | loss | "
-             "target success |", "|---|---|---|---|---|---|"]
+             f"{out.get('note', '')}", "",
+             "| defense | longest run (steps) | attack seconds | each doubling of the steps "
+             "adds (paired CI) |", "|---|---|---|---|"]
+    order = {n: i for i, n in enumerate(DEFENSES)}
+    curves = sorted(out["curves"].items(), key=lambda kv: order.get(kv[0], len(order)))
+    for name, c in curves:
+        dbl = [f"{r['steps'] // 2}->{r['steps']}: {r['delta']:+.3f} [{r['delta_lo']:+.3f}, "
+               f"{r['delta_hi']:+.3f}]" for r in c["rows"] if "delta" in r and r["steps"] >= 16]
+        lines.append(f"| {name} | {c['rows'][-1]['steps']} | {c['seconds']:.0f} | "
+                     f"{'; '.join(dbl)} |")
+    lines += ["", "| defense | steps | bits [CI] | change vs previous (paired CI) | loss | "
+              "target success |", "|---|---|---|---|---|---|"]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for name, c in out["curves"].items():
+    for name, c in curves:
         for r in c["rows"]:
             d = (f"{r['delta']:+.3f} [{r['delta_lo']:+.3f}, {r['delta_hi']:+.3f}]"
                  if "delta" in r else "")
@@ -470,8 +745,18 @@ if __name__ == "__main__":
                     help="entries fit on the attack victims, scored on the held ones")
     ap.add_argument("--seeds-from", type=Path, default=None, metavar="DIR",
                     help="summarise the pipeline's seeds kept in DIR/seed*/")
+    ap.add_argument("--isolation", default=None, metavar="P,P",
+                    help="untrusted cap 1 vs no defense at these powers (isolation.md)")
+    ap.add_argument("--refit", type=Path, nargs="+", default=None, metavar="RUN",
+                    help="refit kept runs with the caps of --caps and score held-out cells")
+    ap.add_argument("--caps", default="192,40,0",
+                    help="memory power caps for --refit (0: none)")
     args = ap.parse_args()
-    if args.seeds_from:
+    if args.refit:
+        refit(args.refit, [float(c) for c in args.caps.split(",")])
+    elif args.isolation:
+        isolation([int(p) for p in args.isolation.split(",")])
+    elif args.seeds_from:
         pipeline_seeds(args.seeds_from)
     elif args.transfer:
         transfer(args.transfer)

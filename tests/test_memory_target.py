@@ -189,6 +189,20 @@ def test_checkpoints_are_the_shorter_runs(target):
                       options={"text_steps": 2, "checkpoints": [5]})
 
 
+def test_write_limit_keeps_entries_whatever_the_power(target):
+    """A write limit of r entries keeps r entries at any power (a fraction r / max_entries =
+    exp(-b) of the reference entries), so the calibrated game reads it as an attenuation of
+    capacity: the target declares no threshold cap on memory power, which would also
+    truncate the unlimited attacker (docs/validation.md §5.9)."""
+    assert target.power_caps == {}
+    for r in (1, 2, 4):
+        d = mem.MemoryDefense(write_limit=r)
+        b = target.lever_values(d)["b_memory"]
+        assert math.exp(-b) * target.cfg.max_entries == pytest.approx(r)
+        for p in (64, 128, 256):
+            assert target._shape(p, 8, 19, [(1.0, d)])[0] == r
+
+
 def test_cover_shape_gives_each_victim_an_entry(target):
     """``shape="cover"``: shorter entries when ``P / L`` entries cannot cover the victims."""
     none = [(1.0, mem.MemoryDefense())]

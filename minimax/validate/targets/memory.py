@@ -320,8 +320,17 @@ class MemoryTarget:
                         and t not in self.all_city_ids)
         self.vocab_fluent = torch.tensor(fluent + [self.pad])
         self._attacks: dict[str, Attack] = {}
-        # The write limit is a threshold on power: at most r entries of max_tokens tokens.
-        self.power_caps = {"memory": float(self.cfg.max_entries * self.cfg.max_tokens)}
+        # How the calibrated game reads the write limit (docs/validation.md §5.9).  What an entry
+        # buys is a victim covered, one per entry, and an entry of ``min_tokens`` tokens does that
+        # about as well as a long one; so a limit of ``r`` entries keeps about ``r`` of the victims
+        # an unlimited attacker covers, a fraction of the bits, whatever the power.  That is an
+        # attenuation of capacity, ``exp(-gamma b) = (r / max_entries)^gamma`` with
+        # ``b = ln(max_entries / r)``, not a threshold on power: a threshold ``cap e^-b`` that lets
+        # ``r`` entries through (``5 r`` entry-tokens) also truncates the unlimited attacker at
+        # ``b = 0`` (``cap`` = 40 entry-tokens), and one of ``r x max_tokens`` (``cap`` = 192)
+        # equates a limited attacker's 4 entries of 24 tokens (4 victims) with an unlimited
+        # attacker's 96 entry-tokens (19 entries, every victim).  So the target declares no cap.
+        self.power_caps: dict[str, float] = {}
 
     # ------------------------------------------------------------ embeddings
 
