@@ -24,6 +24,7 @@ with positional embeddings and a fixed context length work unchanged.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -287,7 +288,9 @@ def build_digits_clip(split: Split, cfg: DigitsCLIPConfig | None = None) -> Digi
         base = build_digits_clip(split, DigitsCLIPConfig(**{**asdict(cfg), "adv_eps": 0.0}))
         model.load_state_dict(base.trainable_state(), strict=False)
     _train(model, split, cfg)
-    torch.save(model.trainable_state(), path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # concurrent builders: atomic write
+    torch.save(model.trainable_state(), tmp)
+    tmp.replace(path)
     log.info("built digits CLIP (adv_eps=%s) in %.1fs -> %s", cfg.adv_eps,
              time.perf_counter() - t0, path)
     return model.eval()
