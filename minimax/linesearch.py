@@ -67,6 +67,7 @@ def projected_line_search(f: Callable[[Any], jax.Array], project: Callable[[Any]
         xs = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), xs, xn)
         lengths = jnp.concatenate([trials, jnp.maximum(moved, floor / 2.0)])
     vals = jax.vmap(f)(xs)
+    vals = jnp.where(jnp.isnan(vals), jnp.inf, vals)  # a NaN trial never hides a decrease
     j = jnp.argmin(vals)
     ok = vals[j] < value
     x_new = jax.tree_util.tree_map(lambda cand, v: jnp.where(ok, cand[j], v), xs, x)

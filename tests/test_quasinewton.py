@@ -133,3 +133,20 @@ def test_quasi_newton_converges_where_the_gradient_descent_hit_its_cap():
     assert old.iterations == 200 and old.termination == "budget_exhausted"
     assert new.iterations < 200 and new.termination == "converged"
     assert new.value <= old.value + 1e-12
+
+
+def test_a_nan_trial_never_hides_a_decrease_in_the_line_search():
+    """f = (x - 1)^2, NaN below x = 0.5: from x = 1.2 with radius 1 the longest trials
+    (x = -2.8, 0.2) are NaN, the shorter ones (x = 0.95, ...) decrease f."""
+    import jax.numpy as jnp
+
+    from minimax.linesearch import projected_line_search
+
+    def f(x):
+        return jnp.where(x[0] < 0.5, jnp.nan, (x[0] - 1.0) ** 2)
+
+    x = jnp.array([1.2])
+    x_new, value, _ = projected_line_search(f, lambda v: v, x, f(x), jnp.asarray(1.0),
+                                            jnp.asarray(1e-12))
+    assert float(value) < float(f(x))
+    assert abs(float(x_new[0]) - 1.0) < 0.1
