@@ -319,6 +319,92 @@ def make_target(preset: str, images: int) -> DigitsTarget:
     return DigitsTarget(**spec)
 
 
+def _gcg_options(factor: int, base: dict) -> dict:
+    """GCG options at ``factor`` times the default budget: steps, maximum and 1/factor the
+    plateau threshold (the preset's "2x GCG steps" check is ``factor = 2``)."""
+    return {"text_steps": base["text_steps"] * factor, "text_max": base["text_max"] * factor,
+            "text_tol": base["text_tol"] / factor}
+
+
+def preset_checks(seeds: list[int], store: str, escalate: list[str], max_factor: int,
+                  tag: str) -> None:
+    """The preset's attack-strength checks on each seed, read from / kept in ``store``.
+
+    Each check of ``conf/validate/quick.yaml`` (default vs its stronger options, paired on the
+    held-out images), and for each check named in ``escalate`` the escalation rule: GCG at
+    1x, 2x, 4x, ... the default budget, stopping at the first doubling whose paired
+    difference has a CI containing 0 (the attack has converged at the smaller budget), or at
+    ``max_factor``.
+    """
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from minimax.validate.measure import paired_difference
+    from minimax.validate.run import Measurer, make_target
+    from minimax.validate.store import StoredTarget
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="validate", overrides=[f"validate.store={store}"]).validate
+    out = []
+    t0 = time.perf_counter()
+    for seed in seeds:
+        target = StoredTarget(make_target(cfg, seed), Path(store),
+                              (OmegaConf.to_container(cfg.target, resolve=True), int(seed)))
+        m = Measurer(target, cfg, seed)
+        base_opts = dict(target.defaults)
+        for spec in OmegaConf.to_container(cfg.checks, resolve=True):
+            lev, power, name = dict(spec.get("defense") or {}), dict(spec["power"]), spec["name"]
+            ts = time.perf_counter()
+            _, base = m.adv(lev, power, "held", label=f"check {name} default")
+            _, strong = m.adv(lev, power, "held", spec.get("options"))
+            d = paired_difference(strong, base)
+            out.append({"seed": seed, "check": name, "budget": "default vs options",
+                        "options": spec.get("options"), "bits": base.bits,
+                        "bits_stronger": strong.bits, "delta": d.diff, "delta_lo": d.lo,
+                        "delta_hi": d.hi, "converged": bool(d.lo <= 0),
+                        "seconds": time.perf_counter() - ts})
+            print(json.dumps(out[-1]), f"store hits {target.hits} misses {target.misses}",
+                  flush=True)
+            if name not in escalate or d.lo <= 0:
+                continue
+            prev, f = strong, 2  # the check's options are the 2x budget (_gcg_options)
+            while 2 * f <= max_factor:
+                ts = time.perf_counter()
+                _, nxt = m.adv(lev, power, "held", _gcg_options(2 * f, base_opts))
+                d = paired_difference(nxt, prev)
+                out.append({"seed": seed, "check": name, "budget": f"{2 * f}x vs {f}x GCG",
+                            "options": _gcg_options(2 * f, base_opts), "bits": prev.bits,
+                            "bits_stronger": nxt.bits, "delta": d.diff, "delta_lo": d.lo,
+                            "delta_hi": d.hi, "converged": bool(d.lo <= 0),
+                            "seconds": time.perf_counter() - ts})
+                print(json.dumps(out[-1]), flush=True)
+                prev, f = nxt, 2 * f
+                if d.lo <= 0:
+                    break
+    stem = OUT / f"validate_attack_convergence_checks{('_' + tag) if tag else ''}"
+    stem.with_suffix(".json").write_text(json.dumps(
+        {"seeds": seeds, "store": store, "wall_s": time.perf_counter() - t0, "rows": out},
+        indent=1))
+    write_checks_md(stem.with_suffix(".md"), out)
+
+
+def write_checks_md(path: Path, rows: list[dict]) -> None:
+    lines = ["# Attack-strength checks of the quick preset, every seed", "",
+             "`PYTHONPATH=. python experiments/validate_attack_convergence.py --checks 0,1,2 "
+             "--store STORE`: each check of `conf/validate/quick.yaml` measured on the "
+             "held-out images of each seed (paired bootstrap over images, 95%); the escalated "
+             "check doubles the GCG budget until a doubling adds nothing within its CI.", "",
+             "| seed | check | budgets | bits | bits (stronger) | difference [95% CI] | "
+             "flat within CI | s |", "|---:|---|---|---:|---:|---|---|---:|"]
+    for r in rows:
+        lines.append(f"| {r['seed']} | {r['check']} | {r['budget']} | {r['bits']:.3f} | "
+                     f"{r['bits_stronger']:.3f} | {r['delta']:+.3f} [{r['delta_lo']:+.3f}, "
+                     f"{r['delta_hi']:+.3f}] | {'yes' if r['converged'] else 'no'} | "
+                     f"{r['seconds']:.0f} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=50)
@@ -337,7 +423,19 @@ def main() -> None:
                          "model, data sizes and attack budgets are the ones checked")
     ap.add_argument("--from-json", action="store_true",
                     help="re-render the .md and .png from the stored .json, measuring nothing")
+    ap.add_argument("--checks", type=str, default="",
+                    help="comma list of seeds: run the quick preset's attack-strength checks "
+                         "on each (with --store), escalating the GCG budget of --escalate")
+    ap.add_argument("--store", type=str, default="", help="measurement store for --checks")
+    ap.add_argument("--escalate", type=str, default="text, adv-ft 0.5, 2x GCG steps",
+                    help="semicolon list of check names whose GCG budget is doubled until flat")
+    ap.add_argument("--max-factor", type=int, default=8)
     args = ap.parse_args()
+    if args.checks:
+        torch.set_num_threads(1)
+        preset_checks([int(s) for s in args.checks.split(",")], args.store,
+                      args.escalate.split(";"), args.max_factor, args.tag)
+        return
     if args.from_json and args.tag:  # every run tagged TAG* (e.g. a preset's sweeps) in one page
         blobs = [json.loads(f.read_text())
                  for f in sorted(OUT.glob(f"validate_attack_convergence_{args.tag}*.json"))]

@@ -41,6 +41,12 @@ column measured and a CI; the exploitability trace; the table; and, for every ro
 worst-case bits and the paired difference to ``x`` (the regret of choosing that row),
 in particular the channel game's one-shot prescription's regret.
 
+**Workers.**  With a ``prefetch`` callback (:class:`minimax.validate.parallel.Prefetcher`)
+each batch of independent cells (the initial rows' best-response columns, one iteration's
+attacker-oracle columns, a proposed row's cells and columns) is first computed by worker
+processes into the measurement store; the loop below then reads them back, so the game
+is the one the serial loop measures, cell by cell.
+
 Caveat: ``x`` is chosen on the same cells that then score it, so its worst case is
 in-sample (optimistic by the selection noise); the paired CIs say how large that noise is.
 """
@@ -57,6 +63,7 @@ import numpy as np
 from minimax.finite import zero_sum
 from minimax.serial import namedtuple_to_dict
 from minimax.validate.measure import Bits, bootstrap_weights, outcome_bits
+from minimax.validate.parallel import Call, attack_call, clean_call
 from minimax.validate.target import Attack, Target
 
 log = logging.getLogger(__name__)
@@ -336,6 +343,7 @@ def solve_empirical(
     max_clean_drop: float | None = None,
     max_iter: int = 5,
     on_step: Callable[[TraceStep], None] | None = None,
+    prefetch: Callable[[Sequence[Call], str], None] | None = None,
 ) -> EmpiricalGame:
     """Measure, solve and grow the empirical game of ``target`` (see the module docstring).
 
@@ -362,6 +370,8 @@ def solve_empirical(
       max_clean_drop: or a constraint: rows losing more legitimate bits are left out.
       max_iter: double-oracle iterations at most.
       on_step: called with each :class:`TraceStep` (progress logging).
+      prefetch: computes a batch of independent calls ahead into the store the target
+        reads from (:class:`minimax.validate.parallel.Prefetcher`; module docstring).
 
     Returns:
       An :class:`EmpiricalGame`.
@@ -377,36 +387,72 @@ def solve_empirical(
     chans = tuple(target.channels)
     rgrid = grid if row_grid is None else row_grid
 
+    specs: list[Call] = []  # the call that made each column, to prefetch its cells
+
+    def col_args(mixture, frac, recipe):
+        return [(float(w), d) for w, d in mixture], {c: float(power * frac[c]) for c in chans}, \
+            {**opts, "recipe": recipe}
+
     def column(mixture, frac, recipe, against) -> Column:
-        pw = {c: float(power * frac[c]) for c in chans}
-        att = target.attack(mixture, pw, split=split, seed=seed,
-                            options={**opts, "recipe": recipe})
+        mixture, pw, o = col_args(mixture, frac, recipe)
+        att = target.attack(mixture, pw, split=split, seed=seed, options=o)
         desc = " ".join(f"{c}={frac[c]:.2f}" for c in chans)
         log.info("column %s %s vs %s: %s", recipe, desc, against, att.label)
+        specs.append(attack_call(desc, mixture, pw, split, seed, o))
         # the power the attack actually spent (a cap-aware attacker moves what a cap drops)
         spent = {c: float(att.power.get(c, 0.0)) for c in chans} if att.power else pw
         return Column(f"{recipe} {desc} vs {against}", spent, recipe, against, att)
 
-    def best_response_columns(i: int) -> list[str]:
-        r = g.rows[i]
-        extra = [*row_splits, *([predicted_split(r.levers)] if predicted_split else [])]
+    def br_fracs(levers: Mapping[str, float]) -> list[dict[str, float]]:
+        extra = [*row_splits, *([predicted_split(levers)] if predicted_split else [])]
         fracs = split_grid(chans, rgrid, extra) if rgrid > 0 else _unique(chans, extra)
         if not fracs:
             raise ValueError("each row needs a best-response split: set row_grid >= 1, "
                              "row_splits or predicted_split")
+        return fracs
+
+    def best_response_columns(i: int) -> list[str]:
+        r = g.rows[i]
         added = []
-        for frac in fracs:
+        for frac in br_fracs(r.levers):
             for rec in recipes:
                 added.append(g.cols[g.add_column(column([(1.0, r.knobs)], frac, rec,
                                                         r.name))].label)
         return added
 
-    for name, knobs, origin in rows:
+    def calls_of(jobs, knobs_now) -> list[Call]:
+        """Calls of new columns ``(mixture, frac)`` evaluated under every row in ``knobs_now``."""
+        out = []
+        for mixture, frac in jobs:
+            for rec in recipes:
+                mx, pw, o = col_args(mixture, frac, rec)
+                out.append(attack_call(" ".join(f"{c}={frac[c]:.2f}" for c in chans) + f" {rec}",
+                                       mx, pw, split, seed, o, knobs_now))
+        return out
+
+    def prefetch_row(knobs) -> None:
+        """A proposed row: its cells in the existing columns and its own columns."""
         levers = target.lever_values(knobs)
-        if g.has_row(levers) is not None:
-            log.info("row %s realises the same levers as %s; kept once", name,
-                     g.rows[g.has_row(levers)].name)
+        calls = [clean_call("clean", knobs, split, seed),
+                 *(c._replace(evaluate=(knobs,)) for c in specs)]
+        calls += calls_of([([(1.0, knobs)], f) for f in br_fracs(levers)],
+                          (*[r.knobs for r in g.rows], knobs))
+        prefetch(calls, "proposed row")
+
+    unique: dict[tuple, tuple[str, Any, str]] = {}
+    for name, knobs, origin in rows:
+        k = _key(target.lever_values(knobs))
+        if k in unique:
+            log.info("row %s realises the same levers as %s; kept once", name, unique[k][0])
             continue
+        unique[k] = (name, knobs, origin)
+    if prefetch is not None:
+        knobs_all = [kn for _, kn, _ in unique.values()]
+        prefetch([clean_call("clean", kn, split, seed) for kn in knobs_all]
+                 + calls_of([([(1.0, kn)], f) for kn in knobs_all
+                             for f in br_fracs(target.lever_values(kn))], knobs_all),
+                 "best responses to each row")
+    for name, knobs, origin in unique.values():
         g.add_row(name, knobs, origin)
     for i in range(len(g.rows)):
         best_response_columns(i)
@@ -423,6 +469,9 @@ def solve_empirical(
                       for k in target.levers}
         extra = [predicted_split(mix_levers)] if predicted_split else []
         added = []
+        if prefetch is not None:
+            prefetch(calls_of([(mix, f) for f in split_grid(chans, grid, extra)],
+                              [r.knobs for r in g.rows]), f"attacker oracle {it}")
         for frac in split_grid(chans, grid, extra):
             for rec in recipes:
                 added.append(g.cols[g.add_column(column(mix, frac, rec, f"mixture {it}"))].label)
@@ -434,6 +483,8 @@ def solve_empirical(
                 knobs = target.realise(lev)
                 levers = target.lever_values(knobs)
                 if g.has_row(levers) is None:
+                    if prefetch is not None:
+                        prefetch_row(knobs)
                     i_new = g.add_row(f"oracle {it}: " + ", ".join(
                         f"{k}={v:.2f}" for k, v in levers.items() if v > 0), knobs,
                         f"oracle {it}")

@@ -25,11 +25,19 @@ config (``validate.target._target_``).  For each seed (model and attack):
 
 Every step records its failures and the run goes on; ``status`` is ``"failed"`` when no
 empirical game could be solved (the CLI then exits non-zero).
+
+With ``workers >= 2`` the independent cells of steps 2, 5 and 7 (the conditions and the
+checks in one batch; each double-oracle batch) are first computed by that many worker
+processes into the measurement store (a temporary one when ``store`` is unset) and then
+read back by this same serial program (:mod:`minimax.validate.parallel`), so every cell
+equals the serial path's (docs/validation.md §5.9).  Long runs log a line per cell.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
 import traceback
 from collections.abc import Mapping
@@ -43,6 +51,7 @@ from minimax.validate import calibrate as cal
 from minimax.validate.empirical import EmpiricalGame, solve_empirical
 from minimax.validate.game_bridge import prescribe, proposer, split_predictor
 from minimax.validate.measure import bootstrap_weights, max_bits, outcome_bits, paired_difference
+from minimax.validate.parallel import Call, attack_call, clean_call, n_workers, prefetcher
 
 log = logging.getLogger(__name__)
 ENGINE, NONE = "engine prescription", "no defense"
@@ -87,11 +96,19 @@ class Measurer:
         knobs = self.t.realise(dict(levers))
         return knobs, self.bits(self.t.clean(knobs, split=split, seed=self.seed), "leg")
 
+    def adv_call(self, levers: Mapping[str, float], power: Mapping[str, float], split: str,
+                 options: Mapping[str, Any] | None = None, label: str = "") -> Call:
+        """The store call :meth:`adv` makes (to compute it ahead in a worker)."""
+        knobs = self.t.realise(dict(levers))
+        return attack_call(label, [(1.0, knobs)], dict(power), split, self.seed,
+                           {**self.options, **dict(options or {})}, (knobs,))
+
     def adv(self, levers: Mapping[str, float], power: Mapping[str, float], split: str,
             options: Mapping[str, Any] | None = None, label: str = ""):
-        knobs = self.t.realise(dict(levers))
-        att = self.t.attack([(1.0, knobs)], dict(power), split=split, seed=self.seed,
-                            options={**self.options, **dict(options or {})})
+        c = self.adv_call(levers, power, split, options, label)
+        knobs = c.evaluate[0]
+        att = self.t.attack(list(c.mixture), c.power, split=split, seed=self.seed,
+                            options=c.options)
         self.traces.append({"label": label or att.label, "trace": dict(att.trace)})
         return knobs, self.bits(self.t.evaluate(att, knobs, split=split, seed=self.seed), "adv")
 
@@ -111,6 +128,26 @@ def _condition_specs(groups, split: str):
             out.append((f"joint {desc} {name}", "adv", lev, {k: float(v) for k, v in pw.items()}))
         if g.get("clean"):
             out.append((f"clean {name}", "leg", lev, {}))
+    return out
+
+
+def _calls(m: Measurer, cfg) -> list[Call]:
+    """Every condition's and check's store calls (independent of each other)."""
+    out = []
+    specs = [(label, kind, lev, power, split, None)
+             for split in ("calib", "held")
+             for label, kind, lev, power in _condition_specs(cfg.conditions.get(split), split)]
+    for spec in _plain(cfg.get("checks")) or []:
+        lev, power = dict(spec.get("defense") or {}), dict(spec.get("power") or {})
+        specs += [(f"check {spec.get('name')}", "adv", lev, power, "held", None),
+                  (f"check {spec.get('name')} stronger", "adv", lev, power, "held",
+                   spec.get("options"))]
+    for label, kind, lev, power, split, options in specs:
+        try:
+            out.append(clean_call(label, m.t.realise(dict(lev)), split, m.seed) if kind == "leg"
+                       else m.adv_call(lev, power, split, options, label))
+        except Exception:  # bad input: the serial path raises and records it
+            continue
     return out
 
 
@@ -161,19 +198,36 @@ def _model_kw(target, cfg) -> dict[str, Any]:
 
 def run_seed(cfg, seed: int, out: Path) -> dict[str, Any]:
     """One seed of the pipeline (module docstring); writes its report into ``out``."""
-    from minimax.validate.report import write_report
+    from minimax.validate.store import StoredTarget
 
     t0 = time.perf_counter()
     res: dict[str, Any] = {"seed": int(seed), "errors": [], "status": "ok"}
+    workers = n_workers(cfg)  # a bad value fails before any work
     target = make_target(cfg, seed)
-    if cfg.get("store"):  # measurements kept on disk and reused (minimax.validate.store)
-        from minimax.validate.store import StoredTarget
+    root, scratch = cfg.get("store"), None
+    if not root and workers >= 2:  # the workers hand their cells over through a store
+        root = scratch = tempfile.mkdtemp(prefix="minimax-validate-")
+    if root:  # measurements kept on disk and reused (minimax.validate.store)
+        target = StoredTarget(target, Path(str(root)), (_plain(cfg.target), int(seed)))
+    pre = prefetcher(cfg, seed, target) if workers >= 2 else None
+    try:
+        return _run_seed(cfg, seed, out, target, pre, t0, res)
+    finally:
+        if pre is not None:
+            pre.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
-        target = StoredTarget(target, Path(str(cfg.store)), (_plain(cfg.target), int(seed)))
+
+def _run_seed(cfg, seed: int, out: Path, target, pre, t0: float, res: dict) -> dict[str, Any]:
+    from minimax.validate.report import write_report
+
     res["target"] = target.name
     chans = tuple(target.channels)
     P, D = float(cfg.budget.attacker), float(cfg.budget.defender)
     m = Measurer(target, cfg, seed)
+    if pre is not None:
+        pre(_calls(m, cfg), "conditions and checks")
 
     conds = measure_conditions(m, cfg, res)
     res["conditions"] = conds
@@ -244,7 +298,7 @@ def run_seed(cfg, seed: int, out: Path) -> dict[str, Any]:
             split="held", seed=int(seed), options=m.options,
             n_boot=int(cfg.n_boot), level=m.level, utility_price=price,
             max_clean_drop=gc.get("max_clean_drop"), max_iter=int(gc.max_iter),
-            on_step=lambda s: log.info("double oracle %s", s._asdict()))
+            on_step=lambda s: log.info("double oracle %s", s._asdict()), prefetch=pre)
         res["game"] = game.to_dict()
         res["recalibrated_model"] = current["model"].to_dict() if current["model"] else None
     except Exception as e:
@@ -265,7 +319,8 @@ def run_seed(cfg, seed: int, out: Path) -> dict[str, Any]:
     res["traces"] = m.traces + ([{"label": c["label"], "trace": c["trace"]}
                                  for c in res["game"]["columns"]] if game is not None else [])
     if cfg.get("store"):
-        res["store"] = {"path": str(cfg.store), "reused": target.hits, "measured": target.misses}
+        res["store"] = {"path": str(cfg.store), "reused": target.hits, "measured": target.misses,
+                        "measured_by_workers": pre.computed if pre is not None else 0}
         log.info("measurement store %s", res["store"])
     res["wall_s"] = time.perf_counter() - t0
     write_report(res, cfg, out)

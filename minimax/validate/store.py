@@ -12,11 +12,17 @@ call order must not be stored.
 
 Keys hash ``repr`` of the arguments: defense knobs and mixtures must have a deterministic
 ``repr`` (dataclasses and named tuples do).
+
+Several processes may share one store (:mod:`minimax.validate.parallel`): a result is
+computed under a per-key file lock (a second process waits, then reads it) and written
+to a temporary file of its own before it is renamed into place, so nobody reads a
+partial file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +47,7 @@ class StoredTarget:
         self._t = target
         self._root = Path(root)
         self._root.mkdir(parents=True, exist_ok=True)
+        self.identity = identity
         self._id = repr(identity)
         self._att_keys: dict[int, tuple[str, Attack]] = {}
         self.hits = 0
@@ -49,29 +56,71 @@ class StoredTarget:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._t, name)
 
-    def _load_or(self, key: str, make):
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def _load(self, path: Path):
         import torch
 
+        try:
+            return torch.load(path, weights_only=False)
+        except Exception:  # a torn file (a run killed before the rename): measure again
+            path.unlink(missing_ok=True)
+            return None
+
+    def _load_or(self, key: str, make):
+        import torch
+        from filelock import FileLock
+
         path = self._root / f"{key}.pt"
-        if path.exists():
-            try:
-                out = torch.load(path, weights_only=False)
+        if path.exists() and (out := self._load(path)) is not None:
+            self.hits += 1
+            return out
+        locks = self._root / ".locks"
+        locks.mkdir(exist_ok=True)
+        with FileLock(str(locks / f"{key}.lock")):
+            if path.exists() and (out := self._load(path)) is not None:  # made meanwhile
                 self.hits += 1
                 return out
-            except Exception:  # a torn file (killed run): measure again
-                path.unlink(missing_ok=True)
-        out = make()
-        tmp = path.with_suffix(".tmp")
-        torch.save(out, tmp)
-        tmp.replace(path)
+            out = make()
+            tmp = path.with_name(f"{key}.{os.getpid()}.tmp")
+            torch.save(out, tmp)
+            tmp.replace(path)
         self.misses += 1
         return out
 
+    # keys of the three calls (docs/validation.md §5.7)
+    def attack_key(self, mixture: Sequence[tuple[float, Any]], power: Mapping[str, float],
+                   split: str, seed: int, options: Mapping[str, Any] | None = None) -> str:
+        return call_key(self._id, "attack", [(float(w), d) for w, d in mixture],
+                        sorted(dict(power).items()), split, int(seed),
+                        sorted(dict(options or {}).items()))
+
+    def evaluate_key(self, attack_key: str, knobs: Any, split: str, seed: int) -> str:
+        return call_key(self._id, "evaluate", attack_key, knobs, split, int(seed))
+
+    def clean_key(self, knobs: Any, split: str, seed: int) -> str:
+        return call_key(self._id, "clean", knobs, split, int(seed))
+
+    def _call_keys(self, call: Any) -> list[str]:
+        """Store keys of every result of a :class:`minimax.validate.parallel.Call`."""
+        if call.kind == "clean":
+            return [self.clean_key(k, call.split, call.seed) for k in call.evaluate]
+        a = self.attack_key(call.mixture, call.power or {}, call.split, call.seed, call.options)
+        return [a, *(self.evaluate_key(a, k, call.split, call.seed) for k in call.evaluate)]
+
+    def call_id(self, call: Any) -> str:
+        """One key naming every result of ``call`` (equal calls, equal ids)."""
+        return call_key(*self._call_keys(call))
+
+    def has(self, call: Any) -> bool:
+        """Is every result of ``call`` already stored?"""
+        return all((self._root / f"{k}.pt").exists() for k in self._call_keys(call))
+
     def attack(self, mixture: Sequence[tuple[float, Any]], power: Mapping[str, float], *,
                split: str, seed: int, options: Mapping[str, Any] | None = None) -> Attack:
-        key = call_key(self._id, "attack", [(float(w), d) for w, d in mixture],
-                       sorted(dict(power).items()), split, int(seed),
-                       sorted(dict(options or {}).items()))
+        key = self.attack_key(mixture, power, split, seed, options)
         att = self._load_or(key, lambda: self._t.attack(mixture, power, split=split, seed=seed,
                                                         options=options))
         self._att_keys[id(att)] = (key, att)  # the reference keeps the id from being reused
@@ -81,10 +130,10 @@ class StoredTarget:
         entry = self._att_keys.get(id(attack))
         if entry is None or entry[1] is not attack:  # not made here: nothing to key it on
             return self._t.evaluate(attack, knobs, split=split, seed=seed)
-        key = call_key(self._id, "evaluate", entry[0], knobs, split, int(seed))
+        key = self.evaluate_key(entry[0], knobs, split, seed)
         return self._load_or(key, lambda: self._t.evaluate(attack, knobs, split=split,
                                                            seed=seed))
 
     def clean(self, knobs: Any, *, split: str, seed: int) -> Outcome:
-        key = call_key(self._id, "clean", knobs, split, int(seed))
+        key = self.clean_key(knobs, split, seed)
         return self._load_or(key, lambda: self._t.clean(knobs, split=split, seed=seed))

@@ -189,8 +189,15 @@ class DigitsTarget:
         """The (cached) tower fine-tuned at radius ``adv_eps`` (0: the base model)."""
         adv_eps = float(adv_eps)
         if adv_eps not in self._models:
+            from filelock import FileLock
+
+            from minimax.validate._cache import cache_dir, config_hash
+
             mc = DigitsCLIPConfig(**{**asdict(self.model_cfg), "adv_eps": adv_eps})
-            self._models[adv_eps] = build_digits_clip(self.split, mc)
+            # one process trains a missing tower; the others wait and read it from the cache
+            lock = cache_dir() / f"digits-build-{config_hash(asdict(mc))}.lock"
+            with FileLock(str(lock)):
+                self._models[adv_eps] = build_digits_clip(self.split, mc)
         return self._models[adv_eps]
 
     def images(self, split: str) -> tuple[torch.Tensor, np.ndarray]:
@@ -358,10 +365,23 @@ class DigitsTarget:
         return {**o, "recipe": rec, "steps": max(1, o["steps"] // 2), "restarts": 1,
                 "eot": max(1, o["eot"] // 4)}
 
+    @staticmethod
+    def _text_key(mix, k: int, eps: float, o: Mapping[str, Any]) -> tuple:
+        return (tuple((round(w, 12), d.key()) for w, d in mix), k, round(eps, 12),
+                tuple(sorted(o.items())))
+
+    def work_key(self, mixture: Sequence[tuple[float, Knobs]], power: Mapping[str, float],
+                 options: Mapping[str, Any] | None = None) -> tuple | None:
+        """Attacks with equal keys share their text stage (one GCG run, cached in this
+        process): a parallel runner measures them in one process.  ``None``: no text."""
+        o = self._options(options)
+        mix = self._mixture(mixture)
+        p_img, k = self.budget_split(mix, power)
+        return self._text_key(mix, k, self._eps(p_img, o["norm"]), o) if k > 0 else None
+
     def _text_stage(self, mix, k: int, eps: float, o: dict, seed: int):
         """Suffixes co-optimised with the attacker's own image perturbations (cached)."""
-        key = (tuple((round(w, 12), d.key()) for w, d in mix), k, round(eps, 12), seed,
-               tuple(sorted(o.items())))
+        key = (*self._text_key(mix, k, eps, o), seed)
         if key in self._text_cache:
             return self._text_cache[key]
         xa, ya = self.images("attack")
