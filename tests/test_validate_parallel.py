@@ -48,7 +48,7 @@ def test_prefetched_game_equals_the_serial_game_cell_by_cell(tmp_path):
 
     def prefetch(calls, what):
         batches.append(what)
-        assert all(err is None for _, err, _ in parallel.run_calls(("local",), calls))
+        assert all(r[1] is None for r in parallel.run_calls(("local",), calls))
 
     game = _game(st, prefetch)
     parallel._TARGETS.clear()

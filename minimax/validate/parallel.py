@@ -108,13 +108,14 @@ def _worker_target(spec: tuple) -> Any:
     return _TARGETS[key]
 
 
-def run_calls(spec: tuple, calls: Sequence[Call]) -> list[tuple[str, str | None, float]]:
-    """Compute ``calls`` into the store of ``spec``; ``(label, error or None, seconds)``
-    per call (a failed call does not stop the others)."""
+def run_calls(spec: tuple, calls: Sequence[Call]
+              ) -> list[tuple[str, str | None, float, float]]:
+    """Compute ``calls`` into the store of ``spec``; ``(label, error or None, wall seconds,
+    CPU seconds)`` per call (a failed call does not stop the others)."""
     t = _worker_target(spec)
     out = []
     for c in calls:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             if c.kind == "clean":
                 for knobs in c.evaluate:
@@ -124,9 +125,10 @@ def run_calls(spec: tuple, calls: Sequence[Call]) -> list[tuple[str, str | None,
                                options=c.options)
                 for knobs in c.evaluate:
                     t.evaluate(att, knobs, split=c.split, seed=c.seed)
-            out.append((c.label, None, time.perf_counter() - t0))
+            out.append((c.label, None, time.perf_counter() - t0, time.process_time() - c0))
         except Exception as e:
-            out.append((c.label, f"{e!r}\n{traceback.format_exc()}", time.perf_counter() - t0))
+            out.append((c.label, f"{e!r}\n{traceback.format_exc()}", time.perf_counter() - t0,
+                        time.process_time() - c0))
     return out
 
 
@@ -169,6 +171,7 @@ class Prefetcher:
         self.stored, self.workers = stored, int(workers)
         self._pool: ProcessPoolExecutor | None = None
         self.computed = 0
+        self.cpu = 0.0  # CPU seconds the workers spent on calls
         self.failed: list[tuple[str, str]] = []
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -194,8 +197,9 @@ class Prefetcher:
             futs = [pool.submit(run_calls, self.spec, g) for g in groups]
             done = 0
             for f in as_completed(futs):
-                for label, err, secs in f.result():
+                for label, err, secs, cpu in f.result():
                     done += 1
+                    self.cpu += cpu
                     if err is None:
                         self.computed += 1
                         log.info("  [%d/%d] %s: %.1fs (%.0fs elapsed)", done, len(todo), label,
@@ -220,6 +224,26 @@ def _dedupe(stored: Any, calls: Sequence[Call]) -> list[Call]:
     for c in calls:
         seen.setdefault(stored.call_id(c), c)
     return list(seen.values())
+
+
+class Stopwatch:
+    """Wall and CPU seconds per stage of a run: this process's CPU plus the workers'."""
+
+    def __init__(self, pre: Prefetcher | None = None) -> None:
+        self.pre = pre
+        self.stages: dict[str, dict[str, float]] = {}
+        self._t, self._c, self._w = time.perf_counter(), time.process_time(), self._workers()
+
+    def _workers(self) -> float:
+        return self.pre.cpu if self.pre is not None else 0.0
+
+    def lap(self, stage: str) -> None:
+        t, c, w = time.perf_counter(), time.process_time(), self._workers()
+        self.stages[stage] = {"wall_s": t - self._t, "cpu_main_s": c - self._c,
+                              "cpu_workers_s": w - self._w}
+        log.info("stage %s: wall %.1fs, CPU %.1fs here + %.1fs in workers", stage, t - self._t,
+                 c - self._c, w - self._w)
+        self._t, self._c, self._w = t, c, w
 
 
 def n_workers(cfg: Any) -> int:

@@ -51,7 +51,14 @@ from minimax.validate import calibrate as cal
 from minimax.validate.empirical import EmpiricalGame, solve_empirical
 from minimax.validate.game_bridge import prescribe, proposer, split_predictor
 from minimax.validate.measure import bootstrap_weights, max_bits, outcome_bits, paired_difference
-from minimax.validate.parallel import Call, attack_call, clean_call, n_workers, prefetcher
+from minimax.validate.parallel import (
+    Call,
+    Stopwatch,
+    attack_call,
+    clean_call,
+    n_workers,
+    prefetcher,
+)
 
 log = logging.getLogger(__name__)
 ENGINE, NONE = "engine prescription", "no defense"
@@ -226,10 +233,13 @@ def _run_seed(cfg, seed: int, out: Path, target, pre, t0: float, res: dict) -> d
     chans = tuple(target.channels)
     P, D = float(cfg.budget.attacker), float(cfg.budget.defender)
     m = Measurer(target, cfg, seed)
+    sw = Stopwatch(pre)
     if pre is not None:
         pre(_calls(m, cfg), "conditions and checks")
+        sw.lap("conditions and checks (workers)")
 
     conds = measure_conditions(m, cfg, res)
+    sw.lap("conditions")
     res["conditions"] = conds
     calib = [c for c in conds if c.split == "calib"]
     held = [c for c in conds if c.split == "held"]
@@ -254,6 +264,7 @@ def _run_seed(cfg, seed: int, out: Path, target, pre, t0: float, res: dict) -> d
                               "traceback": traceback.format_exc()})
         log.exception("calibration failed")
 
+    sw.lap("calibration")
     gc = cfg.game
     price = float(gc.get("utility_price", 0.0))
     engine = None
@@ -269,6 +280,7 @@ def _run_seed(cfg, seed: int, out: Path, target, pre, t0: float, res: dict) -> d
             res["errors"].append({"label": "prescription", "error": repr(e),
                                   "traceback": traceback.format_exc()})
 
+    sw.lap("prescription")
     current = {"model": model}
 
     def model_of():
@@ -307,6 +319,7 @@ def _run_seed(cfg, seed: int, out: Path, target, pre, t0: float, res: dict) -> d
                               "traceback": traceback.format_exc()})
         log.exception("empirical game failed")
 
+    sw.lap("empirical game")
     if game is not None:
         res["goal"] = _goal(game)
         if model is not None:
@@ -315,13 +328,16 @@ def _run_seed(cfg, seed: int, out: Path, target, pre, t0: float, res: dict) -> d
             except Exception as e:
                 res["errors"].append({"label": "decision score", "error": repr(e),
                                       "traceback": traceback.format_exc()})
+    sw.lap("decision score")
     res["checks"] = _checks(m, cfg, res)
+    sw.lap("checks")
     res["traces"] = m.traces + ([{"label": c["label"], "trace": c["trace"]}
                                  for c in res["game"]["columns"]] if game is not None else [])
     if cfg.get("store"):
         res["store"] = {"path": str(cfg.store), "reused": target.hits, "measured": target.misses,
                         "measured_by_workers": pre.computed if pre is not None else 0}
         log.info("measurement store %s", res["store"])
+    res["timing"] = sw.stages
     res["wall_s"] = time.perf_counter() - t0
     write_report(res, cfg, out)
     log.info("seed %d done in %.1fs; report in %s", seed, res["wall_s"], out)
