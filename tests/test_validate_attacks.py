@@ -287,3 +287,31 @@ def test_gcg_plateau_extends_while_the_objective_falls(target):
     # an absolute gain no chunk can reach stops there too (``every`` ran with atol = 0)
     big = atk.gcg_plateau(sides, y, 2, steps=1, chunk=1, extra=2, tol=0.0, atol=1e9, **kw)
     assert big.loss == fixed.loss
+
+
+def test_gcg_pruned_combinations_give_the_unpruned_run(target):
+    """Skipping a combined size no target can fill is exact: same suffixes, same objective
+    trace (to float rounding), on a fixed seed long enough for sizes to be skipped."""
+    xa, ya = target.images("attack")
+    y = torch.from_numpy(ya[:6])
+    sides = target.text_sides([(1.0, Knobs())], xa[:6], False, 1, seed=0)
+    kw = {"n_cand": 4, "topk": 8, "seed": 5, "combine": (2, 4)}
+    calls = []
+    orig = sides[0].model.encode_text
+
+    def counting(ids, mask, embeds=None):
+        calls.append(ids.shape[0])
+        return orig(ids, mask, embeds)
+
+    sides[0].model.encode_text = counting
+    try:
+        full = atk.gcg_mixture(sides, y, 4, steps=5, prune=False, **kw)
+        n_full, calls[:] = sum(calls), []
+        fast = atk.gcg_mixture(sides, y, 4, steps=5, prune=True, **kw)
+        n_fast = sum(calls)
+    finally:
+        del sides[0].model.encode_text
+    for t in full.suffixes:
+        assert torch.equal(full.suffixes[t], fast.suffixes[t])
+    np.testing.assert_allclose(fast.loss, full.loss, rtol=1e-6, atol=1e-7)
+    assert n_fast < n_full  # some combined size was skipped (fewer sequences encoded)

@@ -630,7 +630,7 @@ def _combine_swaps(sfx: torch.Tensor, cand: torch.Tensor, lc: torch.Tensor, cur:
 def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: int = 40,
                 n_cand: int = 64, topk: int = 64, seed: int = 0,
                 init: dict[int, torch.Tensor] | None = None,
-                combine: Sequence[int] = (2, 4)) -> GCGResult:
+                combine: Sequence[int] = (2, 4), prune: bool = True) -> GCGResult:
     """Universal ``k``-token suffix per target against a mixture of defended text paths.
 
     The objective is the mixture's expected targeted log-likelihood over the attacker's
@@ -639,6 +639,10 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
     Weights ``side.weight`` should sum to 1.  ``init`` warm-starts (truncated or padded).
     ``combine``: also try the ``m`` best improving swaps together, for each ``m`` (two
     more forward batches of one suffix per target; ``()`` for plain GCG).
+    ``prune``: skip the forward batch of a combined size at which no target has enough
+    improving swaps (every such candidate is the current suffix, whose loss is known and
+    never accepted); the result is the unpruned one (``prune=False``) up to float rounding.
+    Candidate scoring runs under ``torch.inference_mode``.
     """
     if k <= 0:
         return GCGResult({}, [])
@@ -670,7 +674,9 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
         sfx[t, :m] = ids[:m]
 
     def losses(cands: torch.Tensor) -> torch.Tensor:
-        return _mixture_loss(glist, terms, [grp.embed(cands) for grp in glist], keep_w, scale)
+        with torch.inference_mode():
+            return _mixture_loss(glist, terms, [grp.embed(cands) for grp in glist], keep_w,
+                                 scale)
 
     cur = losses(sfx[:, None])[:, 0]
     trace = [float(cur.mean())]
@@ -689,8 +695,11 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
         lc = losses(cand)
         if combine and k > 1:  # multi-coordinate: merge the best improving swaps
             combo = _combine_swaps(sfx, cand, lc, cur, where, combine)
-            cand = torch.cat([cand, combo], 1)
-            lc = torch.cat([lc, losses(combo)], 1)
+            if prune:  # a size where every target's combination is its current suffix
+                combo = combo[:, (combo != sfx[:, None]).any(-1).any(0)]
+            if combo.shape[1]:
+                cand = torch.cat([cand, combo], 1)
+                lc = torch.cat([lc, losses(combo)], 1)
         j = lc.argmin(1)
         best = lc[torch.arange(T), j]
         better = best < cur

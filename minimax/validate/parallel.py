@@ -7,7 +7,7 @@ cells), it hands the batch to :class:`Prefetcher`, whose ``workers`` processes c
 each call (``target.attack``, then ``target.evaluate`` under the listed defenses, or
 ``target.clean``) into a :class:`~minimax.validate.store.StoredTarget` on one directory.
 The serial program then makes the very same calls and reads every result back from the
-store (docs/validation.md §5.9).
+store (docs/validation.md §5.7).
 
 **Identical to the serial path.**  A result depends only on the call's arguments (the
 targets seed every draw from them; that is what makes them storable), so a cell computed

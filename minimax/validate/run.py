@@ -30,7 +30,7 @@ With ``workers >= 2`` the independent cells of steps 2, 5 and 7 (the conditions 
 checks in one batch; each double-oracle batch) are first computed by that many worker
 processes into the measurement store (a temporary one when ``store`` is unset) and then
 read back by this same serial program (:mod:`minimax.validate.parallel`), so every cell
-equals the serial path's (docs/validation.md §5.9).  Long runs log a line per cell.
+equals the serial path's (docs/validation.md §5.7).  Long runs log a line per cell.
 """
 
 from __future__ import annotations
