@@ -111,3 +111,26 @@ def test_workers_bad_value_names_the_field(bad):
     with pytest.raises(ValueError, match="validate.workers"):
         n_workers({"workers": bad})
     assert n_workers({}) == 1 and n_workers({"workers": 2}) == 2
+
+
+def test_a_check_against_its_own_base_budget():
+    """A check's ``base`` options replace the defaults as its baseline (4x vs 2x)."""
+    from omegaconf import OmegaConf
+
+    from minimax.validate.run import Measurer, _checks
+
+    cfg = OmegaConf.create({"n_boot": 50, "checks": [
+        {"name": "weak vs weak", "defense": {}, "power": {"image": 1.0},
+         "base": {"recipe": "weak"}, "options": {"recipe": "weak"}},
+        {"name": "auto vs weak", "defense": {}, "power": {"image": 1.0},
+         "base": {"recipe": "weak"}, "options": {"recipe": "auto"}}]})
+    t = SyntheticTarget()
+    m = Measurer(t, cfg, 0)
+    res = {"errors": []}
+    same, stronger = _checks(m, cfg, res)
+    assert not res["errors"]
+    assert same["delta"] == 0.0 and same["base"] == {"recipe": "weak"}
+    _, weak = m.adv({}, {"image": 1.0}, "held", {"recipe": "weak"})
+    _, auto = m.adv({}, {"image": 1.0}, "held", {})
+    assert stronger["bits"] == weak.bits and stronger["bits_stronger"] == auto.bits
+    assert stronger["delta"] > 0  # the closed form: the strong recipe has twice the rate

@@ -146,7 +146,7 @@ def _calls(m: Measurer, cfg) -> list[Call]:
              for label, kind, lev, power in _condition_specs(cfg.conditions.get(split), split)]
     for spec in _plain(cfg.get("checks")) or []:
         lev, power = dict(spec.get("defense") or {}), dict(spec.get("power") or {})
-        specs += [(f"check {spec.get('name')}", "adv", lev, power, "held", None),
+        specs += [(f"check {spec.get('name')}", "adv", lev, power, "held", spec.get("base")),
                   (f"check {spec.get('name')} stronger", "adv", lev, power, "held",
                    spec.get("options"))]
     for label, kind, lev, power, split, options in specs:
@@ -387,17 +387,20 @@ def _decision(game: EmpiricalGame, calib, held, chans, P, kw, model) -> dict[str
 
 
 def _checks(m: Measurer, cfg, res) -> list[dict]:
-    """Stronger attack options vs the defaults on the same units and seed (paired)."""
+    """Stronger attack options vs the defaults (or vs the check's ``base`` options) on the
+    same units and seed (paired)."""
     out = []
     for spec in _plain(cfg.get("checks")) or []:
         lev, power = dict(spec.get("defense") or {}), dict(spec["power"])
         label = spec.get("name") or f"{lev} {power}"
         try:
-            _, base = m.adv(lev, power, "held", label=f"check {label} default")
+            _, base = m.adv(lev, power, "held", spec.get("base"),
+                            label=f"check {label} default")
             _, strong = m.adv(lev, power, "held", spec.get("options"),
                               label=f"check {label} stronger")
             d = paired_difference(strong, base)
-            out.append({"check": label, "options": spec.get("options"), "bits": base.bits,
+            out.append({"check": label, "options": spec.get("options"),
+                        "base": spec.get("base"), "bits": base.bits,
                         "bits_stronger": strong.bits, "delta": d.diff, "delta_lo": d.lo,
                         "delta_hi": d.hi, "converged": bool(d.lo <= 0)})
             log.info("check %s: %s", label, out[-1])
