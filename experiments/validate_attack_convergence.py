@@ -327,7 +327,7 @@ def _gcg_options(factor: int, base: dict) -> dict:
 
 
 def preset_checks(seeds: list[int], store: str, escalate: list[str], max_factor: int,
-                  tag: str) -> None:
+                  tag: str, names: list[str] | None = None) -> None:
     """The preset's attack-strength checks on each seed, read from / kept in ``store``.
 
     Each check of ``conf/validate/quick.yaml`` (default vs its stronger options, paired on the
@@ -355,6 +355,8 @@ def preset_checks(seeds: list[int], store: str, escalate: list[str], max_factor:
         base_opts = dict(target.defaults)
         for spec in OmegaConf.to_container(cfg.checks, resolve=True):
             lev, power, name = dict(spec.get("defense") or {}), dict(spec["power"]), spec["name"]
+            if names and name not in names:
+                continue
             ts = time.perf_counter()
             _, base = m.adv(lev, power, "held", label=f"check {name} default")
             _, strong = m.adv(lev, power, "held", spec.get("options"))
@@ -430,11 +432,25 @@ def main() -> None:
     ap.add_argument("--escalate", type=str, default="text, adv-ft 0.5, 2x GCG steps",
                     help="semicolon list of check names whose GCG budget is doubled until flat")
     ap.add_argument("--max-factor", type=int, default=8)
+    ap.add_argument("--check-names", type=str, default="",
+                    help="semicolon list: run only these checks of the preset (default all)")
+    ap.add_argument("--checks-from-log", type=str, default="",
+                    help="write the checks tables from the JSON lines a --checks run printed")
     args = ap.parse_args()
+    if args.checks_from_log:
+        dec = json.JSONDecoder()
+        rows = [dec.raw_decode(line)[0]
+                for line in Path(args.checks_from_log).read_text().splitlines()
+                if line.startswith('{"seed"')]
+        stem = OUT / f"validate_attack_convergence_checks{('_' + args.tag) if args.tag else ''}"
+        stem.with_suffix(".json").write_text(json.dumps({"rows": rows}, indent=1))
+        write_checks_md(stem.with_suffix(".md"), rows)
+        return
     if args.checks:
         torch.set_num_threads(1)
         preset_checks([int(s) for s in args.checks.split(",")], args.store,
-                      args.escalate.split(";"), args.max_factor, args.tag)
+                      args.escalate.split(";"), args.max_factor, args.tag,
+                      [n for n in args.check_names.split(";") if n])
         return
     if args.from_json and args.tag:  # every run tagged TAG* (e.g. a preset's sweeps) in one page
         blobs = [json.loads(f.read_text())

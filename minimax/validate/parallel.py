@@ -78,7 +78,23 @@ def _single_thread_env() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} {XLA_SINGLE}".strip()
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this process SIGTERM when its parent dies (a run killed
+    mid-batch leaves no worker computing for nobody); elsewhere, nothing."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            pr_set_pdeathsig = 1
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+        except OSError:
+            pass
+
+
 def _init_worker() -> None:
+    _die_with_parent()
     _single_thread_env()
     import torch
 
