@@ -573,6 +573,7 @@ def test_tiny_digits_end_to_end(tmp_path, monkeypatch):
         "validate.game.lever_steps=2",
         "validate.model.restarts=1",
         "validate.checks=[]",
+        "validate.workers=1",  # workers: tests/test_validate_parallel.py
     ]
     res = run(_compose(o).validate, tmp_path / "out")
     assert res["status"] == "ok" and not res["errors"], res["errors"]
