@@ -396,7 +396,9 @@ def write_checks_md(path: Path, rows: list[dict]) -> None:
              "`PYTHONPATH=. python experiments/validate_attack_convergence.py --checks 0,1,2 "
              "--store STORE`: each check of `conf/validate/quick.yaml` measured on the "
              "held-out images of each seed (paired bootstrap over images, 95%); the escalated "
-             "check doubles the GCG budget until a doubling adds nothing within its CI.", "",
+             "check doubles the GCG budget until a doubling adds nothing within its CI (4x: "
+             "`text_steps 128, text_max 512, text_tol 0.0075`). `s`: wall seconds of the "
+             "row's new measurements on 2 shared cores (load 6-8); 0: read from the store.", "",
              "| seed | check | budgets | bits | bits (stronger) | difference [95% CI] | "
              "flat within CI | s |", "|---:|---|---|---:|---:|---|---|---:|"]
     for r in rows:
@@ -435,13 +437,19 @@ def main() -> None:
     ap.add_argument("--check-names", type=str, default="",
                     help="semicolon list: run only these checks of the preset (default all)")
     ap.add_argument("--checks-from-log", type=str, default="",
-                    help="write the checks tables from the JSON lines a --checks run printed")
+                    help="comma list of logs: write the checks tables from the JSON lines "
+                         "--checks runs printed")
     args = ap.parse_args()
     if args.checks_from_log:
-        dec = json.JSONDecoder()
-        rows = [dec.raw_decode(line)[0]
-                for line in Path(args.checks_from_log).read_text().splitlines()
-                if line.startswith('{"seed"')]
+        dec, seen, rows = json.JSONDecoder(), set(), []
+        for log in args.checks_from_log.split(","):  # several runs' logs: each row once
+            for line in Path(log).read_text().splitlines():
+                if line.startswith('{"seed"'):
+                    r = dec.raw_decode(line)[0]
+                    if (r["seed"], r["check"], r["budget"]) not in seen:
+                        seen.add((r["seed"], r["check"], r["budget"]))
+                        rows.append(r)
+        rows.sort(key=lambda r: (r["seed"], r["check"], r["budget"] != "default vs options"))
         stem = OUT / f"validate_attack_convergence_checks{('_' + args.tag) if args.tag else ''}"
         stem.with_suffix(".json").write_text(json.dumps({"rows": rows}, indent=1))
         write_checks_md(stem.with_suffix(".md"), rows)

@@ -289,6 +289,7 @@ def test_gcg_plateau_extends_while_the_objective_falls(target):
     assert big.loss == fixed.loss
 
 
+@pytest.mark.slow
 def test_gcg_pruned_combinations_give_the_unpruned_run(target):
     """Skipping a combined size no target can fill is exact: same suffixes, same objective
     trace (to float rounding), on a fixed seed long enough for sizes to be skipped."""
