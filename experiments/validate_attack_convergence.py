@@ -400,7 +400,7 @@ def write_checks_md(path: Path, rows: list[dict]) -> None:
              "`text_steps 128, text_max 512, text_tol 0.0075`). `s`: wall seconds of the "
              "row's new measurements on 2 shared cores (load 6-8); 0: read from the store.", "",
              "| seed | check | budgets | bits | bits (stronger) | difference [95% CI] | "
-             "flat within CI | s |", "|---:|---|---|---:|---:|---|---|---:|"]
+             "no rise beyond CI | s |", "|---:|---|---|---:|---:|---|---|---:|"]
     for r in rows:
         lines.append(f"| {r['seed']} | {r['check']} | {r['budget']} | {r['bits']:.3f} | "
                      f"{r['bits_stronger']:.3f} | {r['delta']:+.3f} [{r['delta_lo']:+.3f}, "
