@@ -68,10 +68,11 @@ class BoundConfig(NamedTuple):
     bisect_s: int = 7  # rounds of the parallel bracket search (grid - 1 = 8x shrink per round)
     boxes: int = 24  # intervals kept in the branch-and-bound pool
     # intervals refined per round (the lowest bounds of the pool, each split into
-    # boxes // refine); the unrefined ones stay in the pool. With the pool, 6 rounds of 4 gave
-    # a bound >= the previous 8 rounds of 6 (which dropped every unrefined interval) on 62 of
-    # 64 random games K = 6 (the other two within 2.4e-7) and raised it by 4.0e-5 in the median,
-    # 1.4e-3 at the 90th percentile (experiments/profile_core.py), for 3/4 of the rounds
+    # boxes // refine); the unrefined ones stay in the pool. With the pool, 6 rounds of 4 (3/4
+    # of the rounds) against the previous 8 rounds of 6, which dropped every unrefined interval,
+    # at the searched multiplier: g(nu) higher by 4.0e-5 in the median and 1.4e-3 at the 90th
+    # percentile, lower by at most 2.4e-7, on 64 random games K = 6 (32 at K = 12: +6.4e-5
+    # median, at most 3.7e-8 lower)
     refine: int = 4
     rounds: int = 6  # refinement rounds
     # bisection steps on log nu over a width of 40 (1e-8 resolution: 20 steps left a gap of
@@ -80,8 +81,9 @@ class BoundConfig(NamedTuple):
     # With a hint (the defense's own KKT multiplier, :func:`kkt_multiplier`), the search first
     # tries the bracket log nu in [log hint - nu_window, log hint + nu_window] (two estimates at
     # its ends) and bisects it hint_steps times (0.125 / 2^22 = 3e-8 resolution), else the side
-    # of it where the crossing lies (then coarser). The hint was within 0.0625 of the searched
-    # log nu on 58 of 64 random games K = 6 (median 0.005); 24 evaluations in place of 32.
+    # of it where the crossing lies (then coarser). On 64 random games K = 6 the hint was off
+    # the searched log nu by 0.005 in the median, 0.016 at the 90th percentile, 0.19 at most;
+    # 24 evaluations of the estimate in place of 32.
     nu_window: float = 0.0625
     hint_steps: int = 22
     search_grid: int = 24  # outer-lever grid of the (heuristic) multiplier search
