@@ -103,6 +103,7 @@ def _dropping_bnb(game, attack, nu, cfg):
     return jnp.minimum(floor, jnp.min(lb, axis=0))
 
 
+@pytest.mark.slow
 def test_pool_branch_and_bound_is_no_looser_than_dropping_the_unrefined_intervals():
     rng = np.random.default_rng(11)
     games = [random_game(rng, 3, utility_price=float(rng.uniform(0, 0.3))) for _ in range(12)]
@@ -123,6 +124,7 @@ def test_pool_branch_and_bound_is_no_looser_than_dropping_the_unrefined_interval
     assert np.mean(new > old + 1e-9 * scale) >= 0.25  # and it is often strictly tighter
 
 
+@pytest.mark.slow
 def test_hinted_multiplier_search_finds_the_crossing_of_the_plain_bisection():
     rng = np.random.default_rng(3)
     cfg = C.BoundConfig()
@@ -140,6 +142,7 @@ def test_hinted_multiplier_search_finds_the_crossing_of_the_plain_bisection():
             assert abs(found - plain) <= 1e-5, (hint, found, plain)
 
 
+@pytest.mark.slow
 def test_kkt_multiplier_matches_its_closed_form_at_a_known_saddle():
     # one channel, b the only lever, no utility term: all budget on b, V = e^-1 log2(3), and
     # dL/db = -gamma L, so nu = gamma V / cost_b
