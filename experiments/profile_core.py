@@ -166,7 +166,7 @@ def main() -> None:
         print(sweep_chunk(args.sweep_chunk, args.repeat, args.sweep_sample), flush=True)
     _, opts, cfg = parse_options("gradient", {})
     rows = [profile(k, n, args.repeat, opts, cfg) for k, n in zip(args.k, args.games,
-                                                                    strict=True) if k > 0]
+                                                                    strict=False) if k > 0]
     if rows:  # --k 0: the sweep chunk only
         print(table(rows))
 
