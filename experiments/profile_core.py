@@ -24,6 +24,7 @@ import numpy as np
 
 import minimax
 from minimax import certificate as C
+from minimax.game import Defense
 from minimax.gradient import NEWTON_GRADIENT_TRIALS
 from minimax.linesearch import TRIALS
 from minimax.methods import parse_options
@@ -57,8 +58,9 @@ def profile(k: int, games: int, repeat: int, opts, cfg):
                                    repeat=repeat)
     (_, attack, _, centre), t_centre = _timed(S._batch_certify_centre, batch, x, cfg,
                                               repeat=repeat)
-    nu_search = jax.jit(jax.vmap(lambda g, a: C._multiplier(g, a, cfg)))
-    log_nu, t_nu = _timed(nu_search, batch, attack, repeat=repeat)
+    nu_search = jax.jit(jax.vmap(lambda g, a, x: C._multiplier(
+        g, a, cfg, C.kkt_multiplier(g, Defense(*x), a))))
+    log_nu, t_nu = _timed(nu_search, batch, attack, x, repeat=repeat)
     rigorous = jax.jit(jax.vmap(lambda g, a, nu: C._rigorous_g(g, a, nu, cfg)))
     _, t_rigorous = _timed(rigorous, batch, attack, jax.numpy.exp(log_nu), repeat=repeat)
     _, t_cert = _timed(lambda: S._batch_certify(batch, games, x, cfg), repeat=repeat)
@@ -164,7 +166,7 @@ def main() -> None:
         print(sweep_chunk(args.sweep_chunk, args.repeat, args.sweep_sample), flush=True)
     _, opts, cfg = parse_options("gradient", {})
     rows = [profile(k, n, args.repeat, opts, cfg) for k, n in zip(args.k, args.games,
-                                                                    strict=True) if k > 0]
+                                                                    strict=False) if k > 0]
     if rows:  # --k 0: the sweep chunk only
         print(table(rows))
 

@@ -38,6 +38,7 @@ from minimax.certificate import (
     Certificate,
     centre_bound,
     combine_bounds,
+    kkt_multiplier,
     zero_bound,
 )
 from minimax.channel import payoff
@@ -140,7 +141,9 @@ def _batch_certify_centre(games: Game, x, cfg: BoundConfig):
     def one(game, x):
         defense = Defense(n=x[0], s=x[1], b=x[2])
         attack = best_response_attack(game, defense)
-        return defense, attack, payoff(game, defense, attack), centre_bound(game, attack, cfg)
+        hint = kkt_multiplier(game, defense, attack)
+        return defense, attack, payoff(game, defense, attack), centre_bound(game, attack, cfg,
+                                                                            hint)
 
     return jax.vmap(one)(games, x)
 
