@@ -32,3 +32,20 @@ def test_bad_input_names_the_field():
         rank_ceiling([1.0, 2.0], [1.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="level"):
         rank_ceiling([1.0, 2.0], [1.0, 2.0], [1.0, 2.0], level=1.5)
+
+
+def test_a_runs_ceiling_uses_its_budget_matched_rows_only():
+    from minimax.validate.report import allocation_ceiling
+
+    d, sd = 0.3, 0.1
+    half = sd * norm.ppf(0.975)
+    scores = [{"name": "no defense", "worst": 9.0, "worst_lo": 0.0, "worst_hi": 99.0},
+              {"name": "a", "worst": 1.0, "worst_lo": 1.0 - half, "worst_hi": 1.0 + half},
+              {"name": "b", "worst": 1.0 + d, "worst_lo": 1.0 + d - half,
+               "worst_hi": 1.0 + d + half}]
+    run = {"game": {"scores": scores},
+           "decision": {"allocations": [{"allocation": "a"}, {"allocation": "b"}]}}
+    want = 1 - 2 * norm.cdf(-d / (sd * np.sqrt(2)))
+    assert allocation_ceiling(run) == pytest.approx(want, abs=0.03)
+    run["decision"]["allocations"].append({"allocation": "missing"})
+    assert allocation_ceiling(run) is None
