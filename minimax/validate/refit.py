@@ -76,10 +76,16 @@ def allocation_ceiling(allocs: Sequence[tuple[str, dict[str, float], float]],
 
 
 def rescore(run_dir: str | Path, *, power: float = 1.5, caps: dict[str, float] | None = None,
-            terms: Sequence[str] | None = None, restarts: int = 3) -> dict[str, Any]:
-    """Fit on the run's calibration conditions; score held-out conditions and allocations."""
+            terms: Sequence[str] | None = None, restarts: int = 3,
+            extra: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Fit on the run's calibration conditions; score held-out conditions and allocations.
+
+    ``extra``: directories whose ``conditions.csv`` holds more calibration conditions of the
+    same seed (e.g. from ``experiments/validate_conditions_only.py``), added to the fit.
+    """
     conds = read_conditions(run_dir)
     calib = [c for c in conds if c.split == "calib"]
+    calib += [c for d in extra for c in read_conditions(d) if c.split == "calib"]
     held = [c for c in conds if c.split == "held"]
     kw = {"caps": dict(caps if caps is not None else {"text": 1.0}), "restarts": restarts}
     model = cal.fit_model(calib, ("image", "text"), terms=terms, **kw)
@@ -138,12 +144,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--terms", default=None,
                     help="interaction terms allowed, comma list (default: chosen by AIC)")
     ap.add_argument("--power", type=float, default=1.5)
+    ap.add_argument("--extra", action="append", default=[],
+                    help="a directory with more calibration conditions of the same seed "
+                         "(its conditions.csv); repeat for several; applies to every run")
     ap.add_argument("--diagnose", action="store_true",
                     help="also print each row and held-out condition, measured vs predicted")
     args = ap.parse_args(argv)
     terms = None if args.terms is None else tuple(t for t in args.terms.split(",") if t)
     for run in args.runs:
-        r = rescore(run, power=args.power, terms=terms)
+        r = rescore(run, power=args.power, terms=terms, extra=args.extra)
         h, hb, a = r["held"], r["held_blind"], r["allocations"]
         print(f"{run}: terms {r['terms']}, fit RMS {r['fit_rms']:.3f}; held-out MAE "
               f"{h['mae']:.3f} (blind {hb['mae']:.3f}), Spearman {h['spearman']:.3f} "
