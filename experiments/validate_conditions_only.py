@@ -31,6 +31,21 @@ COLUMNS = ("label", "kind", "split", "P_image", "P_text", *refit.LEVER_COLUMNS, 
            "hi")
 
 
+def load_target(config: str, seed: int, store: str | None):
+    """The preset ``config`` and its target for ``seed`` (one torch thread; results kept in
+    and read back from the measurement ``store`` if given)."""
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = OmegaConf.load(config)
+    target = make_target(cfg, seed)
+    if store:
+        from minimax.validate.store import StoredTarget
+
+        target = StoredTarget(target, Path(store), (_plain(cfg.target), int(seed)))
+    return cfg, target
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, required=True)
@@ -39,15 +54,7 @@ def main(argv=None) -> None:
     ap.add_argument("--config", default="conf/validate/quick.yaml")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import torch
-
-    torch.set_num_threads(1)
-    cfg = OmegaConf.load(args.config)
-    target = make_target(cfg, args.seed)
-    if args.store:
-        from minimax.validate.store import StoredTarget
-
-        target = StoredTarget(target, Path(args.store), (_plain(cfg.target), int(args.seed)))
+    cfg, target = load_target(args.config, args.seed, args.store)
     res: dict = {"errors": []}
     conds = measure_conditions(Measurer(target, cfg, args.seed), cfg, res)
     out = Path(args.out)

@@ -21,14 +21,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from omegaconf import OmegaConf  # noqa: E402
+from validate_conditions_only import load_target  # noqa: E402
 
 from minimax.validate import calibrate as cal  # noqa: E402
 from minimax.validate import refit  # noqa: E402
 from minimax.validate.knobs import Knobs  # noqa: E402
 from minimax.validate.measure import bootstrap_weights, outcome_bits  # noqa: E402
-from minimax.validate.run import _plain, make_target  # noqa: E402
+from minimax.validate.run import _plain  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -41,15 +42,7 @@ def main(argv=None) -> None:
     ap.add_argument("--config", default="conf/validate/quick.yaml")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import torch
-
-    torch.set_num_threads(1)
-    cfg = OmegaConf.load(args.config)
-    target = make_target(cfg, args.seed)
-    if args.store:
-        from minimax.validate.store import StoredTarget
-
-        target = StoredTarget(target, Path(args.store), (_plain(cfg.target), int(args.seed)))
+    cfg, target = load_target(args.config, args.seed, args.store)
     summ = json.loads((Path(args.run) / "summary.json").read_text())
     rows = {r["name"]: r for r in summ["game"]["rows"]}
     opts = {**(_plain(cfg.get("attack")) or {}), "recipe": "auto"}
