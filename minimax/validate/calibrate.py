@@ -523,6 +523,41 @@ def score(pred, meas) -> Score:
     return Score(len(pred), rho, float(np.mean(np.abs(pred - meas))))
 
 
+def rank_ceiling(worst, lo, hi, *, level: float = 0.95, draws: int = 4000,
+                 seed: int = 0) -> float:
+    """The rank correlation a perfect model can expect against noisy measured worst cases.
+
+    docs/validation.md §5.6.  Each row's measured worst case ``worst_i`` carries a CI
+    ``[lo_i, hi_i]`` at ``level``; read as a normal error of standard deviation
+    ``sd_i = (hi_i - lo_i) / (2 z)``, ``z = Phi^-1((1 + level) / 2)``.  Taking the measured
+    values as the truth, this is ``E[Spearman(worst, worst + e)]``, ``e_i ~ N(0, sd_i^2)``
+    independent (Monte Carlo over ``draws``): what a model that predicted every row's true
+    worst case would score on one measurement of it.  Two rows ``d`` apart with a common
+    ``sd`` give ``1 - 2 Phi(-d / (sd sqrt 2))`` (Spearman of two points is +-1).
+    """
+    from scipy.stats import norm, rankdata
+
+    w, lo, hi = (np.asarray(v, float) for v in (worst, lo, hi))
+    for name, v in (("lo", lo), ("hi", hi)):
+        if v.shape != w.shape:
+            raise ValueError(f"rank_ceiling: {name} has shape {v.shape}; worst has {w.shape}")
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ValueError("rank_ceiling: worst, lo and hi must be finite")
+    if np.any(hi < lo):
+        raise ValueError(f"rank_ceiling: hi < lo at rows {np.flatnonzero(hi < lo).tolist()}")
+    if not 0 < level < 1:
+        raise ValueError(f"rank_ceiling: level={level}; expected 0 < level < 1")
+    if len(w) < 2 or np.ptp(w) <= 0:
+        return float("nan")
+    sd = (hi - lo) / (2 * norm.ppf((1 + level) / 2))
+    noisy = w + np.random.default_rng(seed).normal(size=(int(draws), len(w))) * sd
+    rw = rankdata(w)
+    rn = rankdata(noisy, axis=1)
+    rw, rn = rw - rw.mean(), rn - rn.mean(1, keepdims=True)
+    rho = (rn @ rw) / np.sqrt((rn ** 2).sum(1) * (rw ** 2).sum())
+    return float(np.mean(rho))
+
+
 def worst_case(model: ChannelModel, levers: Mapping[str, float], power: float,
                grid: int = 40) -> tuple[float, dict[str, float]]:
     """The model's attacker best response to ``levers``: (bits, split fractions)."""

@@ -55,11 +55,37 @@ def read_allocations(run_dir: str | Path) -> list[tuple[str, dict[str, float], f
             for a in (d.get("decision") or {}).get("allocations", [])]
 
 
+def read_row_cis(run_dir: str | Path) -> dict[str, tuple[float, float, float]]:
+    """Each game row's measured worst case and its CI, ``name -> (worst, lo, hi)``."""
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        return {}
+    d = json.loads(path.read_text())
+    return {r["name"]: (float(r["worst"]), float(r["worst_lo"]), float(r["worst_hi"]))
+            for r in (d.get("game") or {}).get("scores", [])}
+
+
+def allocation_ceiling(allocs: Sequence[tuple[str, dict[str, float], float]],
+                       cis: dict[str, tuple[float, float, float]]) -> float:
+    """:func:`~minimax.validate.calibrate.rank_ceiling` of the budget-matched rows (nan if a
+    row's CI is missing)."""
+    if not allocs or any(name not in cis for name, _, _ in allocs):
+        return float("nan")
+    w, lo, hi = zip(*(cis[name] for name, _, _ in allocs), strict=True)
+    return cal.rank_ceiling(w, lo, hi)
+
+
 def rescore(run_dir: str | Path, *, power: float = 1.5, caps: dict[str, float] | None = None,
-            terms: Sequence[str] | None = None, restarts: int = 3) -> dict[str, Any]:
-    """Fit on the run's calibration conditions; score held-out conditions and allocations."""
+            terms: Sequence[str] | None = None, restarts: int = 3,
+            extra: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Fit on the run's calibration conditions; score held-out conditions and allocations.
+
+    ``extra``: directories whose ``conditions.csv`` holds more calibration conditions of the
+    same seed (e.g. from ``experiments/validate_conditions_only.py``), added to the fit.
+    """
     conds = read_conditions(run_dir)
     calib = [c for c in conds if c.split == "calib"]
+    calib += [c for d in extra for c in read_conditions(d) if c.split == "calib"]
     held = [c for c in conds if c.split == "held"]
     kw = {"caps": dict(caps if caps is not None else {"text": 1.0}), "restarts": restarts}
     model = cal.fit_model(calib, ("image", "text"), terms=terms, **kw)
@@ -72,10 +98,44 @@ def rescore(run_dir: str | Path, *, power: float = 1.5, caps: dict[str, float] |
     dec = cal.decision_score(model, [(lv, b) for _, lv, b in allocs], power)
     dec_b = cal.decision_score(blind, [(lv, b) for _, lv, b in allocs], power)
     resid = {c.label: cal.predict_condition(model, c) - c.bits for c in held}
+    cis = read_row_cis(run_dir)
+    rows = [{"allocation": name, "levers": lv, "measured": b,
+             "measured_lo": cis.get(name, (b, math.nan, math.nan))[1],
+             "measured_hi": cis.get(name, (b, math.nan, math.nan))[2],
+             "predicted": cal.worst_case(model, lv, power)[0],
+             "predicted_blind": cal.worst_case(blind, lv, power)[0]} for name, lv, b in allocs]
     return {"run": str(run_dir), "terms": list(model.terms), "fit_rms": model.rms,
             "held": held_score(model)._asdict(), "held_blind": held_score(blind)._asdict(),
             "allocations": dec._asdict(), "allocations_blind": dec_b._asdict(),
-            "held_residuals": resid}
+            "allocation_ceiling": allocation_ceiling(allocs, cis), "allocation_rows": rows,
+            "held_residuals": resid,
+            "held_rows": [(c.label, c.bits, cal.predict_condition(model, c),
+                           cal.predict_condition(blind, c)) for c in held]}
+
+
+def _ranks(v: Sequence[float]) -> list[float]:
+    from scipy.stats import rankdata
+
+    return list(rankdata(v)) if len(v) else []
+
+
+def diagnosis(r: dict[str, Any]) -> str:
+    """Markdown: each budget-matched row measured vs predicted with ranks, and each held-out
+    condition's residual (what :func:`rescore` returned)."""
+    rows = r["allocation_rows"]
+    rm, rp = _ranks([x["measured"] for x in rows]), _ranks([x["predicted"] for x in rows])
+    md = [f"### {r['run']}", "",
+          "| row | levers | measured worst (CI) | predicted | rank measured | rank predicted |",
+          "|---|---|---|---|---:|---:|"]
+    for x, a, b in sorted(zip(rows, rm, rp, strict=True), key=lambda t: t[1]):
+        lv = ", ".join(f"{k} {v:.2f}" for k, v in x["levers"].items() if v)
+        md.append(f"| {x['allocation']} | {lv} | {x['measured']:.3f} [{x['measured_lo']:.3f}, "
+                  f"{x['measured_hi']:.3f}] | {x['predicted']:.3f} | {a:g} | {b:g} |")
+    md += ["", "| held-out condition | measured | model | residual | blind |",
+           "|---|---|---|---|---|"]
+    for label, y, p, pb in r["held_rows"]:
+        md.append(f"| {label} | {y:.3f} | {p:.3f} | {p - y:+.3f} | {pb:.3f} |")
+    return "\n".join(md) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -84,15 +144,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--terms", default=None,
                     help="interaction terms allowed, comma list (default: chosen by AIC)")
     ap.add_argument("--power", type=float, default=1.5)
+    ap.add_argument("--extra", action="append", default=[],
+                    help="a directory with more calibration conditions of the same seed "
+                         "(its conditions.csv); repeat for several; applies to every run")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="also print each row and held-out condition, measured vs predicted")
     args = ap.parse_args(argv)
     terms = None if args.terms is None else tuple(t for t in args.terms.split(",") if t)
     for run in args.runs:
-        r = rescore(run, power=args.power, terms=terms)
+        r = rescore(run, power=args.power, terms=terms, extra=args.extra)
         h, hb, a = r["held"], r["held_blind"], r["allocations"]
         print(f"{run}: terms {r['terms']}, fit RMS {r['fit_rms']:.3f}; held-out MAE "
               f"{h['mae']:.3f} (blind {hb['mae']:.3f}), Spearman {h['spearman']:.3f} "
               f"(blind {hb['spearman']:.3f}); allocations n={a['n']} Spearman "
-              f"{a['spearman']:.3f}, MAE {a['mae']:.3f} "
+              f"{a['spearman']:.3f} (ceiling {r['allocation_ceiling']:.3f}), MAE {a['mae']:.3f} "
               f"(blind MAE {r['allocations_blind']['mae']:.3f})" if a["n"] else
               f"{run}: terms {r['terms']}, fit RMS {r['fit_rms']:.3f}; held-out MAE "
               f"{h['mae']:.3f} (blind {hb['mae']:.3f}), Spearman {h['spearman']:.3f} "
@@ -100,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         worst = sorted(r["held_residuals"].items(), key=lambda kv: -abs(kv[1]))[:4]
         print("   largest held-out residuals (predicted - measured): " + ", ".join(
             f"{k} {v:+.3f}" for k, v in worst if math.isfinite(v)))
+        if args.diagnose:
+            print(diagnosis(r))
 
 
 if __name__ == "__main__":

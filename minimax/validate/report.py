@@ -266,6 +266,8 @@ def _markdown(res, cfg, df, alloc) -> str:
                           f" {_f(sb['spearman'])} |")
                 md.append(f"| allocations, {lab}: MAE (bits) | {_f(s['mae'])} | "
                           f"{_f(sb['mae'])} |")
+            md.append(f"| allocations: Spearman a perfect model could expect, given the "
+                      f"measured worst cases' CIs | {_f(allocation_ceiling(res))} | |")
         md += ["", "![scatter](predicted_vs_measured.png)", ""]
         if dec:
             md += ["![decision](decision.png)", ""]
@@ -302,6 +304,21 @@ def _last_exploitability(r: dict) -> dict[str, Any]:
     return {k: trace[-1].get(k) for k in ("exploitability", "expl_lo", "expl_hi")}
 
 
+def allocation_ceiling(r: dict) -> float | None:
+    """The rank correlation a perfect model could expect on this run's budget-matched rows
+    (:func:`~minimax.validate.calibrate.rank_ceiling` of their measured worst cases and CIs);
+    None where the run has no allocations or no game."""
+    from minimax.validate.calibrate import rank_ceiling
+
+    allocs = ((r.get("decision") or {}).get("allocations")) or []
+    scores = {s["name"]: s for s in (r.get("game") or {}).get("scores", [])}
+    if len(allocs) < 2 or any(a["allocation"] not in scores for a in allocs):
+        return None
+    rows = [scores[a["allocation"]] for a in allocs]
+    return rank_ceiling([s["worst"] for s in rows], [s["worst_lo"] for s in rows],
+                        [s["worst_hi"] for s in rows])
+
+
 def seed_row(r: dict) -> dict[str, Any]:
     """One seed's headline numbers (a run's ``summary.json`` or ``run_seed`` result)."""
     g, d = r.get("goal") or {}, r.get("decision") or {}
@@ -320,6 +337,10 @@ def seed_row(r: dict) -> dict[str, Any]:
         "no_defense_minus_validated": none[0], "no_defense_lo": none[1],
         "no_defense_hi": none[2], "beats_no_defense": g.get("beats_no_defense"),
         "rank_corr_one_shot": (d.get("decision") or {}).get("spearman"),
+        "rank_corr_ceiling": allocation_ceiling(r),
+        "rank_corr_blind_one_shot": (d.get("blind_decision") or {}).get("spearman"),
+        "alloc_mae": (d.get("decision") or {}).get("mae"),
+        "alloc_mae_blind": (d.get("blind_decision") or {}).get("mae"),
         "rank_corr_recalibrated": (d.get("recalibrated") or {}).get("spearman"),
         "rank_corr_blind": (d.get("blind_recalibrated") or {}).get("spearman"),
         "heldout_mae": (ho.get("model") or {}).get("mae"),
@@ -359,6 +380,12 @@ def _headline(df: pd.DataFrame) -> list[str]:
               [f"{_f(a)} of {_f(b)}" for a, b in zip(df.engine_rank_among_pure, df.n_pure_rows,
                                                      strict=True)], "")]
     for col, name in (("rank_corr_one_shot", "allocations: Spearman, one shot (target >= 0.8)"),
+                      ("rank_corr_ceiling", "allocations: Spearman a perfect model could expect "
+                       "(measurement noise)"),
+                      ("rank_corr_blind_one_shot", "allocations: Spearman, defense-blind "
+                       "baseline (n/a: one number for every row)"),
+                      ("alloc_mae", "allocations: MAE of the one-shot model (bits)"),
+                      ("alloc_mae_blind", "allocations: MAE of the defense-blind baseline (bits)"),
                       ("rank_corr_recalibrated", "allocations: Spearman, recalibrated"),
                       ("heldout_mae", "held-out MAE, model (bits; target <= 0.15)"),
                       ("heldout_mae_blind", "held-out MAE, defense-blind baseline (bits)"),
