@@ -66,6 +66,10 @@ deal of victims to seed entries (``deal``); the preset uses the strongest of eac
   alice smith live", ...), each scored alone.
 * ``deal="target"``: seeds skip the victims already answered the target (their questions
   carry no loss for it), so more entries go to the others.
+* ``redeal=True``: before each ``"coord"`` step, spare entries (no question's best) are
+  replaced by copies of entries whose victims are still lost, while the exact loss falls
+  (:meth:`MemoryTarget._redeal`): two equal entries double the vote against a true fact
+  that a single one scores just below.
 
 A cap-aware attacker never pays for entries a write limit drops: with limit ``r`` on every
 component it writes ``min(m, r)`` longer entries.
