@@ -397,3 +397,23 @@ def test_coord_run_stops_when_no_entry_has_work(target, monkeypatch):
                       lambda s: _embed(target, s), lambda s: torch.zeros(s.shape[:-1]),
                       target.W[vocab], trace, snaps.append)
     assert trace == [0.25] * 4 and snaps == [1, 2, 3] and torch.equal(x, x0)
+
+
+def test_fluent_recipe_writes_its_own_entry_length(target, monkeypatch):
+    """``fluent_tokens_per_entry``: against a perplexity filter the attacker writes entries long
+    enough for a whole fact; the other recipes keep ``tokens_per_entry``."""
+    monkeypatch.setattr(target, "cfg", mem.memory_config(
+        n_classes=4, n_entities=30, steps=4, n_cand=16, tokens_per_entry=5,
+        fluent_tokens_per_entry=8))
+    monkeypatch.setattr(target, "_attacks", {})
+    f = mem.MemoryDefense(ppl_fpr=0.0)
+    opts = {"text_steps": 0}
+    fluent = target.attack([(1.0, f)], {"memory": 80}, split="calib", options=opts)
+    blind = target.attack([(1.0, f)], {"memory": 80}, split="calib",
+                          options={**opts, "recipe": "gcg"})
+    assert fluent.payload["recipe"] == "gcg-fluent"
+    assert (fluent.payload["m"], fluent.payload["L"]) == (10, 8)
+    assert (blind.payload["m"], blind.payload["L"]) == (16, 5)
+    forced = target.attack([(1.0, f)], {"memory": 80}, split="calib",
+                           options={**opts, "tokens_per_entry": 5})
+    assert forced.payload["L"] == 5

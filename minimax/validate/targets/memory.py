@@ -41,8 +41,11 @@ survive the defense (``E`` over a mixture's components).  Recipes (``options["re
 Options: ``text_steps`` (GCG steps, default ``steps`` of the config), ``steps`` (alias of
 ``text_steps``: there is no image), ``restarts`` (independent starts, the best kept per
 target), ``eot`` (accepted, must be 1: no defense here is randomised),
-``tokens_per_entry`` (``L``), ``checkpoints`` (step counts whose entries the payload keeps:
-:meth:`MemoryTarget.at_checkpoint` evaluates them, one run for a whole convergence curve).
+``tokens_per_entry`` (``L``; default ``tokens_per_entry`` of the config, or its
+``fluent_tokens_per_entry`` under ``"gcg-fluent"``: a fact about a victim, "yvonne harrison
+lives in", needs room to read as fluent text), ``checkpoints`` (step counts whose entries
+the payload keeps: :meth:`MemoryTarget.at_checkpoint` evaluates them, one run for a whole
+convergence curve).
 
 **The search, and why it is built this way** (docs/validation.md §5.3).  The config picks
 the step rule (``update``), the entry shape (``shape``), the start (``start``) and the
@@ -154,6 +157,7 @@ class MemoryConfig:
     temperature: float = 0.05     # vote weight exp(score / temperature)
     seed: int = 0                 # fact base
     tokens_per_entry: int = 8     # L: attacker tokens per entry (default split of power)
+    fluent_tokens_per_entry: int | None = None  # L of the "gcg-fluent" recipe (None: as above)
     max_entries: int = 8          # reference for the write-limit lever, ln(max_entries / r)
     max_tokens: int = 24          # longest entry a cap-aware attacker writes
     steps: int = 24               # GCG steps (the preset sets its own)
@@ -601,7 +605,10 @@ class MemoryTarget:
         if recipe not in ("gcg", "gcg-fluent", "copy"):
             raise ValueError(f"options['recipe']={recipe!r}; expected 'auto', 'gcg', "
                              f"'gcg-fluent' or 'copy'")
-        m, ell = self._shape(p, int(opts.get("tokens_per_entry", self.cfg.tokens_per_entry)),
+        ell0 = self.cfg.tokens_per_entry
+        if recipe == "gcg-fluent" and self.cfg.fluent_tokens_per_entry is not None:
+            ell0 = self.cfg.fluent_tokens_per_entry
+        m, ell = self._shape(p, int(opts.get("tokens_per_entry", ell0)),
                              self._need(split) if self.cfg.shape == "cover" else 0,
                              mix)
         self._ents(split)
