@@ -249,13 +249,15 @@ def test_compact_closes_empty_slots_in_order():
 
 
 @pytest.mark.slow
-def test_coord_rule_never_raises_loss_and_reports_the_exact_loss():
-    """``update="coord"`` with the ``best`` start: the loss falls monotonically and the
-    trace's final loss is the exact loss of the entries returned (re-embedded here)."""
+@pytest.mark.parametrize("redeal", [False, True])
+def test_coord_rule_never_raises_loss_and_reports_the_exact_loss(redeal):
+    """``update="coord"`` with the ``best`` start (and ``redeal``): the loss falls
+    monotonically and the trace's final loss is the exact loss of the entries returned
+    (re-embedded here)."""
     torch.set_num_threads(1)
     tg = mem.MemoryTarget(mem.memory_config(n_classes=3, n_entities=15, n_cand=4,
                                             update="coord", shape="cover", start="best",
-                                            deal="target"))
+                                            deal="target", redeal=redeal))
     d = mem.MemoryDefense()
     a = tg.attack([(1.0, d)], {"memory": 20}, split="calib", options={"text_steps": 3})
     loss = a.trace["loss"]
@@ -269,3 +271,149 @@ def test_coord_rule_never_raises_loss_and_reports_the_exact_loss():
         assert exact == pytest.approx(a.trace["final_loss_per_target"][t], abs=1e-4)
     with pytest.raises(ValueError, match="shape"):
         mem.build_fact_base(mem.memory_config(shape="tight"))
+
+
+def _full(tg, vocab):
+    """The attacker's entry ids ``[CLS] body city . [SEP]`` (as ``_gcg`` writes them)."""
+    cls_tok = torch.tensor(tg.class_ids)
+    dot = tg.tok.convert_tokens_to_ids(".")
+
+    def full(rows, t):
+        body = vocab[rows]
+        lead = torch.full(body.shape[:-1] + (1,), tg.tok.cls_token_id)
+        city = cls_tok[t].expand(body.shape[:-1])[..., None]
+        return torch.cat([lead, body, city, torch.full_like(lead, dot),
+                          torch.full_like(lead, tg.tok.sep_token_id)], -1)
+    return full
+
+
+def _embed(tg, seqs):
+    flat = seqs.reshape(-1, seqs.shape[-1])
+    flat = flat.gather(1, mem._compact(flat, tg.pad))
+    with torch.no_grad():
+        e = torch.nn.functional.normalize(tg.text(flat, (flat != tg.pad).long()), dim=-1)
+    return e.view(*seqs.shape[:-1], -1)
+
+
+def _entries(tg, m, ell, spare=0):
+    """Fact-seeded entries for every target (one victim each), the last ``spare`` of them
+    overwritten with a victim-free text (no question's best entry)."""
+    ents = tg._ents("calib")
+    vocab = tg.vocab_free
+    x = tg._init(ents, m, ell, vocab, 0, torch.Generator().manual_seed(0), True)
+    row = {int(v): i for i, v in enumerate(vocab.tolist())}
+    junk = [row[v] for v in tg.tok("chess tennis painting")["input_ids"][1:-1]]
+    for i in range(m - spare, m):
+        x[:, i] = torch.tensor((junk + [len(vocab) - 1] * ell)[:ell])
+    return ents, vocab, x
+
+
+def test_active_gradient_equals_the_gradient_with_every_entry_differentiable(target):
+    """Only the entries with work go through the tower with gradients, the others held at
+    their embeddings: their one-hot gradient equals the one with every entry's tokens
+    differentiable (every target's loss summed), entry by entry."""
+    d = mem.MemoryDefense(paraphrases=2)
+    ents, vocab, x = _entries(target, 6, 5)
+    views = [target._view(d, ents)]
+    full = _full(target, vocab)
+    K, m, ell = x.shape
+    w_voc = target.W[vocab]
+    onehot = torch.nn.functional.one_hot(x, len(vocab)).to(w_voc.dtype).requires_grad_(True)
+    seqs = full(x, torch.arange(K)[:, None].expand(K, m))
+    emb = target.W[seqs].clone()
+    emb[:, :, 1: 1 + ell] = onehot @ w_voc
+    flat = seqs.reshape(-1, seqs.shape[-1])
+    idx = mem._compact(flat, target.pad)
+    emb = emb.reshape(len(flat), flat.shape[1], -1)
+    emb = emb.gather(1, idx[..., None].expand(-1, -1, emb.shape[-1]))
+    flat = flat.gather(1, idx)
+    e = torch.nn.functional.normalize(target.text(flat, (flat != target.pad).long(), emb),
+                                      dim=-1).view(K, m, -1)
+    loss = sum(target._loss(views, [1.0], e[t][None], t)[0] for t in range(K))
+    (want,) = torch.autograd.grad(loss, onehot)
+    tt, ii = torch.tensor([0, 0, 2, 3, 3]), torch.tensor([1, 4, 0, 2, 5])
+    got = target._active_grad(views, [1.0], x, e.detach(), tt, ii, full, w_voc)
+    scale = float(want[tt, ii].abs().max())
+    assert scale > 0
+    torch.testing.assert_close(got, want[tt, ii], rtol=0, atol=1e-4 * scale)
+
+
+def test_redeal_copies_onto_lost_victims_and_never_raises_loss(target):
+    """``redeal``: the loss after it is at most the best single copy of a lost entry onto a
+    free one (a brute-force loop over every pair), never above the loss before, and the
+    kept embeddings are those of the kept tokens."""
+    d = mem.MemoryDefense()
+    need = target._need("calib")
+    ents, vocab, x = _entries(target, need + 3, 5, spare=3)
+    views = [target._view(d, ents)]
+    full = _full(target, vocab)
+    K, m, _ = x.shape
+    base = _embed(target, full(x, torch.arange(K)[:, None].expand(K, m)))
+    pen = torch.zeros(K, m)
+    cur = torch.stack([target._loss(views, [1.0], base[t][None], t)[0] for t in range(K)])
+    before = cur.clone()
+    moved = 0
+    for t in range(K):
+        load = target._load(views, [1.0], base[t], t)
+        free = [i for i in range(m) if math.isinf(load[i])]
+        lost = [i for i in range(m) if mem.SETTLED < load[i] < math.inf]
+        best = float(cur[t])
+        for f in free:
+            for h in lost:
+                a = base[t].clone()
+                a[f] = base[t][h]
+                best = min(best, float(target._loss(views, [1.0], a[None], t)[0]))
+        x0 = x[t].clone()
+        target._redeal(views, [1.0], x, cur, pen, base, t)
+        assert float(cur[t]) <= best + 1e-6 and float(cur[t]) <= float(before[t]) + 1e-9
+        moved += int((x[t] != x0).any(-1).sum())
+        if best < float(before[t]) - 1e-6:
+            # a copy: some changed entry now repeats one of the others
+            changed = torch.nonzero((x[t] != x0).any(-1)).flatten().tolist()
+            assert any(torch.equal(x[t, c], x[t, o]) for c in changed for o in range(m)
+                       if o != c)
+    assert moved > 0  # the spare entries found lost victims on some target
+    again = _embed(target, full(x, torch.arange(K)[:, None].expand(K, m)))
+    torch.testing.assert_close(again, base, rtol=0, atol=1e-5)
+    exact = torch.stack([target._loss(views, [1.0], again[t][None], t)[0] for t in range(K)])
+    torch.testing.assert_close(exact, cur, rtol=0, atol=1e-4)
+
+
+def test_coord_run_stops_when_no_entry_has_work(target, monkeypatch):
+    """When every entry's questions are won no step can change anything: the run stops,
+    recording the remaining steps at the final loss, without another tower pass."""
+    ents, vocab, x = _entries(target, 4, 5)
+    views = [target._view(mem.MemoryDefense(), ents)]
+    full = _full(target, vocab)
+    K, m, _ = x.shape
+    monkeypatch.setattr(target, "_load", lambda *a: torch.zeros(m))
+
+    def boom(*a, **k):
+        raise AssertionError("a step ran with no entry to work on")
+    monkeypatch.setattr(target, "_active_grad", boom)
+    cur, trace, snaps = torch.full((K,), 0.25), [0.25], []
+    x0 = x.clone()
+    target._coord_run(views, [1.0], x, cur, torch.zeros(K, m), 3, torch.Generator(), full,
+                      lambda s: _embed(target, s), lambda s: torch.zeros(s.shape[:-1]),
+                      target.W[vocab], trace, snaps.append)
+    assert trace == [0.25] * 4 and snaps == [1, 2, 3] and torch.equal(x, x0)
+
+
+def test_fluent_recipe_writes_its_own_entry_length(target, monkeypatch):
+    """``fluent_tokens_per_entry``: against a perplexity filter the attacker writes entries long
+    enough for a whole fact; the other recipes keep ``tokens_per_entry``."""
+    monkeypatch.setattr(target, "cfg", mem.memory_config(
+        n_classes=4, n_entities=30, steps=4, n_cand=16, tokens_per_entry=5,
+        fluent_tokens_per_entry=8))
+    monkeypatch.setattr(target, "_attacks", {})
+    f = mem.MemoryDefense(ppl_fpr=0.0)
+    opts = {"text_steps": 0}
+    fluent = target.attack([(1.0, f)], {"memory": 80}, split="calib", options=opts)
+    blind = target.attack([(1.0, f)], {"memory": 80}, split="calib",
+                          options={**opts, "recipe": "gcg"})
+    assert fluent.payload["recipe"] == "gcg-fluent"
+    assert (fluent.payload["m"], fluent.payload["L"]) == (10, 8)
+    assert (blind.payload["m"], blind.payload["L"]) == (16, 5)
+    forced = target.attack([(1.0, f)], {"memory": 80}, split="calib",
+                           options={**opts, "tokens_per_entry": 5})
+    assert forced.payload["L"] == 5

@@ -41,8 +41,11 @@ survive the defense (``E`` over a mixture's components).  Recipes (``options["re
 Options: ``text_steps`` (GCG steps, default ``steps`` of the config), ``steps`` (alias of
 ``text_steps``: there is no image), ``restarts`` (independent starts, the best kept per
 target), ``eot`` (accepted, must be 1: no defense here is randomised),
-``tokens_per_entry`` (``L``), ``checkpoints`` (step counts whose entries the payload keeps:
-:meth:`MemoryTarget.at_checkpoint` evaluates them, one run for a whole convergence curve).
+``tokens_per_entry`` (``L``; default ``tokens_per_entry`` of the config, or its
+``fluent_tokens_per_entry`` under ``"gcg-fluent"``: a fact about a victim, "yvonne harrison
+lives in", needs room to read as fluent text), ``checkpoints`` (step counts whose entries
+the payload keeps: :meth:`MemoryTarget.at_checkpoint` evaluates them, one run for a whole
+convergence curve).
 
 **The search, and why it is built this way** (docs/validation.md §5.3).  The config picks
 the step rule (``update``), the entry shape (``shape``), the start (``start``) and the
@@ -66,6 +69,10 @@ deal of victims to seed entries (``deal``); the preset uses the strongest of eac
   alice smith live", ...), each scored alone.
 * ``deal="target"``: seeds skip the victims already answered the target (their questions
   carry no loss for it), so more entries go to the others.
+* ``redeal=True``: before each ``"coord"`` step, spare entries (no question's best) are
+  replaced by copies of entries whose victims are still lost, while the exact loss falls
+  (:meth:`MemoryTarget._redeal`): two equal entries double the vote against a true fact
+  that a single one scores just below.
 
 A cap-aware attacker never pays for entries a write limit drops: with limit ``r`` on every
 component it writes ``min(m, r)`` longer entries.
@@ -101,6 +108,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -149,6 +157,7 @@ class MemoryConfig:
     temperature: float = 0.05     # vote weight exp(score / temperature)
     seed: int = 0                 # fact base
     tokens_per_entry: int = 8     # L: attacker tokens per entry (default split of power)
+    fluent_tokens_per_entry: int | None = None  # L of the "gcg-fluent" recipe (None: as above)
     max_entries: int = 8          # reference for the write-limit lever, ln(max_entries / r)
     max_tokens: int = 24          # longest entry a cap-aware attacker writes
     steps: int = 24               # GCG steps (the preset sets its own)
@@ -160,6 +169,7 @@ class MemoryConfig:
     min_tokens: int = 5           # shortest entry of shape "cover" (a name and a verb)
     start: str = "two"            # seeds: "two" (facts, questions) or "best" (+ templates)
     deal: str = "all"             # seed deal: "all" victims, or "target" (those not answered t)
+    redeal: bool = False          # "coord": copy entries onto victims still lost (_redeal)
     ppl_unit: float = 0.05        # false-rejection rate per unit of n beyond 1
     smoothing: float = 0.1        # add-alpha smoothing of the bigram model
 
@@ -595,7 +605,10 @@ class MemoryTarget:
         if recipe not in ("gcg", "gcg-fluent", "copy"):
             raise ValueError(f"options['recipe']={recipe!r}; expected 'auto', 'gcg', "
                              f"'gcg-fluent' or 'copy'")
-        m, ell = self._shape(p, int(opts.get("tokens_per_entry", self.cfg.tokens_per_entry)),
+        ell0 = self.cfg.tokens_per_entry
+        if recipe == "gcg-fluent" and self.cfg.fluent_tokens_per_entry is not None:
+            ell0 = self.cfg.fluent_tokens_per_entry
+        m, ell = self._shape(p, int(opts.get("tokens_per_entry", ell0)),
                              self._need(split) if self.cfg.shape == "cover" else 0,
                              mix)
         self._ents(split)
@@ -747,7 +760,13 @@ class MemoryTarget:
             x, pen, cur = best_seed
             run_trace = [float(cur.mean())]
             snap(0, x, cur)
-            for step in range(1, steps + 1):
+            if self.cfg.update == "coord":
+                self._coord_run(views, weights, x, cur, pen, steps, g, full, embed, excess,
+                                w_voc, run_trace, partial(snap, x=x, cur=cur))
+                steps_left = 0
+            else:
+                steps_left = steps
+            for step in range(1, steps_left + 1):
                 onehot = F.one_hot(x, len(vocab)).to(w_voc.dtype).requires_grad_(True)
                 seqs = full(x, targets[:, None].expand(K, m))     # (K, m, ell + 4)
                 emb = self.W[seqs].clone()
@@ -766,12 +785,6 @@ class MemoryTarget:
                 where_e = torch.randint(m, (K, nc), generator=g)
                 where_p = torch.randint(ell, (K, nc), generator=g)
                 pick = torch.randint(top.shape[-1], (K, nc), generator=g)
-                if self.cfg.update == "coord":
-                    self._coord_step(views, weights, x, cur, pen, e.detach(), top, g, full,
-                                     embed, excess)
-                    run_trace.append(float(cur.mean()))
-                    snap(step, x, cur)
-                    continue
                 cand = x[:, None].repeat(1, nc, 1, 1)              # (K, nc, m, ell)
                 kk = targets[:, None].expand(K, nc)
                 cc = torch.arange(nc)[None].expand(K, nc)
@@ -809,37 +822,122 @@ class MemoryTarget:
         return ids, trace, {c: [full(sx[t], targets[t]) for t in range(K)]
                             for c, (sx, _) in snaps.items()}
 
-    def _coord_step(self, views, weights, x, cur, pen, base, top, g, full, embed,
-                    excess) -> None:
-        """``update="coord"``: ``n_cand`` single-token swaps *per entry*, all entries at once.
+    def _coord_run(self, views, weights, x, cur, pen, steps: int, g, full, embed, excess,
+                   w_voc, run_trace: list[float], snap) -> None:
+        """``update="coord"``: ``steps`` steps of :meth:`_coord_step`, in place.
 
-        An entry is worked on while a question it is the best attacker entry for is not
-        yet safely won (:meth:`_load` above ``SETTLED`` nats), or while it is no question's
-        best.
-        Each such entry draws ``n_cand`` swaps (positions in turn from a random offset, one
-        of the ``topk`` tokens the gradient ranks best there), each scored exactly with the
-        other entries fixed.  The entries' best improving swaps are then added greedily,
-        best first, each kept only if the exact loss of the whole set falls (so the loss
-        never rises).  Every entry can move each step, so progress per step does not
-        shrink as ``1 / m`` as under ``"swap"`` (one token of one entry per target and
-        step).  Updates ``x``, ``cur`` and ``pen`` in place.
+        The current entries' embeddings are kept (``(K, m, D)``, updated with each accepted
+        swap), so a step embeds only the entries it works on: their gradient pass and their
+        candidates.  When no entry has work left, no later step can change anything (the
+        rule draws nothing and accepts nothing), so the run stops there and the remaining
+        steps are recorded at the final loss (``run_trace`` and ``snap(step)`` as if run).
+        """
+        K, m, _ = x.shape
+        e_cur = embed(full(x, torch.arange(K)[:, None].expand(K, m)))     # (K, m, D)
+        for step in range(1, steps + 1):
+            if self.cfg.redeal:
+                for t in range(K):
+                    self._redeal(views, weights, x, cur, pen, e_cur, t)
+            act = [(t, i) for t in range(K)
+                   for i in torch.nonzero(self._load(views, weights, e_cur[t], t) > SETTLED)
+                   .flatten().tolist()]
+            if not act:
+                for rest in range(step, steps + 1):
+                    run_trace.append(float(cur.mean()))
+                    snap(rest)
+                return
+            tt = torch.tensor([t for t, _ in act])
+            ii = torch.tensor([i for _, i in act])
+            grad = self._active_grad(views, weights, x, e_cur, tt, ii, full, w_voc)
+            top = (-grad).topk(min(self.cfg.topk, len(w_voc)), dim=-1).indices
+            self._coord_step(views, weights, x, cur, pen, e_cur, tt, ii, top, g, full, embed,
+                             excess)
+            run_trace.append(float(cur.mean()))
+            snap(step)
+
+    def _redeal(self, views, weights, x, cur, pen, base, t: int) -> None:
+        """``redeal``: give a victim still lost a second entry, by copying.
+
+        A free entry (no question's best attacker entry, :meth:`_load` = inf) is replaced
+        by a copy of an entry whose questions are not yet won (load above ``SETTLED``), the
+        copy whose exact loss is lowest, repeated while the loss falls.  Two equal entries
+        both enter the top ``k`` and double the vote against a victim's true fact, which a
+        single entry scoring just below that fact cannot outvote (docs/validation.md
+        §5.8); token swaps alone move a free entry to such a victim slowly.  The loss
+        never rises.  Updates ``x``, ``cur``, ``pen`` and ``base`` of target ``t`` in place.
+        """
+        m = x.shape[1]
+        for _ in range(m):
+            load = self._load(views, weights, base[t], t)
+            free = torch.nonzero(torch.isinf(load)).flatten()
+            lost = torch.nonzero(torch.isfinite(load) & (load > SETTLED)).flatten()
+            if not len(free) or not len(lost):
+                return
+            f = free.repeat_interleave(len(lost))
+            h = lost.repeat(len(free))
+            rows = torch.arange(len(f))
+            a = base[t][None].repeat(len(f), 1, 1)
+            a[rows, f] = base[t][h]
+            pn = pen[t][None].repeat(len(f), 1)
+            pn[rows, f] = pen[t][h]
+            lc = self._loss(views, weights, a, t) + pn.sum(1)
+            j = int(lc.argmin())
+            if float(lc[j]) >= float(cur[t]):
+                return
+            fj, hj = int(f[j]), int(h[j])
+            x[t, fj], base[t, fj], pen[t, fj] = x[t, hj], base[t, hj], pen[t, hj]
+            cur[t] = lc[j]
+
+    def _active_grad(self, views, weights, x, e_cur, tt, ii, full, w_voc) -> torch.Tensor:
+        """``(n, L, V)`` gradient of the loss (summed over targets) with respect to the
+        one-hot tokens of the ``n`` entries ``(tt, ii)``, the other entries held at their
+        current embeddings ``e_cur`` (so only these ``n`` go through the text tower; the
+        gradient is the same as with every entry differentiable).  GCG's candidates are
+        the ``topk`` rows with the most negative gradient per slot."""
+        ell = x.shape[-1]
+        xa = x[tt, ii]                                                   # (n, L)
+        onehot = F.one_hot(xa, len(w_voc)).to(w_voc.dtype).requires_grad_(True)
+        seqs = full(xa, tt)                                              # (n, L + 4)
+        emb = self.W[seqs].clone()
+        emb[:, 1 : 1 + ell] = onehot @ w_voc
+        idx = _compact(seqs, self.pad)        # the entry as written: slots closed up
+        emb = emb.gather(1, idx[..., None].expand(-1, -1, emb.shape[-1]))
+        flat = seqs.gather(1, idx)
+        ea = F.normalize(self.text(flat, (flat != self.pad).long(), emb), dim=-1)
+        loss = 0.0
+        for t in tt.unique().tolist():
+            rows = torch.nonzero(tt == t).flatten()
+            a = e_cur[t].clone()
+            a[ii[rows]] = ea[rows]
+            loss = loss + self._loss(views, weights, a[None], t)[0]
+        (grad,) = torch.autograd.grad(loss, onehot)
+        return grad
+
+    def _coord_step(self, views, weights, x, cur, pen, base, tt, ii, top, g, full, embed,
+                    excess) -> None:
+        """One ``update="coord"`` step: ``n_cand`` single-token swaps *per entry* that has
+        work, all such entries at once.
+
+        An entry has work while a question it is the best attacker entry for is not yet
+        safely won (:meth:`_load` above ``SETTLED`` nats), or while it is no question's
+        best; ``(tt, ii)`` lists them (target, entry) and ``top`` their gradient's
+        candidates (from :meth:`_active_grad`).  Each draws ``n_cand`` swaps (positions in turn
+        from a random offset, one of the ``topk`` tokens the gradient ranks best there),
+        each scored exactly with the other entries fixed.  The entries' best improving
+        swaps are then added greedily, best first, each kept only if the exact loss of the
+        whole set falls (so the loss never rises).  Every entry can move each step, so
+        progress per step does not shrink as ``1 / m`` as under ``"swap"`` (one token of
+        one entry per target and step).  Updates ``x``, ``cur``, ``pen`` and the current
+        embeddings ``base`` ``(K, m, D)`` in place.
         """
         K, m, ell = x.shape
         nc = self.cfg.n_cand
-        act = [(t, i) for t in range(K)
-               for i in torch.nonzero(self._load(views, weights, base[t], t) > SETTLED)
-               .flatten().tolist()]
-        if not act:
-            return
-        tt = torch.tensor([t for t, _ in act])
-        ii = torch.tensor([i for _, i in act])
-        n = len(act)
+        n = len(tt)
         where_p = (torch.randint(ell, (n, 1), generator=g) + torch.arange(nc)) % ell
         pick = torch.randint(top.shape[-1], (n, nc), generator=g)
         cand = x[tt, ii][:, None].repeat(1, nc, 1)                 # (n, nc, ell)
         rr = torch.arange(n)[:, None].expand(n, nc)
-        cand[rr, torch.arange(nc)[None].expand(n, nc), where_p] = top[tt[:, None], ii[:, None],
-                                                                      where_p, pick]
+        cand[rr, torch.arange(nc)[None].expand(n, nc), where_p] = top[rr, where_p, pick]
         cseq = full(cand, tt[:, None].expand(n, nc))               # (n, nc, ell + 4)
         ce = embed(cseq)                                           # (n, nc, D)
         cpen = excess(cseq)                                        # (n, nc)
@@ -866,6 +964,7 @@ class MemoryTarget:
                     cur[t], cur_a, cur_p = val, trial_a, trial_p
                     x[t, i] = cand[rows[r], jr]
             pen[t] = cur_p
+            base[t] = cur_a
 
     def _joint(self, views, weights, t: int, lc, j: int, cur, where, base, ce, pen, cpen, x,
                cand) -> bool:
