@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from omegaconf import OmegaConf
 
-from omegaconf import OmegaConf  # noqa: E402
-
-from minimax.validate import refit  # noqa: E402
-from minimax.validate.run import Measurer, _plain, make_target, measure_conditions  # noqa: E402
+from minimax.validate import refit
+from minimax.validate.run import Measurer, _plain, make_target, measure_conditions
 
 COLUMNS = ("label", "kind", "split", "P_image", "P_text", *refit.LEVER_COLUMNS, "bits", "lo",
            "hi")

@@ -15,21 +15,25 @@ one-shot channel model with the rows' worst cases raised by the new cells::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from minimax.validate import calibrate as cal
+from minimax.validate import refit
+from minimax.validate.knobs import Knobs
+from minimax.validate.measure import bootstrap_weights, outcome_bits
+from minimax.validate.run import _plain
 
-from validate_conditions_only import load_target  # noqa: E402
 
-from minimax.validate import calibrate as cal  # noqa: E402
-from minimax.validate import refit  # noqa: E402
-from minimax.validate.knobs import Knobs  # noqa: E402
-from minimax.validate.measure import bootstrap_weights, outcome_bits  # noqa: E402
-from minimax.validate.run import _plain  # noqa: E402
+def load_target(config: str, seed: int, store: str | None):
+    """``load_target`` of the sibling script ``validate_conditions_only.py``."""
+    path = Path(__file__).with_name("validate_conditions_only.py")
+    spec = importlib.util.spec_from_file_location("validate_conditions_only", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load_target(config, seed, store)
 
 
 def main(argv=None) -> None:

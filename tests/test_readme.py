@@ -22,6 +22,8 @@ Python blocks are executed, each in a fresh namespace, in one subprocess.
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import importlib.util
 import itertools
 import json
@@ -55,6 +57,8 @@ QUICK = {
     ("matrix=experiments/data/rps_biased.csv",),
 }
 TIMEOUT = 240
+# Command-line tools over finished runs: their parser must accept the arguments as written.
+TOOLS = ("minimax.validate.refit",)
 
 
 def _where(path: Path, text: str, pos: int) -> str:
@@ -115,6 +119,8 @@ def _kind(argv: list[str]) -> str:
         return "aggregate"
     if argv[:3] == ["python", "-m", "minimax.validate"]:
         return "validate"
+    if argv[:2] == ["python", "-m"] and argv[2] in TOOLS:
+        return "tool"
     if argv[:2] == ["python", "experiments/analyses.py"]:
         return "analysis"
     if len(argv) == 2 and argv[0] == "python" and re.fullmatch(r"experiments/\w+\.py", argv[1]):
@@ -146,6 +152,7 @@ def test_the_docs_have_commands_and_every_command_has_a_rule():
 
 def test_rules_reject_what_they_should():
     assert _kind(["python", "-m", "minimax.nope"]) == "unknown"
+    assert _kind(["python", "-m", "minimax.validate.nope", "RUN"]) == "unknown"
     assert _kind(["python", "experiments/bench_core.py", "--games", "8"]) == "unknown"
     with pytest.raises(AssertionError, match="convex"):
         _check_app(["game=mfm_jamming", "solver=convex", "levers=[n,s]", "attacker_budget=20"])
@@ -239,6 +246,22 @@ def test_experiment_scripts_import(where, argv):
     spec.loader.exec_module(module)
     assert sys.path == before, f"{argv[1]} changes sys.path"
     assert callable(getattr(module, "main", None)), f"{argv[1]} has no main()"
+
+
+@pytest.mark.parametrize(("where", "argv"), _by_kind("tool"), ids=_ids(_by_kind("tool")))
+def test_tool_commands_parse(where, argv, monkeypatch):
+    module = importlib.import_module(argv[2])
+    parsed = {}
+
+    def stop(self, args=None, namespace=None):
+        parsed["args"] = _parse(self, args, namespace)
+        raise SystemExit(0)
+
+    _parse = argparse.ArgumentParser.parse_args
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", stop)
+    with pytest.raises(SystemExit) as stopped:
+        module.main(argv[3:])
+    assert stopped.value.code == 0 and "args" in parsed, argv
 
 
 def test_benchmarks_do_not_import_the_test_suite():
