@@ -321,20 +321,21 @@ def make_target(preset: str, images: int) -> DigitsTarget:
 
 def _gcg_options(factor: int, base: dict) -> dict:
     """GCG options at ``factor`` times the default budget: steps, maximum and 1/factor the
-    plateau threshold (the preset's "2x GCG steps" check is ``factor = 2``)."""
+    plateau thresholds (the preset's "2x GCG steps" check is ``factor = 2``)."""
     return {"text_steps": base["text_steps"] * factor, "text_max": base["text_max"] * factor,
-            "text_tol": base["text_tol"] / factor}
+            "text_tol": base["text_tol"] / factor,
+            "text_atol": base.get("text_atol", 0.0) / factor}
 
 
 def preset_checks(seeds: list[int], store: str, escalate: list[str], max_factor: int,
                   tag: str, names: list[str] | None = None) -> None:
     """The preset's attack-strength checks on each seed, read from / kept in ``store``.
 
-    Each check of ``conf/validate/quick.yaml`` (default vs its stronger options, paired on the
-    held-out images), and for each check named in ``escalate`` the escalation rule: GCG at
-    1x, 2x, 4x, ... the default budget, stopping at the first doubling whose paired
-    difference has a CI containing 0 (the attack has converged at the smaller budget), or at
-    ``max_factor``.
+    Each check of ``conf/validate/checks.yaml`` (the quick preset with its checks; default
+    vs its stronger options, paired on the held-out images), and for each check named in
+    ``escalate`` the escalation rule: GCG at 1x, 2x, 4x, ... the default budget, stopping at
+    the first doubling whose paired difference has a CI containing 0 (the attack has
+    converged at the smaller budget), or at ``max_factor``.
     """
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -345,7 +346,8 @@ def preset_checks(seeds: list[int], store: str, escalate: list[str], max_factor:
 
     conf = Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose(config_name="validate", overrides=[f"validate.store={store}"]).validate
+        cfg = compose(config_name="validate",
+                      overrides=["validate=checks", f"validate.store={store}"]).validate
     out = []
     t0 = time.perf_counter()
     for seed in seeds:
@@ -394,7 +396,7 @@ def preset_checks(seeds: list[int], store: str, escalate: list[str], max_factor:
 def write_checks_md(path: Path, rows: list[dict]) -> None:
     lines = ["# Attack-strength checks of the quick preset, every seed", "",
              "`PYTHONPATH=. python experiments/validate_attack_convergence.py --checks 0,1,2 "
-             "--store STORE`: each check of `conf/validate/quick.yaml` measured on the "
+             "--store STORE`: each check of `conf/validate/checks.yaml` measured on the "
              "held-out images of each seed (paired bootstrap over images, 95%); the escalated "
              "check doubles the GCG budget until a doubling adds nothing within its CI (4x: "
              "`text_steps 128, text_max 512, text_tol 0.0075`). `s`: wall seconds of the "

@@ -302,12 +302,23 @@ def _compose(overrides):
         return compose(config_name="validate", overrides=overrides)
 
 
-@pytest.mark.parametrize("preset", ["quick", "full", "synthetic"])
+@pytest.mark.parametrize("preset", ["quick", "full", "synthetic", "checks"])
 def test_configs_compose(preset):
     cfg = _compose([f"validate={preset}"])
     assert cfg.validate.name == preset
     assert cfg.validate.target._target_.startswith("minimax.validate.targets.")
     assert cfg.validate.game.grid >= 2 and cfg.validate.budget.defender > 0
+
+
+def test_checks_preset_is_quick_plus_checks():
+    """``validate=checks`` measures exactly the quick preset's cells (same target, so the same
+    store keys) and adds the attack-strength checks the quick preset leaves out."""
+    quick, checks = _compose([]).validate, _compose(["validate=checks"]).validate
+    assert quick.name == "quick" and list(quick.checks) == []
+    assert checks.target == quick.target and checks.conditions == quick.conditions
+    assert checks.game == quick.game and checks.model == quick.model
+    names = [c.name for c in checks.checks]
+    assert len(names) >= 3 and any("adv-ft" in n for n in names), names
 
 
 @pytest.mark.slow
