@@ -316,3 +316,22 @@ def test_gcg_pruned_combinations_give_the_unpruned_run(target):
         assert torch.equal(full.suffixes[t], fast.suffixes[t])
     np.testing.assert_allclose(fast.loss, full.loss, rtol=1e-6, atol=1e-7)
     assert n_fast < n_full  # some combined size was skipped (fewer sequences encoded)
+
+
+def test_text_alone_budget_scales_only_attacks_without_image_power(target):
+    """``text_alone = f``: f times GCG's minimum and maximum steps and 1/f its plateau
+    thresholds for text alone, the joint attack's budget untouched."""
+    from minimax.validate.targets.digits import gcg_budget
+
+    o = {"text_steps": 32, "text_max": 128, "text_tol": 0.03, "text_atol": 0.005,
+         "text_alone": 2, "steps": 30}
+    assert gcg_budget(o, alone=True) == {**o, "text_steps": 64, "text_max": 256,
+                                         "text_tol": 0.015, "text_atol": 0.0025}
+    assert gcg_budget(o, alone=False) == o and gcg_budget({**o, "text_alone": 1}, True) == {
+        **o, "text_alone": 1}
+    tiny = {"text_steps": 2, "text_max": 0, "n_cand": 2, "topk": 4, "text_alone": 3}
+    att = target.attack([(1.0, Knobs())], {"text": 1.0}, split="calib", seed=0, options=tiny)
+    assert len(att.trace["text_loss"]) == 1 + 6  # the initial objective, then 3 x 2 steps
+    with pytest.raises(ValueError, match="text_alone"):
+        target.attack([(1.0, Knobs())], {"text": 1.0}, split="calib", seed=0,
+                      options={"text_alone": 0})

@@ -56,6 +56,10 @@ log-probability ``log sum_i w_i p_i(t | x)``; a one-defense mixture is the plain
 * ``text_atol``: also stop when a chunk lowers the objective by less than ``text_atol``
   nats, or once it is below the floor at which every target already wins on every
   attacker image (:func:`~minimax.validate.attacks.reached_floor`); ``0``: off;
+* ``text_alone``: an integer ``f >= 1``: text alone (no image power) runs GCG at ``f`` times
+  ``text_steps`` and ``text_max`` and ``1/f`` times ``text_tol`` and ``text_atol``
+  (:func:`gcg_budget`): with no image perturbation the suffix is the whole attack and
+  against a fine-tuned image tower it keeps gaining after the joint attacks' plateau;
 * ``rounds``: joint alternations; ``norm``: ``"l2"`` or ``"linf"`` (Linf radius with the
   same L2 envelope, ``sqrt(P / 64)``).
 
@@ -104,12 +108,23 @@ RECIPES = ("auto", "apgd", "apgd-ce", "apgd-dlr", "pgd", "square")
 ATTACK_DEFAULTS: dict[str, Any] = {
     "recipe": "auto", "steps": 50, "restarts": 1, "eot": 16, "text_steps": 32,
     "n_cand": 16, "topk": 64, "rounds": 2, "norm": "l2", "text_max": 0, "text_tol": 0.0,
-    "text_atol": 0.0,
+    "text_atol": 0.0, "text_alone": 1,
 }
 DEFAULT_UNITS = {"purify": "noise", "n": 0.2, "n_max": 0.8, "s": 0.5, "s_grid": 0.25,
                  "ensemble": 2.0, "keep_min": 0.2}
 MENU_PAIRS = (("n_image", "b_image"), ("s_image", "b_text"), ("n_image", "s_image"),
               ("s_image", "b_image"), ("b_image", "b_text"), ("n_image", "b_text"))
+
+
+def gcg_budget(o: Mapping[str, Any], alone: bool) -> dict[str, Any]:
+    """GCG's budget for one text stage: ``o`` as given for a joint attack; for text alone
+    (no image power) ``text_alone`` = f times the minimum and maximum steps and 1/f the
+    plateau thresholds (docs/validation.md §5.3).  Nothing else changes."""
+    f = int(o["text_alone"]) if alone else 1
+    if f == 1:
+        return dict(o)
+    return {**o, "text_steps": o["text_steps"] * f, "text_max": o["text_max"] * f,
+            "text_tol": o["text_tol"] / f, "text_atol": o["text_atol"] / f}
 
 
 class DigitsPayload(NamedTuple):
@@ -270,7 +285,7 @@ class DigitsTarget:
             raise ValueError(f"options['norm']={out['norm']!r}; expected 'l2' or 'linf'")
         zero_ok = ("steps", "text_steps", "text_max")
         for key in ("steps", "restarts", "eot", "text_steps", "n_cand", "topk", "rounds",
-                    "text_max"):
+                    "text_max", "text_alone"):
             v = out[key]
             if isinstance(v, bool) or int(v) != v or v < (0 if key in zero_ok else 1):
                 raise ValueError(f"options[{key!r}]={v!r}; expected an integer >= "
@@ -388,6 +403,7 @@ class DigitsTarget:
         K = self.n_classes
         x_rep, t_rep = xa.repeat_interleave(K, 0), torch.arange(K).repeat(len(xa))
         rounds = o["rounds"] if eps > 0 else 1
+        o = gcg_budget(o, alone=eps <= 0)
         per = math.ceil(o["text_steps"] / rounds)
         sfx: dict[int, torch.Tensor] | None = None
         trace: list[float] = []
