@@ -398,9 +398,9 @@ def write_checks_md(path: Path, rows: list[dict]) -> None:
              "`PYTHONPATH=. python experiments/validate_attack_convergence.py --checks 0,1,2 "
              "--store STORE`: each check of `conf/validate/checks.yaml` measured on the "
              "held-out images of each seed (paired bootstrap over images, 95%); the escalated "
-             "check doubles the GCG budget until a doubling adds nothing within its CI (4x: "
-             "`text_steps 128, text_max 512, text_tol 0.0075`). `s`: wall seconds of the "
-             "row's new measurements on 2 shared cores (load 6-8); 0: read from the store.", "",
+             "check doubles the GCG budget until a doubling adds nothing within its CI (each "
+             "row's GCG options are in the JSON beside this page). `s`: wall seconds of the "
+             "row's new measurements on 2 shared cores; 0: read from the store.", "",
              "| seed | check | budgets | bits | bits (stronger) | difference [95% CI] | "
              "no rise beyond CI | s |", "|---:|---|---|---:|---:|---|---|---:|"]
     for r in rows:
