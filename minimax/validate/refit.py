@@ -77,17 +77,26 @@ def allocation_ceiling(allocs: Sequence[tuple[str, dict[str, float], float]],
 
 def rescore(run_dir: str | Path, *, power: float = 1.5, caps: dict[str, float] | None = None,
             terms: Sequence[str] | None = None, restarts: int = 3,
-            extra: Sequence[str | Path] = ()) -> dict[str, Any]:
+            extra: Sequence[str | Path] = (), cap_open: bool = True,
+            skip: Sequence[str] = (),
+            cap_units: dict[str, float] | None = None) -> dict[str, Any]:
     """Fit on the run's calibration conditions; score held-out conditions and allocations.
 
     ``extra``: directories whose ``conditions.csv`` holds more calibration conditions of the
     same seed (e.g. from ``experiments/validate_conditions_only.py``), added to the fit.
+    ``cap_units``: caps in whole units (default one token of the digits target, 0.125 of
+    text power; ``{}``: continuous caps).  ``skip``: labels of ``extra`` conditions left
+    out of the fit.
+    ``cap_open=False``: the earlier cap semantics (a cap of ``caps[c]`` even at ``b = 0``).
     """
     conds = read_conditions(run_dir)
     calib = [c for c in conds if c.split == "calib"]
-    calib += [c for d in extra for c in read_conditions(d) if c.split == "calib"]
+    calib += [c for d in extra for c in read_conditions(d)
+              if c.split == "calib" and c.label not in skip]
     held = [c for c in conds if c.split == "held"]
-    kw = {"caps": dict(caps if caps is not None else {"text": 1.0}), "restarts": restarts}
+    kw = {"caps": dict(caps if caps is not None else {"text": 1.0}), "restarts": restarts,
+          "cap_open": cap_open,
+          "cap_units": {"text": 0.125} if cap_units is None else cap_units}
     model = cal.fit_model(calib, ("image", "text"), terms=terms, **kw)
     blind = cal.fit_model(calib, ("image", "text"), blind=True, **kw)
     allocs = read_allocations(run_dir)
@@ -147,12 +156,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--extra", action="append", default=[],
                     help="a directory with more calibration conditions of the same seed "
                          "(its conditions.csv); repeat for several; applies to every run")
+    ap.add_argument("--skip", action="append", default=[],
+                    help="the label of an --extra condition to leave out; repeat for several")
+    ap.add_argument("--cap-closed", action="store_true",
+                    help="the earlier cap semantics: text power capped at the cap even when "
+                         "no cap is set (b_text = 0)")
     ap.add_argument("--diagnose", action="store_true",
                     help="also print each row and held-out condition, measured vs predicted")
     args = ap.parse_args(argv)
     terms = None if args.terms is None else tuple(t for t in args.terms.split(",") if t)
     for run in args.runs:
-        r = rescore(run, power=args.power, terms=terms, extra=args.extra)
+        r = rescore(run, power=args.power, terms=terms, extra=args.extra,
+                    cap_open=not args.cap_closed, skip=args.skip)
         h, hb, a = r["held"], r["held_blind"], r["allocations"]
         print(f"{run}: terms {r['terms']}, fit RMS {r['fit_rms']:.3f}; held-out MAE "
               f"{h['mae']:.3f} (blind {hb['mae']:.3f}), Spearman {h['spearman']:.3f} "
