@@ -85,3 +85,23 @@ def test_caps_in_whole_tokens_as_the_target_realises_them():
         assert got == (math.inf if tokens >= 8 else pytest.approx(0.125 * tokens)), b
     a = cal.effective_power(m, {"image": 0.0, "text": 1.5}, {"b_text": 0.125})
     assert float(a["text"]) == pytest.approx(1.5)  # continuous caps would cut it to 0.88
+
+
+def test_refit_reads_the_cap_semantics_the_run_fitted(tmp_path):
+    """A saved model without cap_open was fitted with the earlier closed cap; a run without a
+    summary (conditions only) gets the open cap; a bad choice is named."""
+    import json
+
+    from minimax.validate.refit import cap_semantics
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old/summary.json").write_text(json.dumps({"model": {"caps": {"text": 1.0}}}))
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new/summary.json").write_text(json.dumps(
+        {"model": {"cap_open": True, "cap_units": {"text": 0.125}}}))
+    assert cap_semantics(tmp_path / "old") == {"cap_open": False, "cap_units": None}
+    assert cap_semantics(tmp_path / "new") == {"cap_open": True, "cap_units": {"text": 0.125}}
+    assert cap_semantics(tmp_path)["cap_open"] is True
+    assert cap_semantics(tmp_path / "old", "open")["cap_open"] is True
+    with pytest.raises(ValueError, match="cap='shut'"):
+        cap_semantics(tmp_path, "shut")
