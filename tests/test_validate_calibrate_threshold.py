@@ -105,3 +105,34 @@ def test_refit_reads_the_cap_semantics_the_run_fitted(tmp_path):
     assert cap_semantics(tmp_path / "old", "open")["cap_open"] is True
     with pytest.raises(ValueError, match="cap='shut'"):
         cap_semantics(tmp_path, "shut")
+
+
+def test_seeds_summary_has_each_seeds_game(tmp_path):
+    """seeds.md: per seed the equilibrium, the no-defense row and the double-oracle trace."""
+    import json
+
+    from minimax.validate.report import main as seeds_main
+
+    score = {"worst_column": "c", "vs_best_pure": 0.0, "vs_best_lo": 0.0, "vs_best_hi": 0.0}
+    row = {"levers": {}, "origin": "menu", "knobs": "k", "legit_bits": 3.0, "legit_lo": 2.9,
+           "legit_hi": 3.1, "cost": 0.0, "in_game": True}
+    trace = {"iteration": 1, "n_rows": 2, "n_cols": 3, "value": 2.4, "gain_attacker": 0.01,
+             "gain_att_lo": -0.02, "gain_att_hi": 0.03, "gain_defender": 0.0,
+             "gain_def_lo": 0.0, "gain_def_hi": 0.0, "exploitability": 0.01, "expl_lo": 0.0,
+             "expl_hi": 0.04}
+    game = {"status": "converged", "defense": {"cap 3": 0.75, "no defense": 0.25},
+            "value": 2.4, "value_lo": 2.3, "value_hi": 2.6, "trace": [trace],
+            "rows": [{**row, "name": "cap 3", "weight": 0.75},
+                     {**row, "name": "no defense", "weight": 0.25}],
+            "scores": [{**score, "name": "cap 3", "worst": 2.45, "worst_lo": 2.3,
+                        "worst_hi": 2.6, "regret": 0.05, "regret_lo": 0.0, "regret_hi": 0.1},
+                       {**score, "name": "no defense", "worst": 2.9, "worst_lo": 2.7,
+                        "worst_hi": 3.0, "regret": 0.5, "regret_lo": 0.3, "regret_hi": 0.6}]}
+    (tmp_path / "s0").mkdir()
+    (tmp_path / "s0/summary.json").write_text(json.dumps({"seed": 0, "game": game}))
+    seeds_main([str(tmp_path), str(tmp_path / "s0")])
+    md = (tmp_path / "seeds.md").read_text()
+    assert "## Seed 0" in md and "- cap 3: 0.750" in md
+    assert "No defense: worst case 2.900 [2.700, 3.000] bits, regret vs validated +0.500" in md
+    assert "| no defense: worst case (bits, CI) | 2.900 [2.700, 3.000] |" in md
+    assert "| 1 | 2 | 3 | 2.400 |" in md
