@@ -284,12 +284,17 @@ def _alloc_md(alloc: pd.DataFrame) -> list[str]:
           "(one-shot) | predicted (recalibrated) | legit bits | weight |",
           "|---|---|---|---|---|---|---|---|"]
     for _, r in alloc.iterrows():
-        md.append(f"| {r.allocation} | {r.measured_bits:.3f} | [{r.measured_lo:.3f}, "
-                  f"{r.measured_hi:.3f}] | {r.regret:+.3f} [{r.regret_lo:+.3f}, "
-                  f"{r.regret_hi:+.3f}] | {_f(r.get('predicted_bits'))} | "
-                  f"{_f(r.get('predicted_recalibrated'))} | {_f(r.get('legit_bits'))} | "
-                  f"{_f(r.weight)} |")
+        cells = [r.allocation, f"{r.measured_bits:.3f}",
+                 f"[{r.measured_lo:.3f}, {r.measured_hi:.3f}]",
+                 _pm(r.regret, r.regret_lo, r.regret_hi), _f(r.get("predicted_bits")),
+                 _f(r.get("predicted_recalibrated")), _f(r.get("legit_bits")), _f(r.weight)]
+        md.append("| " + " | ".join(cells) + " |")
     return md
+
+
+def _pm(v: float, lo: float, hi: float, fmt: str = "+.3f") -> str:
+    """``v [lo, hi]`` with one format."""
+    return f"{v:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
 
 
 def _trace_md(g: dict) -> list[str]:
@@ -297,11 +302,11 @@ def _trace_md(g: dict) -> list[str]:
     md = ["| it | rows | cols | value | attacker gain (CI) | defender gain (CI) | "
           "exploitability (CI) |", "|---|---|---|---|---|---|---|"]
     for t in g["trace"]:
-        md.append(f"| {t['iteration']} | {t['n_rows']} | {t['n_cols']} | {t['value']:.3f} "
-                  f"| {t['gain_attacker']:+.3f} [{t['gain_att_lo']:+.3f}, "
-                  f"{t['gain_att_hi']:+.3f}] | {t['gain_defender']:+.3f} "
-                  f"[{t['gain_def_lo']:+.3f}, {t['gain_def_hi']:+.3f}] | "
-                  f"{t['exploitability']:.3f} [{t['expl_lo']:.3f}, {t['expl_hi']:.3f}] |")
+        cells = [t["iteration"], t["n_rows"], t["n_cols"], f"{t['value']:.3f}",
+                 _pm(t["gain_attacker"], t["gain_att_lo"], t["gain_att_hi"]),
+                 _pm(t["gain_defender"], t["gain_def_lo"], t["gain_def_hi"]),
+                 _pm(t["exploitability"], t["expl_lo"], t["expl_hi"], ".3f")]
+        md.append("| " + " | ".join(map(str, cells)) + " |")
     return md
 
 
