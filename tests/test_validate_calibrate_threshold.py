@@ -92,7 +92,7 @@ def test_refit_reads_the_cap_semantics_the_run_fitted(tmp_path):
     summary (conditions only) gets the open cap; a bad choice is named."""
     import json
 
-    from minimax.validate.refit import cap_semantics
+    from minimax.validate.refit import cap_semantics, run_terms
 
     (tmp_path / "old").mkdir()
     (tmp_path / "old/summary.json").write_text(json.dumps({"model": {"caps": {"text": 1.0}}}))
@@ -103,6 +103,10 @@ def test_refit_reads_the_cap_semantics_the_run_fitted(tmp_path):
     assert cap_semantics(tmp_path / "new") == {"cap_open": True, "cap_units": {"text": 0.125}}
     assert cap_semantics(tmp_path)["cap_open"] is True
     assert cap_semantics(tmp_path / "old", "open")["cap_open"] is True
+    assert run_terms(tmp_path / "old") is None and run_terms(tmp_path) is None
+    (tmp_path / "new/summary.json").write_text(json.dumps(
+        {"model": {"cap_open": True, "terms": ["crossthr", "kappa"]}}))
+    assert run_terms(tmp_path / "new") == ("crossthr", "kappa")
     with pytest.raises(ValueError, match="cap='shut'"):
         cap_semantics(tmp_path, "shut")
 

@@ -3,7 +3,8 @@
 ``python -m minimax.validate.refit RUN_DIR [RUN_DIR ...] [--terms cross,kappa]`` reads each
 run's ``conditions.csv`` (calibration and held-out conditions) and ``summary.json`` (the
 budget-matched allocations' measured worst cases and lever amounts), fits the channel model
-(:func:`minimax.validate.calibrate.fit_model`) and the defense-blind baseline on the
+(:func:`minimax.validate.calibrate.fit_model`; by default with the interaction terms and the
+token cap's semantics of the run's saved model) and the defense-blind baseline on the
 calibration conditions only, and prints the scores of docs/validation.md §5.4 and §5.6:
 held-out MAE and Spearman (clean and joint conditions included) and the one-shot rank
 correlation across the allocations, model beside baseline.  This is how a change of the
@@ -98,6 +99,14 @@ def cap_semantics(run_dir: str | Path, cap: str = "run") -> dict[str, Any]:
     return {"cap_open": bool(m.get("cap_open", False)), "cap_units": m.get("cap_units")}
 
 
+def run_terms(run_dir: str | Path) -> tuple[str, ...] | None:
+    """The interaction terms the run's saved model kept (``summary.json``); None (choose by
+    AIC) for a run without one."""
+    path = Path(run_dir) / "summary.json"
+    m = json.loads(path.read_text()).get("model") if path.exists() else None
+    return tuple(m["terms"]) if m and "terms" in m else None
+
+
 def rescore(run_dir: str | Path, *, power: float = 1.5, caps: dict[str, float] | None = None,
             terms: Sequence[str] | None = None, restarts: int = 3,
             extra: Sequence[str | Path] = (), skip: Sequence[str] = (),
@@ -171,8 +180,9 @@ def diagnosis(r: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+")
-    ap.add_argument("--terms", default=None,
-                    help="interaction terms allowed, comma list (default: chosen by AIC)")
+    ap.add_argument("--terms", default="run",
+                    help="interaction terms allowed, comma list; 'auto': chosen by AIC; "
+                         "default: those the run's saved model kept (AIC without one)")
     ap.add_argument("--power", type=float, default=1.5)
     ap.add_argument("--extra", action="append", default=[],
                     help="a directory with more calibration conditions of the same seed "
@@ -186,9 +196,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--diagnose", action="store_true",
                     help="also print each row and held-out condition, measured vs predicted")
     args = ap.parse_args(argv)
-    terms = None if args.terms is None else tuple(t for t in args.terms.split(",") if t)
+    terms = (None if args.terms in ("run", "auto")
+             else tuple(t for t in args.terms.split(",") if t))
     for run in args.runs:
-        r = rescore(run, power=args.power, terms=terms, extra=args.extra,
+        r = rescore(run, power=args.power,
+                    terms=run_terms(run) if args.terms == "run" else terms, extra=args.extra,
                     skip=args.skip, cap=args.cap)
         h, hb, a = r["held"], r["held_blind"], r["allocations"]
         print(f"{run}: terms {r['terms']}, fit RMS {r['fit_rms']:.3f}; held-out MAE "
