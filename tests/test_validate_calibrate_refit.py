@@ -5,7 +5,7 @@ from pathlib import Path
 
 from minimax.validate.refit import diagnosis, rescore
 
-RUN = Path(__file__).resolve().parents[1] / "experiments/results/validate_quick/seed1"
+RUN = Path(__file__).resolve().parents[1] / "experiments/results/validate_quick/earlier/seed1"
 
 
 def test_diagnosis_ranks_rows_and_extra_calibration_enters_the_fit(tmp_path):

@@ -90,7 +90,7 @@ def test_refit_reproduces_a_kept_run_from_its_files():
 
     from minimax.validate.refit import rescore
 
-    run = Path(__file__).resolve().parents[1] / "experiments/results/validate_quick/seed1"
+    run = Path(__file__).resolve().parents[1] / "experiments/results/validate_quick/earlier/seed1"
     kept = json.loads((run / "summary.json").read_text())
     r = rescore(run, terms=tuple(kept["model"]["terms"]), restarts=3)
     assert r["held"]["mae"] == pytest.approx(kept["heldout"]["model"]["mae"], abs=1e-6)

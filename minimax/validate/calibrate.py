@@ -169,11 +169,16 @@ def spearman(x, y) -> float:
 #   lets through at most ``caps[c] exp(-b_c)`` of the attacker's power and none of the
 #   rest: ``a_eff = min(a, caps[c] exp(-b_c))``, not an attenuation ``exp(-gamma b)`` of all
 #   of it.  A cap-aware attacker moves the truncated power to the uncapped channels
-#   (in proportion to what it gave them, or evenly if it gave them nothing).
+#   (in proportion to what it gave them, or evenly if it gave them nothing).  At
+#   ``b_c = 0`` no cap is set (``cap_open``, the realised semantics: with no token cap the
+#   attacker appends as many tokens as its power buys).
 # * **cross-channel levers.**  A lever ``l`` of another channel scales channel ``c``'s
 #   capacity by ``exp(eta[c, l] l)`` (``eta > 0``: e.g. fine-tuning the image tower makes
 #   the text suffix *more* effective), or with the saturating form (term ``"crosssat"``)
-#   by ``exp(eta[c, l] (1 - e^-l))``, which levels off as the lever grows.
+#   by ``exp(eta[c, l] (1 - e^-l))``, which levels off as the lever grows, or with the
+#   threshold form (term ``"crossthr"``) by ``exp(eta[c, l] l^h / (l^h + t_l^h))``, an onset
+#   ``t_l`` fitted for each lever the calibration crosses at two or more amounts
+#   (``h = HILL = 4``): the boost is off below the onset and on above it.
 # * **joint attacks.**  ``C_total = sum_c C_c + kappa sum_{c < c'} sqrt(C_c C_c')``
 #   (``kappa > 0``: super-additive).
 # * **clean inputs pay for the noise lever.**  Purification noise is added to every input,
@@ -214,6 +219,9 @@ class ChannelModel(NamedTuple):
     blind: bool                           # True: a defense-blind baseline (levers ignored)
     reallocate: bool = True               # the attacker moves power a cap truncates
     link_q_leg: float | None = None       # link shape of clean (legitimate) bits; None: link_q
+    cap_open: bool = True                 # a cap lever at b = 0 sets no cap (as realised)
+    onset: dict[str, float] | None = None  # lever -> onset t of its threshold cross dose
+    cap_units: dict[str, float] | None = None  # channel -> power of one capped unit (token)
 
     def to_dict(self) -> dict:
         return {**self._asdict(), "channels": list(self.channels), "terms": list(self.terms)}
@@ -230,12 +238,12 @@ def effective_power(model: ChannelModel, power: Mapping[str, float],
     if model.blind or not model.caps:
         return a
     if not model.reallocate:
-        return {c: np.minimum(a[c], model.caps[c] * np.exp(-_lv(levers, "b", c)))
+        return {c: np.minimum(a[c], cap_limit(model, c, levers))
                 if c in model.caps else a[c] for c in model.channels}
     freed = 0.0
-    for c, cap in model.caps.items():
+    for c in model.caps:
         if c in a:
-            lim = cap * np.exp(-_lv(levers, "b", c))
+            lim = cap_limit(model, c, levers)
             freed = freed + np.maximum(a[c] - lim, 0.0)
             a[c] = np.minimum(a[c], lim)
     free = [c for c in model.channels if c not in model.caps]
@@ -245,6 +253,26 @@ def effective_power(model: ChannelModel, power: Mapping[str, float],
             share = np.where(tot > 0, a[c] / np.where(tot > 0, tot, 1.0), 1.0 / len(free))
             a[c] = a[c] + freed * share
     return a
+
+
+def cap_limit(model: ChannelModel, c: str, levers: Mapping[str, float]):
+    """The most attacker power channel ``c``'s cap lets through: ``caps[c] e^(-b_c)``.
+
+    With a unit ``u = cap_units[c]`` (e.g. one token's power) the cap is a whole number of
+    units, rounded up as the target realises it: ``u ceil(caps[c] e^(-b_c) / u)``.  With
+    ``model.cap_open`` (the realised semantics: a cap that keeps all ``caps[c]`` is no cap,
+    the attacker appends as many tokens as its power buys) the limit is infinite wherever
+    it is not below ``caps[c]``, e.g. at ``b_c = 0``; without it the cap holds ``caps[c]``
+    even there.
+    """
+    b = _lv(levers, "b", c)
+    lim = model.caps[c] * np.exp(-b)
+    u = (model.cap_units or {}).get(c)
+    if u:
+        lim = u * np.ceil(lim / u - 1e-9)
+    if not model.cap_open:
+        return lim
+    return np.where(lim < model.caps[c] * (1 - 1e-12), lim, np.inf)
 
 
 def mask_noise(p: Mapping[str, float], b, a):
@@ -272,16 +300,32 @@ def channel_capacity(model: ChannelModel, c: str, a, levers: Mapping[str, float]
     for key, eta in model.cross.items():
         ch, lever = key.split("<-")
         if ch == c:
-            out = out * np.exp(eta * cross_dose(model, levers.get(lever, 0.0)))
+            out = out * np.exp(eta * cross_dose(model, levers.get(lever, 0.0), lever))
     return out
 
 
-def cross_dose(model: ChannelModel, lever):
-    """How much of a lever a cross-channel term sees: the lever amount ``l`` itself, or
-    ``1 - e^(-l)`` with the saturating term ``"crosssat"`` (the factor ``e^(eta (1 - e^-l))``
-    levels off at ``e^eta`` as the lever grows)."""
+HILL = 4.0  # steepness of the threshold cross dose l^h / (l^h + t^h)
+
+
+def cross_dose(model: ChannelModel, lever, name: str = ""):
+    """How much of a lever a cross-channel term sees.
+
+    The lever amount ``l`` itself; ``1 - e^(-l)`` with the saturating term ``"crosssat"``
+    (the factor ``e^(eta (1 - e^-l))`` levels off at ``e^eta`` as the lever grows); or, with
+    the threshold term ``"crossthr"`` and an onset ``t`` fitted for lever ``name``
+    (``model.onset``), the Hill dose ``l^h / (l^h + t^h)``, ``h = HILL``: about 0 below
+    ``t``, 1/2 at ``t``, 1 well above it, so the factor ``e^(eta dose)`` switches the boost on
+    at the lever's onset instead of growing smoothly from ``l = 0``
+    (docs/validation.md §5.4).
+    """
     lv = np.asarray(lever, float)
-    return -np.expm1(-lv) if "crosssat" in model.terms else lv
+    if "crosssat" in model.terms:
+        return -np.expm1(-lv)
+    t = (model.onset or {}).get(name)
+    if t is None:
+        return lv
+    x = np.maximum(lv, 0.0) / t
+    return x ** HILL / (1.0 + x ** HILL)
 
 
 def model_predict(model: ChannelModel, kind: str, power: Mapping[str, float],
@@ -369,22 +413,28 @@ def _free_names(conds: Sequence[Condition], channels: Sequence[str], caps: Mappi
         if ch == channels[0] and len({c.levers.get(f"s_{ch}", 0) for c in leg
                                       if c.levers.get(f"s_{ch}", 0) > 0}) >= 2:
             names.append(f"{ch}.mu")
-        if "cross" in terms or "crosssat" in terms:
+        if terms & {"cross", "crosssat", "crossthr"}:
             others = sorted({k for c in hit for k, v in c.levers.items()
                              if v > 0 and not k.endswith(f"_{ch}")})
             names += [f"cross.{ch}<-{lv}" for lv in others]
+    if "crossthr" in terms:  # an onset where a lever crosses channels at >= 2 amounts
+        names += [f"onset.{lv}" for lv, amounts in sorted(cross_amounts(conds, channels).items())
+                  if len(amounts) >= 2 and any(n.endswith(f"<-{lv}") for n in names)]
     if "kappa" in terms and any(sum(v > 0 for v in c.a.values()) >= 2 for c in adv):
         names.append("kappa")
     return names
 
 
-def _build(theta, names, channels, caps, blind, imax, terms, realloc=True) -> ChannelModel:
+def _build(theta, names, channels, caps, blind, imax, terms, realloc=True,
+           cap_open=True, cap_units=None) -> ChannelModel:
     params = {ch: dict(_DEFAULT, alpha=0.0, beta=0.0, gamma=0.0, rho=0.0, nu=0.0, V=0.0, c=0.0,
                        mu=0.0)
               for ch in channels}
-    cross, kappa, q, q_leg = {}, 0.0, 1.0, None
+    cross, kappa, q, q_leg, onset = {}, 0.0, 1.0, None, {}
     for name, v in zip(names, theta, strict=True):
-        if name == "link_q":
+        if name.startswith("onset."):
+            onset[name[6:]] = float(np.exp(v))
+        elif name == "link_q":
             q = float(np.exp(v))
         elif name == "link_q_leg":
             q_leg = float(np.exp(v))
@@ -396,7 +446,8 @@ def _build(theta, names, channels, caps, blind, imax, terms, realloc=True) -> Ch
             ch, p = name.split(".")
             params[ch][p] = float(1 / (1 + np.exp(-v)) if p == "rho" else np.exp(v))
     return ChannelModel(tuple(channels), params, dict(caps), cross, kappa, q, imax, float("nan"),
-                        0, tuple(sorted(terms)), blind, realloc, q_leg)
+                        0, tuple(sorted(terms)), blind, realloc, q_leg, cap_open,
+                        onset or None, dict(cap_units) if cap_units else None)
 
 
 def _bounds(names):
@@ -408,6 +459,8 @@ def _bounds(names):
             lo.append(-0.9), hi.append(8.0), x0.append(0.0)
         elif n.startswith("cross."):
             lo.append(-4.0), hi.append(4.0), x0.append(0.0)
+        elif n.startswith("onset."):  # log t, t in [0.05, 5] lever units
+            lo.append(np.log(0.05)), hi.append(np.log(5.0)), x0.append(0.0)
         elif n.endswith(".rho"):
             lo.append(-8.0), hi.append(8.0), x0.append(0.0)
         elif n.endswith((".nu", ".mu")):  # clean costs: e^(nu n + mu s) finite on the grid
@@ -417,12 +470,11 @@ def _bounds(names):
     return np.array(lo), np.array(hi), np.array(x0)
 
 
-def cross_intensities(conds: Sequence[Condition], channels: Sequence[str]) -> int:
-    """The most distinct positive amounts at which one lever acts across channels.
+def cross_amounts(conds: Sequence[Condition], channels: Sequence[str]) -> dict[str, set[float]]:
+    """Per lever, the distinct positive amounts at which it acts across channels.
 
     A lever of channel ``c`` acts across channels in an adversarial condition that attacks
-    another channel. The saturating cross term differs from the exponential one only where
-    some lever does so at two or more amounts (at one, the two forms fit the same).
+    another channel.
     """
     seen: dict[str, set[float]] = {}
     for c in conds:
@@ -432,20 +484,33 @@ def cross_intensities(conds: Sequence[Condition], channels: Sequence[str]) -> in
         for name, v in c.levers.items():
             if v > 0 and any(not name.endswith(f"_{ch}") for ch in hit):
                 seen.setdefault(name, set()).add(round(float(v), 9))
-    return max((len(v) for v in seen.values()), default=0)
+    return seen
+
+
+def cross_intensities(conds: Sequence[Condition], channels: Sequence[str]) -> int:
+    """The most distinct positive amounts at which one lever acts across channels.
+
+    The saturating and threshold cross terms differ from the exponential one only where
+    some lever does so at two or more amounts (at one, the forms fit the same).
+    """
+    return max((len(v) for v in cross_amounts(conds, channels).values()), default=0)
 
 
 def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
               caps: Mapping[str, float] | None = None, imax: float = IMAX, blind: bool = False,
               terms: Sequence[str] | None = None, restarts: int = 6, seed: int = 0,
-              reallocate: bool = True) -> ChannelModel:
+              reallocate: bool = True, cap_open: bool = True,
+              cap_units: Mapping[str, float] | None = None) -> ChannelModel:
     """Least-squares fit (in measured bits) of the channel model to ``conds``.
 
     ``reallocate``: the measured attacker moves the power a cap truncates to uncapped
-    channels (a cap-aware attacker); ``False`` if it simply lost it.
+    channels (a cap-aware attacker); ``False`` if it simply lost it.  ``cap_open``: a cap
+    lever at ``b = 0`` sets no cap; ``cap_units``: caps are whole numbers of these units
+    (:func:`cap_limit`).
     ``terms`` (default: choose among ``()``, ``("kappa",)``, ``("cross",)``,
     ``("cross", "kappa")``, and where :func:`cross_intensities` is >= 2 ``("crosssat",)``,
-    ``("crosssat", "kappa")``, by AIC) are the interaction terms allowed; ``blind=True``
+    ``("crosssat", "kappa")``, by AIC; the threshold term ``"crossthr"`` only when given)
+    are the interaction terms allowed; ``blind=True``
     fits the defense-blind baseline (every lever ignored, same conditions, same link).
     """
     conds = [c for c in conds if np.isfinite(c.bits)]
@@ -454,7 +519,8 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     caps = {} if blind else dict(caps or {})
     if terms is None and not blind:
         fits = [fit_model(conds, channels, caps=caps, imax=imax, terms=t, restarts=restarts,
-                          seed=seed, reallocate=reallocate)
+                          seed=seed, reallocate=reallocate, cap_open=cap_open,
+                          cap_units=cap_units)
                 for t in ((), ("kappa",), ("cross",), ("cross", "kappa"),
                           *((("crosssat",), ("crosssat", "kappa"))
                             if cross_intensities(conds, channels) >= 2 else ()))]
@@ -471,7 +537,8 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
     groups = _stack(conds)
 
     def resid(theta):
-        m = _build(theta, names, channels, caps, blind, imax, tset, reallocate)
+        m = _build(theta, names, channels, caps, blind, imax, tset, reallocate, cap_open,
+                   cap_units)
         out = np.empty(len(conds))
         # a trial point far out on a bound may overflow e^(alpha n): capacity 0, still finite
         with np.errstate(over="ignore"):
@@ -492,11 +559,14 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
             best = res
     if best is None:
         raise RuntimeError("the channel-model fit failed from every start")
-    m = _build(best.x, names, channels, caps, blind, imax, tset, reallocate)
+    m = _build(best.x, names, channels, caps, blind, imax, tset, reallocate, cap_open,
+               cap_units)
     rms = float(np.sqrt(np.mean(best.fun ** 2)))
     used = tuple(t for t in sorted(tset)
                  if any(n.startswith(t) or (t == "mask" and n.endswith(".V"))
-                        or (t == "crosssat" and n.startswith("cross.")) for n in names))
+                        or (t == "crosssat" and n.startswith("cross."))
+                        or (t == "crossthr" and n.startswith(("cross.", "onset.")))
+                        for n in names))
     return m._replace(rms=rms, n_fit=len(conds), terms=used)
 
 
@@ -611,14 +681,15 @@ def prediction_report(calib: Sequence[Condition], held: Sequence[Condition],
                       caps: Mapping[str, float] | None = None, imax: float = IMAX,
                       reallocate: bool = True, restarts: int = 4,
                       terms: Sequence[str] | None = None,
-                      model: ChannelModel | None = None) -> Prediction:
+                      model: ChannelModel | None = None,
+                      cap_units: Mapping[str, float] | None = None) -> Prediction:
     """Score a channel model where decisions are made (see :class:`Prediction`).
 
     ``cells``: game cells, ``extra["allocation"]`` naming their row; an allocation's measured
     worst case is the largest of its cells' bits.  ``terms``: the interaction terms allowed
     (default: chosen by AIC on each fit's own conditions).
     """
-    kw = {"caps": caps, "imax": imax, "reallocate": reallocate}
+    kw = {"caps": caps, "imax": imax, "reallocate": reallocate, "cap_units": cap_units}
     model = model or fit_model(calib, channels, restarts=restarts, terms=terms, **kw)
     blind = fit_model(calib, channels, blind=True, restarts=restarts, **kw)
 

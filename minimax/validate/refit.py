@@ -3,7 +3,8 @@
 ``python -m minimax.validate.refit RUN_DIR [RUN_DIR ...] [--terms cross,kappa]`` reads each
 run's ``conditions.csv`` (calibration and held-out conditions) and ``summary.json`` (the
 budget-matched allocations' measured worst cases and lever amounts), fits the channel model
-(:func:`minimax.validate.calibrate.fit_model`) and the defense-blind baseline on the
+(:func:`minimax.validate.calibrate.fit_model`; by default with the interaction terms and the
+token cap's semantics of the run's saved model) and the defense-blind baseline on the
 calibration conditions only, and prints the scores of docs/validation.md §5.4 and §5.6:
 held-out MAE and Spearman (clean and joint conditions included) and the one-shot rank
 correlation across the allocations, model beside baseline.  This is how a change of the
@@ -75,19 +76,57 @@ def allocation_ceiling(allocs: Sequence[tuple[str, dict[str, float], float]],
     return cal.rank_ceiling(w, lo, hi)
 
 
+TOKEN = {"text": 0.125}  # one suffix token's text power on the digits target
+
+
+def cap_semantics(run_dir: str | Path, cap: str = "run") -> dict[str, Any]:
+    """``cap_open`` and ``cap_units`` for :func:`~minimax.validate.calibrate.fit_model`.
+
+    ``"run"``: as the run's ``summary.json`` model has them; a model saved without
+    ``cap_open`` was fitted with the earlier continuous cap (held even at ``b = 0``); a run
+    without ``summary.json`` (conditions only) gets ``"open"``.
+    """
+    if cap == "open":
+        return {"cap_open": True, "cap_units": dict(TOKEN)}
+    if cap == "closed":
+        return {"cap_open": False, "cap_units": None}
+    if cap != "run":
+        raise ValueError(f"cap={cap!r}; expected 'run', 'open' or 'closed'")
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        return cap_semantics(run_dir, "open")
+    m = json.loads(path.read_text()).get("model") or {}
+    return {"cap_open": bool(m.get("cap_open", False)), "cap_units": m.get("cap_units")}
+
+
+def run_terms(run_dir: str | Path) -> tuple[str, ...] | None:
+    """The interaction terms the run's saved model kept (``summary.json``); None (choose by
+    AIC) for a run without one."""
+    path = Path(run_dir) / "summary.json"
+    m = json.loads(path.read_text()).get("model") if path.exists() else None
+    return tuple(m["terms"]) if m and "terms" in m else None
+
+
 def rescore(run_dir: str | Path, *, power: float = 1.5, caps: dict[str, float] | None = None,
             terms: Sequence[str] | None = None, restarts: int = 3,
-            extra: Sequence[str | Path] = ()) -> dict[str, Any]:
+            extra: Sequence[str | Path] = (), skip: Sequence[str] = (),
+            cap: str = "run") -> dict[str, Any]:
     """Fit on the run's calibration conditions; score held-out conditions and allocations.
 
     ``extra``: directories whose ``conditions.csv`` holds more calibration conditions of the
     same seed (e.g. from ``experiments/validate_conditions_only.py``), added to the fit.
+    ``skip``: labels of ``extra`` conditions left out of the fit.  ``cap``: the token cap's
+    semantics (:func:`cap_semantics`): ``"run"`` as the run fitted it, ``"open"`` no cap at
+    ``b_text = 0`` and caps in whole tokens, ``"closed"`` the earlier continuous cap that
+    holds ``caps.text`` even at ``b_text = 0``.
     """
     conds = read_conditions(run_dir)
     calib = [c for c in conds if c.split == "calib"]
-    calib += [c for d in extra for c in read_conditions(d) if c.split == "calib"]
+    calib += [c for d in extra for c in read_conditions(d)
+              if c.split == "calib" and c.label not in skip]
     held = [c for c in conds if c.split == "held"]
-    kw = {"caps": dict(caps if caps is not None else {"text": 1.0}), "restarts": restarts}
+    kw = {"caps": dict(caps if caps is not None else {"text": 1.0}), "restarts": restarts,
+          **cap_semantics(run_dir, cap)}
     model = cal.fit_model(calib, ("image", "text"), terms=terms, **kw)
     blind = cal.fit_model(calib, ("image", "text"), blind=True, **kw)
     allocs = read_allocations(run_dir)
@@ -141,18 +180,28 @@ def diagnosis(r: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+")
-    ap.add_argument("--terms", default=None,
-                    help="interaction terms allowed, comma list (default: chosen by AIC)")
+    ap.add_argument("--terms", default="run",
+                    help="interaction terms allowed, comma list; 'auto': chosen by AIC; "
+                         "default: those the run's saved model kept (AIC without one)")
     ap.add_argument("--power", type=float, default=1.5)
     ap.add_argument("--extra", action="append", default=[],
                     help="a directory with more calibration conditions of the same seed "
                          "(its conditions.csv); repeat for several; applies to every run")
+    ap.add_argument("--skip", action="append", default=[],
+                    help="the label of an --extra condition to leave out; repeat for several")
+    ap.add_argument("--cap", choices=("run", "open", "closed"), default="run",
+                    help="the token cap's semantics: as the run fitted it (default); open: no "
+                         "cap at b_text = 0, caps in whole tokens; closed: the earlier "
+                         "continuous cap, held even at b_text = 0")
     ap.add_argument("--diagnose", action="store_true",
                     help="also print each row and held-out condition, measured vs predicted")
     args = ap.parse_args(argv)
-    terms = None if args.terms is None else tuple(t for t in args.terms.split(",") if t)
+    terms = (None if args.terms in ("run", "auto")
+             else tuple(t for t in args.terms.split(",") if t))
     for run in args.runs:
-        r = rescore(run, power=args.power, terms=terms, extra=args.extra)
+        r = rescore(run, power=args.power,
+                    terms=run_terms(run) if args.terms == "run" else terms, extra=args.extra,
+                    skip=args.skip, cap=args.cap)
         h, hb, a = r["held"], r["held_blind"], r["allocations"]
         print(f"{run}: terms {r['terms']}, fit RMS {r['fit_rms']:.3f}; held-out MAE "
               f"{h['mae']:.3f} (blind {hb['mae']:.3f}), Spearman {h['spearman']:.3f} "

@@ -226,27 +226,11 @@ def _markdown(res, cfg, df, alloc) -> str:
                f"{goal['no_row_significantly_better']}", ""]
     if not alloc.empty:
         md += ["## Allocations (worst case over every attacker column, bits per query)", "",
-               "| allocation | measured | CI | regret vs validated (paired CI) | predicted "
-               "(one-shot) | predicted (recalibrated) | legit bits | weight |",
-               "|---|---|---|---|---|---|---|---|"]
-        for _, r in alloc.iterrows():
-            md.append(f"| {r.allocation} | {r.measured_bits:.3f} | [{r.measured_lo:.3f}, "
-                      f"{r.measured_hi:.3f}] | {r.regret:+.3f} [{r.regret_lo:+.3f}, "
-                      f"{r.regret_hi:+.3f}] | {_f(r.get('predicted_bits'))} | "
-                      f"{_f(r.get('predicted_recalibrated'))} | {_f(r.get('legit_bits'))} | "
-                      f"{_f(r.weight)} |")
-        md += ["", "![game](game_table.png)", "", "![trace](exploitability.png)", ""]
+               *_alloc_md(alloc), "", "![game](game_table.png)", "",
+               "![trace](exploitability.png)", ""]
     g = res.get("game")
     if g:
-        md += ["## Double-oracle trace", "", "| it | rows | cols | value | attacker gain (CI) |"
-               " defender gain (CI) | exploitability (CI) |", "|---|---|---|---|---|---|---|"]
-        for t in g["trace"]:
-            md.append(f"| {t['iteration']} | {t['n_rows']} | {t['n_cols']} | {t['value']:.3f} "
-                      f"| {t['gain_attacker']:+.3f} [{t['gain_att_lo']:+.3f}, "
-                      f"{t['gain_att_hi']:+.3f}] | {t['gain_defender']:+.3f} "
-                      f"[{t['gain_def_lo']:+.3f}, {t['gain_def_hi']:+.3f}] | "
-                      f"{t['exploitability']:.3f} [{t['expl_lo']:.3f}, {t['expl_hi']:.3f}] |")
-        md.append("")
+        md += ["## Double-oracle trace", "", *_trace_md(g), ""]
     dec, ho = res.get("decision"), res.get("heldout")
     if ho:
         m, b = ho["model"], ho["blind"]
@@ -294,6 +278,59 @@ def _markdown(res, cfg, df, alloc) -> str:
     return "\n".join(md) + "\n"
 
 
+def _alloc_md(alloc: pd.DataFrame) -> list[str]:
+    """The allocation table (:func:`allocation_frame`) as markdown rows."""
+    md = ["| allocation | measured | CI | regret vs validated (paired CI) | predicted "
+          "(one-shot) | predicted (recalibrated) | legit bits | weight |",
+          "|---|---|---|---|---|---|---|---|"]
+    for _, r in alloc.iterrows():
+        cells = [r.allocation, f"{r.measured_bits:.3f}",
+                 f"[{r.measured_lo:.3f}, {r.measured_hi:.3f}]",
+                 _pm(r.regret, r.regret_lo, r.regret_hi), _f(r.get("predicted_bits")),
+                 _f(r.get("predicted_recalibrated")), _f(r.get("legit_bits")), _f(r.weight)]
+        md.append("| " + " | ".join(cells) + " |")
+    return md
+
+
+def _pm(v: float, lo: float, hi: float, fmt: str = "+.3f") -> str:
+    """``v [lo, hi]`` with one format."""
+    return f"{v:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def _trace_md(g: dict) -> list[str]:
+    """The double oracle's trace as markdown rows."""
+    md = ["| it | rows | cols | value | attacker gain (CI) | defender gain (CI) | "
+          "exploitability (CI) |", "|---|---|---|---|---|---|---|"]
+    for t in g["trace"]:
+        cells = [t["iteration"], t["n_rows"], t["n_cols"], f"{t['value']:.3f}",
+                 _pm(t["gain_attacker"], t["gain_att_lo"], t["gain_att_hi"]),
+                 _pm(t["gain_defender"], t["gain_def_lo"], t["gain_def_hi"]),
+                 _pm(t["exploitability"], t["expl_lo"], t["expl_hi"], ".3f")]
+        md.append("| " + " | ".join(map(str, cells)) + " |")
+    return md
+
+
+def seed_section(r: dict) -> list[str]:
+    """One seed's game in markdown: its equilibrium (the validated mixture), the no-defense
+    row, every row's measured worst case beside the one-shot prediction, and the trace."""
+    g = r.get("game")
+    if not g or not g.get("rows"):
+        return [f"## Seed {r['seed']}", "", "No empirical game in this run.", ""]
+    md = [f"## Seed {r['seed']}", "", "Equilibrium (the validated defense, the restricted "
+          f"game's LP): value {_f(g['value'])} [{_f(g['value_lo'])}, {_f(g['value_hi'])}] "
+          f"bits, {g['status']}; rows and weights:", ""]
+    md += [f"- {name}: {w:.3f}" for name, w in sorted(g["defense"].items(),
+                                                        key=lambda kv: -kv[1])]
+    none = next((s for s in g.get("scores", []) if s["name"] == "no defense"), None)
+    if none:
+        md += ["", f"No defense: worst case {_f(none['worst'])} [{_f(none['worst_lo'])}, "
+               f"{_f(none['worst_hi'])}] bits, regret vs validated {none['regret']:+.3f} "
+               f"[{none['regret_lo']:+.3f}, {none['regret_hi']:+.3f}] (paired)."]
+    md += ["", "Game table (each row's worst case over the attacker columns measured):", "",
+           *_alloc_md(allocation_frame(r)), "", "Double-oracle trace:", "", *_trace_md(g), ""]
+    return md
+
+
 def _ci3(v) -> list:
     return list(v) if v else [None] * 3
 
@@ -324,12 +361,16 @@ def seed_row(r: dict) -> dict[str, Any]:
     g, d = r.get("goal") or {}, r.get("decision") or {}
     ho = r.get("heldout") or {}
     eng, none = _ci3(g.get("engine_regret")), _ci3(g.get("no_defense_minus_validated"))
+    nd = next((s for s in (r.get("game") or {}).get("scores", []) if s["name"] == "no defense"),
+              {})
     row = {
         "seed": r["seed"], "status": r.get("status"),
         "validated_defense": json.dumps(g.get("validated_defense")),
         "validated_worst": g.get("validated_worst"), "validated_lo": g.get("validated_lo"),
         "validated_hi": g.get("validated_hi"),
         "game_status": g.get("status"), **_last_exploitability(r),
+        "no_defense_worst": nd.get("worst"), "no_defense_worst_lo": nd.get("worst_lo"),
+        "no_defense_worst_hi": nd.get("worst_hi"),
         "engine_regret": eng[0], "engine_regret_lo": eng[1], "engine_regret_hi": eng[2],
         "engine_minus_best_pure": (g.get("engine_minus_best_pure") or [None])[0],
         "engine_rank_among_pure": g.get("engine_rank_among_pure"),
@@ -346,6 +387,7 @@ def seed_row(r: dict) -> dict[str, Any]:
         "heldout_mae": (ho.get("model") or {}).get("mae"),
         "heldout_mae_blind": (ho.get("blind") or {}).get("mae"),
         "heldout_spearman": (ho.get("model") or {}).get("spearman"),
+        "heldout_spearman_blind": (ho.get("blind") or {}).get("spearman"),
         "wall_s": r.get("wall_s")}
     for c in r.get("checks") or []:
         row[f"check: {c['check']}"] = (f"{c['delta']:+.3f} [{c['delta_lo']:+.3f}, "
@@ -371,6 +413,9 @@ def _headline(df: pd.DataFrame) -> list[str]:
              ("double oracle: status", [str(v) for v in df.game_status], ""),
              ("double oracle: last exploitability of the mixture (bits, CI)",
               ci("exploitability", "expl_lo", "expl_hi"), ""),
+             ("no defense: worst case (bits, CI)",
+              ci("no_defense_worst", "no_defense_worst_lo", "no_defense_worst_hi"),
+              mean("no_defense_worst")),
              ("no defense minus validated (paired CI)",
               ci("no_defense_minus_validated", "no_defense_lo", "no_defense_hi"),
               mean("no_defense_minus_validated")),
@@ -390,6 +435,7 @@ def _headline(df: pd.DataFrame) -> list[str]:
                       ("heldout_mae", "held-out MAE, model (bits; target <= 0.15)"),
                       ("heldout_mae_blind", "held-out MAE, defense-blind baseline (bits)"),
                       ("heldout_spearman", "held-out Spearman, model"),
+                      ("heldout_spearman_blind", "held-out Spearman, defense-blind baseline"),
                       ("wall_s", "wall time (s)")):
         items.append((name, [_f(v) for v in df[col]], mean(col)))
     for col in [c for c in df.columns if c.startswith("check: ")]:
@@ -402,8 +448,11 @@ def write_seeds(results: list[dict], out: Path) -> None:
     """``seeds.csv`` and ``seeds.md``: every seed's headline numbers side by side."""
     df = pd.DataFrame([seed_row(r) for r in results])
     df.to_csv(out / "seeds.csv", index=False)
-    md = ["# Seeds (model and attack)", "", *_headline(df), "", "## Every column", "",
-          "| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    md = ["# Seeds (model and attack)", "", *_headline(df), ""]
+    for r in results:
+        md += seed_section(r)
+    md += ["## Every column", "", "| " + " | ".join(df.columns) + " |",
+           "|" + "---|" * len(df.columns)]
     md += ["| " + " | ".join(_f(v) for v in r) + " |" for r in df.itertuples(index=False)]
     (out / "seeds.md").write_text("\n".join(md) + "\n")
 

@@ -200,7 +200,9 @@ def _model_kw(target, cfg) -> dict[str, Any]:
     caps = dict(getattr(target, "power_caps", None) or mc.get("caps") or {})
     return {"caps": caps, "imax": max_bits(target.n_classes),
             "reallocate": bool(mc.get("reallocate", True)),
-            "restarts": int(mc.get("restarts", 4))}
+            "restarts": int(mc.get("restarts", 4)),
+            "terms": None if mc.get("terms") is None else tuple(mc["terms"]),
+            "cap_units": mc.get("cap_units")}
 
 
 def run_seed(cfg, seed: int, out: Path) -> dict[str, Any]:
