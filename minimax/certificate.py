@@ -86,15 +86,12 @@ class BoundConfig(NamedTuple):
     nu_steps: int = 32
     # With a hint (the defense's own KKT multiplier, :func:`kkt_multiplier`), the search first
     # tries the bracket log nu in [log hint - nu_window, log hint + nu_window] (two estimates at
-    # its ends), else the side of it where the crossing lies, and runs hint_steps steps of a
-    # safeguarded secant search on it (:func:`_illinois`). On 64 random games K = 6 the hint
-    # was off the searched log nu by 0.005 in the median, 0.016 at the 90th percentile, 0.19 at
-    # most. 14 estimates (12 secant steps) in place of the 24 of a 22-step bisection of the
-    # window; the rigorous g at the multiplier found, against a 40-step bisection of the whole
-    # bracket: lower by at most 1.9e-6, higher by up to 8.1e-6, equal (2.7e-13) in the median
-    # on those games (10 steps: at most 3.4e-6 lower; 8: 1.6e-4).
+    # its ends) and bisects it hint_steps times (0.125 / 2^22 = 3e-8 resolution), else the side
+    # of it where the crossing lies (then coarser). On 64 random games K = 6 the hint was off
+    # the searched log nu by 0.005 in the median, 0.016 at the 90th percentile, 0.19 at most;
+    # 24 evaluations of the estimate in place of 32.
     nu_window: float = 0.0625
-    hint_steps: int = 12
+    hint_steps: int = 22
     search_grid: int = 24  # outer-lever grid of the (heuristic) multiplier search
     # rounds of the bracket search inside the multiplier search (a heuristic, so coarser than
     # bisect_s): 4 rounds of 9 points (4096x shrink) in place of 6 of 17 cut the certificate's
@@ -474,91 +471,43 @@ def kkt_multiplier(game: Game, defense: Defense, attack) -> jax.Array:
 
 
 def _multiplier(game: Game, attack, cfg: BoundConfig, hint=None):
-    """log nu: the crossing of the budget spent by the cheap per-channel minimiser estimate.
+    """log nu: bisection on the budget spent by the cheap per-channel minimiser estimate.
 
-    Without ``hint``: ``cfg.nu_steps`` bisection steps on [log ceiling - 40, log ceiling].
-    With a hint nu_h: the spend is estimated at log nu_h -+ ``cfg.nu_window``; the bracket is
-    the window when the crossing lies in it, else the part of the full bracket on the side
-    where it lies; then ``cfg.hint_steps`` steps of the safeguarded secant search
-    :func:`_illinois` on that bracket. The estimate's spend decreases in nu, so either way the
-    result is the crossing up to the search's resolution (docs/certificates.md §3.3).
+    Without ``hint``: ``cfg.nu_steps`` steps on [log ceiling - 40, log ceiling]. With a hint
+    nu_h: the spend is estimated at log nu_h -+ ``cfg.nu_window``; the bracket is the window
+    when the crossing lies in it, else the part of the full bracket on the side where it lies;
+    then ``cfg.hint_steps`` steps. The estimate's spend decreases in nu, so either way the
+    result is the crossing up to the final bracket width.
     """
 
-    def excess(t):  # spend - P_D at nu = e^t: > 0 means spending too much, raise nu
+    def over(t):  # spending too much at nu = e^t: raise nu
         _, x = _channel_minimum_estimate(game, attack, jnp.exp(t), cfg)
         return jnp.sum(game.cost_n * x.n + game.cost_s * x.s + game.cost_b * x.b) \
-            - game.defender_budget
+            > game.defender_budget
 
     hi = jnp.log(_nu_ceiling(game, attack))
     lo = hi - 40.0
-    if hint is None:
-        def body(_, bracket):
-            lo, hi = bracket
-            mid = 0.5 * (lo + hi)
-            up = excess(mid) > 0
-            return jnp.where(up, mid, lo), jnp.where(up, hi, mid)
+    steps = cfg.nu_steps
+    if hint is not None:
+        centre = jnp.log(hint)
+        ok = jnp.isfinite(centre)
+        centre = jnp.clip(jnp.where(ok, centre, hi - 20.0), lo, hi)
+        w_lo = jnp.maximum(centre - cfg.nu_window, lo)
+        w_hi = jnp.minimum(centre + cfg.nu_window, hi)
+        at_lo, at_hi = over(w_lo), over(w_hi)
+        # over at w_hi: the crossing is above the window; not over at w_lo: below it
+        lo, hi = (jnp.where(at_hi, w_hi, jnp.where(at_lo, w_lo, lo)),
+                  jnp.where(at_hi, hi, jnp.where(at_lo, w_hi, w_lo)))
+        steps = cfg.hint_steps
 
-        lo, hi = jax.lax.fori_loop(0, cfg.nu_steps, body, (lo, hi))
-        return 0.5 * (lo + hi)
+    def body(_, bracket):
+        lo, hi = bracket
+        mid = 0.5 * (lo + hi)
+        up = over(mid)
+        return jnp.where(up, mid, lo), jnp.where(up, hi, mid)
 
-    centre = jnp.log(hint)
-    centre = jnp.clip(jnp.where(jnp.isfinite(centre), centre, hi - 20.0), lo, hi)
-    w_lo = jnp.maximum(centre - cfg.nu_window, lo)
-    w_hi = jnp.minimum(centre + cfg.nu_window, hi)
-    e_lo, e_hi = excess(w_lo), excess(w_hi)
-    at_lo, at_hi = e_lo > 0, e_hi > 0
-    # over at w_hi: the crossing is above the window; not over at w_lo: below it. At the
-    # ceiling nothing is spent (excess -P_D); at the bottom of the full bracket the excess is
-    # not evaluated (NaN: bisect until that end is replaced)
-    unknown = jnp.full_like(e_lo, jnp.nan)
-    a = jnp.where(at_hi, w_hi, jnp.where(at_lo, w_lo, lo))
-    b = jnp.where(at_hi, hi, jnp.where(at_lo, w_hi, w_lo))
-    f_a = jnp.where(at_hi, e_hi, jnp.where(at_lo, e_lo, unknown))
-    f_b = jnp.where(at_hi, -game.defender_budget, jnp.where(at_lo, e_hi, e_lo))
-    return _illinois(excess, a, b, f_a, f_b, cfg.hint_steps)
-
-
-def _illinois(fun, a, b, f_a, f_b, steps: int):
-    """Root of a decreasing ``fun`` in the bracket [a, b] (``f_a > 0 >= f_b``): ``steps``
-    steps of regula falsi with the Illinois modification (Dowell & Jarratt 1971: when the
-    same end is kept twice its stored value is halved, so the search converges superlinearly
-    on a smooth function, where plain regula falsi stalls at one end), the trial clipped
-    1e-3 of the bracket inside its ends, and a bisection step while an end's value is
-    unknown (NaN). Returns the secant root of the final bracket (its midpoint if an end is
-    still unknown).
-
-    The spend estimate is a staircase at fine scale (its inner search is on a grid, and the
-    outer lever's grid point can jump at the root; its excess can be exactly 0 on an
-    interval), so a step that did not halve the bracket is followed by a bisection step: the
-    bracket at least halves every two steps, and the search is never slower than half a
-    bisection. The result is within the final bracket either way.
-    """
-
-    def secant(a, b, f_a, f_b):
-        known = jnp.isfinite(f_a) & jnp.isfinite(f_b) & (f_a > f_b)
-        t = b - f_b * (b - a) / jnp.where(known, f_b - f_a, -1.0)
-        return known, t
-
-    def body(_, carry):
-        a, b, f_a, f_b, kept, last = carry
-        known, t = secant(a, b, f_a, f_b)
-        width = b - a
-        # bisect where the last step did not halve the bracket (a jump or a flat zero of the
-        # staircase at the root, where the secant would creep along one end)
-        known = known & (f_b < 0) & (width <= 0.5 * last)
-        t = jnp.where(known, jnp.clip(t, a + 1e-3 * width, b - 1e-3 * width), 0.5 * (a + b))
-        f = fun(t)
-        up = f > 0  # the root is above t
-        # kept: +1 when b was kept by the last step, -1 when a was, 0 at the start
-        f_a_new = jnp.where(up, f, jnp.where(kept < 0, 0.5 * f_a, f_a))
-        f_b_new = jnp.where(up, jnp.where(kept > 0, 0.5 * f_b, f_b), f)
-        return (jnp.where(up, t, a), jnp.where(up, b, t), f_a_new, f_b_new,
-                jnp.where(up, 1, -1), width)
-
-    a, b, f_a, f_b, _, _ = jax.lax.fori_loop(0, steps, body,
-                                             (a, b, f_a, f_b, 0, 2.0 * (b - a)))
-    known, t = secant(a, b, f_a, f_b)
-    return jnp.where(known, jnp.clip(t, a, b), 0.5 * (a + b))
+    lo, hi = jax.lax.fori_loop(0, steps, body, (lo, hi))
+    return 0.5 * (lo + hi)
 
 
 def centre_bound(game: Game, attack, cfg: BoundConfig = BoundConfig(), hint=None

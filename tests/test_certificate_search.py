@@ -128,42 +128,18 @@ def test_pool_branch_and_bound_is_no_looser_than_dropping_the_unrefined_interval
 def test_hinted_multiplier_search_finds_the_crossing_of_the_plain_bisection():
     rng = np.random.default_rng(3)
     cfg = C.BoundConfig()
-    rigorous = jax.jit(lambda g, a, t: C._rigorous_g(g, a, jnp.exp(t), cfg)[0])
-    search = jax.jit(C._multiplier, static_argnames=("cfg",))
     for _ in range(4):
         game = random_game(rng, 3, utility_price=float(rng.uniform(0, 0.3))).view()
         defense = Defense(*(jnp.full(3, float(game.defender_budget) / 9) / c for c in
                             (game.cost_n, game.cost_s, game.cost_b)))
         attack = best_response_attack(game, defense)
-        plain = float(search(game, attack, cfg._replace(nu_steps=40)))
-        at_plain = float(rigorous(game, attack, plain))
+        plain = float(C._multiplier(game, attack, cfg._replace(nu_steps=40)))
         kkt = C.kkt_multiplier(game, defense, attack)
         for hint in (kkt, kkt * 1.01, kkt * 1e3, kkt * 1e-3, jnp.nan, 0.0):
-            found = float(search(game, attack, cfg, jnp.asarray(hint)))
-            # the estimate's spend is a staircase that can be 0 on an interval at the crossing
-            # (then any point of it is a crossing), so the searches may stop apart; what they
-            # are for is the bound there, which is the plain bisection's up to 1e-5 (measured:
-            # at most 1.5e-6 lower on these games)
-            assert abs(found - plain) <= 0.05, (hint, found, plain)
-            assert float(rigorous(game, attack, found)) >= at_plain - 1e-5, (hint, found, plain)
-
-
-def test_illinois_search_finds_the_root_of_a_smooth_and_of_a_step_function():
-    # smooth: 1 - e^t, root 0; the secant steps converge far faster than bisection alone, which
-    # would leave a bracket of 5 / 2^12 = 1.2e-3
-    smooth = C._illinois(lambda t: 1.0 - jnp.exp(t), jnp.asarray(-3.0), jnp.asarray(2.0),
-                         jnp.asarray(1.0 - math.exp(-3.0)), jnp.asarray(1.0 - math.exp(2.0)), 12)
-    assert abs(float(smooth)) <= 1e-5
-    # a jump at 0.3 (and exactly 0 on [0.3, 0.5]): the bracket at least halves every two steps,
-    # so 12 steps leave the result within 5 / 2^6 of the first point where the function is <= 0
-    step = lambda t: jnp.where(t < 0.3, 1.0, jnp.where(t < 0.5, 0.0, -1.0))  # noqa: E731
-    found = float(C._illinois(step, jnp.asarray(-3.0), jnp.asarray(2.0), jnp.asarray(1.0),
-                              jnp.asarray(-1.0), 12))
-    assert 0.3 - 5.0 / 2**6 <= found <= 0.5
-    # an end whose value is unknown: bisection until it is replaced
-    far = float(C._illinois(lambda t: 1.0 - jnp.exp(t), jnp.asarray(-30.0), jnp.asarray(10.0),
-                            jnp.asarray(jnp.nan), jnp.asarray(1.0 - math.exp(10.0)), 12))
-    assert abs(far) <= 1e-6
+            found = float(C._multiplier(game, attack, cfg, jnp.asarray(hint)))
+            # without a usable window the side bracket is at most 40 wide (40 / 2^22); the
+            # estimate's spend is monotone only up to its coarse inner search (~1e-7 here)
+            assert abs(found - plain) <= 1e-5, (hint, found, plain)
 
 
 @pytest.mark.slow
