@@ -128,6 +128,7 @@ def test_bound_config_holds_the_certificate_constants():
 def test_bound_config_is_checked():
     for bad, field in ((BoundConfig(grid=2), "grid"), (BoundConfig(margin=-1.0), "margin"),
                        (BoundConfig(jamming_widen=0), "jamming_widen"),
+                       (BoundConfig(refine_bisect=0), "refine_bisect"),
                        (BoundConfig(margin=math.nan), "margin")):
         with pytest.raises(SolverError, match=field):
             check_bound_config(bad)
