@@ -452,6 +452,22 @@ def bandwidth_report(out: dict) -> None:
     (OUT / "bandwidth.md").write_text("\n".join(lines))
 
 
+def bandwidth_summary(out: dict) -> list[dict]:
+    """One row per (defense, power) of ``bandwidth.json``: bits at the preset's steps, the
+    protection against no defense there, and what each doubling of the steps adds."""
+    rows = []
+    order = {n: i for i, n in enumerate(DEFENSES)}
+    for run in sorted(out["runs"].values(),
+                      key=lambda r: (order.get(r["defense"], 99), r["P"])):
+        by = {r["steps"]: r for r in run["rows"]}
+        base = by[out["steps"]]
+        rows.append({"defense": run["defense"], "P": run["P"], "bits": base,
+                     "R": base.get("R"), "vs_none": base.get("vs_none"),
+                     "doublings": [(s, by[s]["delta"]) for s in sorted(by)
+                                   if s > out["steps"] and "delta" in by[s]]})
+    return rows
+
+
 def refit(run_dirs: list[Path], caps: list[float]) -> None:
     """Refit the channel model on kept pipeline runs' calibration conditions with other
     threshold caps on memory power, and score the held-out conditions (model beside the
@@ -663,6 +679,14 @@ def power_report(dirs: list[Path], res: list[dict]) -> None:
                 ax.plot(grid, 1 - _model_curve(s["model"], grid, lv) / np.maximum(none, 1e-9),
                         "-", color=colors[n], lw=0.7, alpha=0.7,
                         label=f"{n} model" if j == 0 else None)
+    bw_path = OUT / "bandwidth.json"
+    if bw_path.exists():  # the bandwidth defenses measured beside the pipeline (seed 0)
+        bw = bandwidth_summary(json.loads(bw_path.read_text()))
+        for i, n in enumerate(sorted({r["defense"] for r in bw if r["R"] is not None})):
+            pts = [(r["P"], r["R"]) for r in bw if r["defense"] == n and r["R"] is not None]
+            ax.plot(*zip(*pts, strict=True), "x--", color=f"C{len(names) + i}", lw=0.8,
+                    label=f"{n} (bandwidth.md)")
+        out["bandwidth"] = bw
     ax.set_ylim(-0.5, 1.1)
     _finish(fig, ax, POWER_LABEL, "relative protection R = 1 - I_def / I_none",
             OUT / "asymmetry.png", legend=6)
@@ -739,6 +763,23 @@ def write_power_md(out: dict, names: list[str]) -> None:
                      f"{m.get('mae', float('nan')):.3f} | "
                      f"{b.get('spearman', float('nan')):.3f} | "
                      f"{b.get('mae', float('nan')):.3f} |")
+    if out.get("bandwidth"):
+        lines += ["", "## Bandwidth defenses against the preset attack", "",
+                  "Seed 0, held victims, one GCG run per defense and power scored at the "
+                  f"preset's {c['steps']} steps and at 2x (4x) with the same bootstrap weights "
+                  "([bandwidth.md](bandwidth.md), `python experiments/validate_memory.py "
+                  "--bandwidth 48,64,128 ...`); R and the difference to no defense at the "
+                  "preset's steps, paired on the same victims.", "",
+                  "| defense | P | bits [CI] | minus no defense (paired CI) | R | each doubling "
+                  "of the steps adds (paired CI) |", "|---|---|---|---|---|---|"]
+        for r in out["bandwidth"]:
+            b, v = r["bits"], r["vs_none"]
+            dbl = "; ".join(f"{s // 2}->{s}: {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+                            for s, d in r["doublings"])
+            lines.append(f"| {r['defense']} | {r['P']} | {b['bits']:.3f} [{b['lo']:.3f}, "
+                         f"{b['hi']:.3f}] | " + (f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
+                                                 if v else "") + " | "
+                         + (f"{r['R']:.3f}" if r["R"] is not None else "") + f" | {dbl} |")
     curves = sorted(p.name for p in OUT.glob("steps_curve_*.md"))
     lines += ["", "## Attack convergence", "",
               "Bits vs GCG steps at the preset's budget, one run per defense (seed 0, held "
