@@ -766,7 +766,8 @@ def write_power_md(out: dict, names: list[str]) -> None:
     if out.get("bandwidth"):
         lines += ["", "## Bandwidth defenses against the preset attack", "",
                   "Seed 0, held victims, one GCG run per defense and power scored at the "
-                  f"preset's {c['steps']} steps and at 2x (4x) with the same bootstrap weights "
+                  f"preset's {out['preset']['steps']} steps and at 2x (4x) with the same "
+                  "bootstrap weights "
                   "([bandwidth.md](bandwidth.md), `python experiments/validate_memory.py "
                   "--bandwidth 48,64,128 ...`); R and the difference to no defense at the "
                   "preset's steps, paired on the same victims.", "",
