@@ -418,7 +418,7 @@ def bandwidth(powers: list[int], names: tuple[str, ...], marks: tuple[int, ...],
                             "recipe": a.payload["recipe"], "seconds": a.payload["seconds"],
                             "rows": rows, "outcomes": outs}
         out["wall_s"] = time.perf_counter() - t0
-        path.write_text(json.dumps(out, indent=1, default=float))
+        path.write_text(json.dumps(out, default=float))  # one line: the answers are long
         bandwidth_report(out)
 
 
