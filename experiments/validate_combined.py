@@ -2,13 +2,16 @@
 
     PYTHONPATH=. python experiments/validate_combined.py [HYDRA OVERRIDES ...]
     PYTHONPATH=. python experiments/validate_combined.py --from DIR   # summarise a kept run
+    PYTHONPATH=. python experiments/validate_combined.py --seeds DIR/seed0 DIR/seed1 ...
 
 Runs the ``validate=combined`` preset (the pipeline of ``python -m minimax.validate``) into
 ``experiments/results/validate_combined/pipeline/`` and writes
 ``experiments/results/validate_combined/README.md``: how the engine's prescription splits
 the one budget over the two subsystems, the empirical game's best allocation, and the
 engine's allocation against it (paired bootstrap CIs on the same composite units), with every
-menu row grouped by where its budget goes (none, vision only, agent only, split).
+menu row grouped by where its budget goes (none, vision only, agent only, split).  With
+``--seeds`` it summarises kept runs of several seeds: one table of the engine against the
+empirical game per seed, then each seed's page.
 """
 
 from __future__ import annotations
@@ -114,6 +117,56 @@ def summarise(run_dir: Path, note: str = "") -> str:
     return "\n".join(lines)
 
 
+def seeds_table(run_dirs: list[Path]) -> list[str]:
+    """One row per seed: the engine's allocation, the empirical game's, and the paired
+    regret of the engine against the validated defense."""
+    lines = ["| seed | engine: budget to (predicted bits) | validated defense | validated worst "
+             "[CI] | engine's regret (paired CI) | within CI | engine rank / pure rows | "
+             "no defense minus validated | held-out MAE model / blind | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for d in run_dirs:
+        res = json.loads((d / "summary.json").read_text())
+        g, pres = res["goal"], res.get("prescription") or {}
+        ho = res.get("heldout") or {}
+        lv = pres.get("levers", {})
+        eng = (f"{where(lv)}, {share(lv)} ({pres['predicted_bits']:.3f})" if pres else "-")
+        val = ", ".join(f"{k} {v:.2f}" for k, v in g["validated_defense"].items())
+        mae = (f"{ho['model']['mae']:.3f} / {ho['blind']['mae']:.3f}" if ho else "-")
+        reg = _ci(g["engine_regret"]) if g.get("engine_regret") else "-"
+        lines.append(
+            f"| {res['seed']} | {eng} | {val} | {g['validated_worst']:.3f} "
+            f"[{g['validated_lo']:.3f}, {g['validated_hi']:.3f}] | {reg} | "
+            f"{g.get('engine_best_within_ci')} | {g.get('engine_rank_among_pure')} / "
+            f"{g.get('n_pure_rows')} | {_ci(g['no_defense_minus_validated'])} | {mae} | "
+            f"{res['wall_s']:.0f} |")
+    return lines
+
+
+def summarise_seeds(run_dirs: list[Path], note: str = "") -> str:
+    """README over seeds: :func:`seeds_table`, then each seed's :func:`summarise` page."""
+    lines = ["# The combined system over seeds: one budget over the digits dual encoder and "
+             "the agent memory", "",
+             "`python -m minimax.validate validate=combined validate.seed=S` for S in "
+             + ", ".join(json.loads((d / "summary.json").read_text())["seed"].__str__()
+                         for d in run_dirs)
+             + " (runs kept in " + ", ".join(f"[{d.name}]({d.parent.name}/{d.name}/report.md)"
+                                             for d in run_dirs)
+             + "); this page: `python experiments/validate_combined.py --seeds "
+             + " ".join(f"experiments/results/validate_combined/{d.parent.name}/{d.name}"
+                        for d in run_dirs) + "`. Bits per query are the sum over the two flows "
+             "(at most log2 10 + log2 6 = 5.91); CIs are 95% paired bootstraps over the 20 "
+             "composite units (an image and a victim) of the held-out split.",
+             *([""] + [note] if note else []), "", "## Engine vs empirical game, per seed", "",
+             *seeds_table(run_dirs), ""]
+    for d in run_dirs:
+        page = summarise(d).split("\n")
+        body = [ln.replace("## ", "### ", 1) if ln.startswith("## ") else ln for ln in page[1:]]
+        body = [ln.replace("(pipeline/report.md)", f"({d.parent.name}/{d.name}/report.md)")
+                for ln in body]
+        lines += [f"## Seed {json.loads((d / 'summary.json').read_text())['seed']}", *body]
+    return "\n".join(lines)
+
+
 def _ci(v) -> str:
     return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
 
@@ -123,8 +176,15 @@ def main() -> None:
     ap.add_argument("--from", dest="src", type=Path, default=None,
                     help="summarise a kept run directory instead of running the preset")
     ap.add_argument("--note", default="", help="a line on how the run was timed")
+    ap.add_argument("--seeds", type=Path, nargs="+", default=None, metavar="DIR",
+                    help="summarise kept runs of several seeds (one table, then each seed)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
+    if args.seeds:
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "README.md").write_text(summarise_seeds(args.seeds, args.note))
+        print((OUT / "README.md").read_text())
+        return
     import torch
 
     torch.set_num_threads(1)

@@ -57,14 +57,29 @@ def digits_pairs(name):
     return [(p, float(np.mean(none[p])), float(np.mean(d[p]))) for p in sorted(set(none) & set(d))]
 
 
+def measured_where(tg: str, meas: str, mem: dict) -> str:
+    """Which target and runs a grounded amount comes from."""
+    if tg == "digits":
+        return "digits (seed 0, experiments/results/validate_quick)"
+    if meas == "untrusted cap 1 (b)":
+        bw = json.loads((OUT / "bandwidth.json").read_text())
+        return f"memory (seed {bw['seed']}, bandwidth.md)"
+    return f"memory (seeds {', '.join(s.removeprefix('seed') for s in mem['seeds'])})"
+
+
 def memory_pairs(res, name):
     """``(P, I_none, I_def)`` of a memory defense, each the mean over the pipeline's seeds
     (``results.json`` of ``experiments/validate_memory.py --seeds-from``) of the
     conditions measured at the same power on the same victims; the untrusted cap, which
-    the pipeline's menu does not realise, from ``isolation.json`` (``--isolation``)."""
+    the pipeline's menu does not realise, from ``bandwidth.json`` (``--bandwidth``) at the
+    preset's step count."""
     if name == "untrusted cap 1 (b)":
-        rows = json.loads((OUT / "isolation.json").read_text())["rows"]
-        return [(r["P"], r["none"][0], r["cap1"][0]) for r in rows]
+        bw = json.loads((OUT / "bandwidth.json").read_text())
+        at = {(r["defense"], r["P"]): next(x["bits"] for x in r["rows"]
+                                           if x["steps"] == bw["steps"])
+              for r in bw["runs"].values()}
+        return [(p, at["no defense", p], at[name, p]) for d, p in sorted(at)
+                if d == name and ("no defense", p) in at]
     by: dict[float, list[tuple[float, float]]] = {}
     for s in res["seeds"].values():
         conds = [c for c in s["conditions"] if c["kind"] == "adv"]
@@ -122,8 +137,8 @@ def main():
         for pattern, lv in spec["investments"].items():
             if lever in lv and pattern in chans and pattern in grounded:
                 amounts[pattern] = round(invert(lever, r, chans[pattern]), 3)
-        out[name] = {"target": tg, "measured_defense": meas, "lever": lever, "retained": r,
-                     "pairs": used, "amounts": amounts}
+        out[name] = {"target": measured_where(tg, meas, mem), "measured_defense": meas,
+                     "lever": lever, "retained": r, "pairs": used, "amounts": amounts}
         print(name, json.dumps(out[name]))
     (OUT / "dci_grounding.json").write_text(json.dumps(out, indent=1))
     md = ["# Catalogue lever amounts grounded in measurements", "",

@@ -32,6 +32,8 @@ DEFENSES = {
     "untrusted cap 1 (b)": MemoryDefense(untrusted_cap=1),
     "write limit 4 (b)": MemoryDefense(write_limit=4),
     "write limit 2 (b)": MemoryDefense(write_limit=2),
+    "untrusted cap 2 (b)": MemoryDefense(untrusted_cap=2),
+    "provenance partition (b)": MemoryDefense(untrusted_cap=0),
 }
 MODEL_CENTRIC = ("ppl filter (n)", "paraphrase x3 (s)")
 BANDWIDTH = ("write limit 4 (b)", "write limit 2 (b)", "untrusted cap 1 (b)")
@@ -347,41 +349,123 @@ def transfer(power: int, seed: int = 0) -> None:
     print(out, flush=True)
 
 
-def isolation(powers: list[int], seed: int = 0, split: str = "held") -> None:
-    """The untrusted cap (at most one untrusted entry among those retrieved), which the
-    pipeline's lever menu does not realise: the preset's attack with and without it at
-    ``powers``, paired on the same victims (``isolation.{json,md}``; grounds the
-    catalogue's memory isolation, experiments/validate_dci_grounding.py)."""
+def bandwidth(powers: list[int], names: tuple[str, ...], marks: tuple[int, ...],
+              longer: dict[str, int] | None = None, seed: int = 0, split: str = "held") -> None:
+    """Bandwidth defenses against the preset's attack: bits vs attacker power with CIs, and
+    the attack's convergence under each (``bandwidth.{json,md}``).
+
+    One GCG run per defense and power, of ``max(marks)`` steps, scored at each of ``marks``
+    (the preset's 16 steps, 2x, ...; ``longer`` gives some defenses a longer run) with the
+    same bootstrap weights, so a doubling of the steps is a paired difference; each defense
+    is also paired with no defense at the same power, step count and victims:
+    ``R = 1 - I_def / I_none``.  Runs of other (defense, power) pairs already in
+    ``bandwidth.json`` (same seed and split) are kept, so the file grows over calls; a kept
+    no-defense run with the step counts needed is paired against from its stored answers
+    (the attack is deterministic given the seed).  Grounds the catalogue's memory isolation
+    (experiments/validate_dci_grounding.py).
+    """
     from minimax.validate.measure import bootstrap_weights, outcome_bits, paired_difference
+    from minimax.validate.target import Outcome
     from minimax.validate.targets.memory import make_memory_target
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    tg = make_memory_target(seed=seed, **_preset_target())
+    conf = _preset_target()
+    tg = make_memory_target(seed=seed, **conf)
+    longer = longer or {}
+    path = OUT / "bandwidth.json"
+    out = {"seed": seed, "split": split, "steps": conf["steps"], "runs": {}}
+    if path.exists():
+        prev = json.loads(path.read_text())
+        if (prev["seed"], prev["split"], prev["steps"]) == (seed, split, conf["steps"]):
+            out["runs"] = prev["runs"]
+    todo = [("no defense", p) for p in powers] + [(n, p) for n in names if n != "no defense"
+                                                   for p in powers]
+    scored: dict[tuple[str, int], dict[int, object]] = {}
+    for name, p in todo:
+        d = DEFENSES[name]
+        key = f"{name}|{p}"
+        mk = tuple(sorted({*marks, conf["steps"], *([longer[name]] if name in longer else [])}))
+        kept = out["runs"].get(key, {}).get("outcomes", {})
+        if name == "no defense" and all(str(s) in kept for s in mk):
+            # the reference is kept with its answers: pair against it without re-running
+            scored[(name, p)] = {s: outcome_bits(Outcome(*map(np.asarray, kept[str(s)]),
+                                                         tg.n_classes),
+                                                 bootstrap_weights(len(kept[str(s)][0]), 200,
+                                                                   seed)) for s in mk}
+            continue
+        a = tg.attack([(1.0, d)], {"memory": p}, split=split, seed=seed,
+                      options={"text_steps": max(mk), "checkpoints": list(mk)})
+        rows, last, got, outs = [], None, {}, {}
+        for s in mk:
+            o = tg.evaluate(tg.at_checkpoint(a, s), d, split=split, seed=seed)
+            outs[str(s)] = [o.sent.tolist(), o.answers.tolist()]
+            b = outcome_bits(o, bootstrap_weights(o.sent.shape[0], 200, seed))
+            got[s] = b
+            r = {"steps": s, "bits": b.bits, "lo": b.lo, "hi": b.hi,
+                 "success": float((o.sent == o.answers).mean())}
+            if last is not None:
+                r["delta"] = list(paired_difference(b, last))
+            ref = scored.get(("no defense", p), {}).get(s)
+            if ref is not None and name != "no defense":
+                r["vs_none"] = list(paired_difference(b, ref))
+                r["R"] = 1.0 - b.bits / ref.bits if ref.bits > 0 else float("nan")
+            rows.append(r)
+            last = b
+            print(name, p, r, flush=True)
+        scored[(name, p)] = got
+        out["runs"][key] = {"defense": name, "P": p, "m": a.payload["m"], "L": a.payload["L"],
+                            "recipe": a.payload["recipe"], "seconds": a.payload["seconds"],
+                            "rows": rows, "outcomes": outs}
+        out["wall_s"] = time.perf_counter() - t0
+        path.write_text(json.dumps(out, default=float))  # one line: the answers are long
+        bandwidth_report(out)
+
+
+def bandwidth_report(out: dict) -> None:
+    """``bandwidth.md`` from :func:`bandwidth`'s results."""
+    base = out["steps"]
+    lines = [f"# Bandwidth defenses vs attacker power (preset attack, seed {out['seed']}, "
+             f"{out['split']} victims)", "",
+             "`python experiments/validate_memory.py --bandwidth P,P,... --defenses NAMES "
+             "--marks 16,32`. One GCG run per defense and power, scored at each step count "
+             f"with the same bootstrap weights; the preset's budget is {base} steps. "
+             "Convergence: bits at 2x (and 4x) steps minus the previous count, paired CI "
+             "(flat = the CI reaches 0). Protection: the defense minus no defense at the same "
+             "power and step count on the same victims (paired CI), and R = 1 - I_def / I_none.",
+             "", "| defense | P | entries x tokens | steps | bits [CI] | vs previous steps "
+             "(paired CI) | minus no defense (paired CI) | R | attack s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    order = {n: i for i, n in enumerate(DEFENSES)}
+    runs = sorted(out["runs"].values(), key=lambda r: (order.get(r["defense"], 99), r["P"]))
+
+    def ci(v):
+        return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" if v else ""
+    for run in runs:
+        for r in run["rows"]:
+            rr = f"{r['R']:.3f}" if "R" in r else ""
+            lines.append(f"| {run['defense']} | {run['P']} | {run['m']} x {run['L']} | "
+                         f"{r['steps']} | {r['bits']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] | "
+                         f"{ci(r.get('delta'))} | {ci(r.get('vs_none'))} | {rr} | "
+                         f"{run['seconds']:.0f} |")
+    lines += ["", f"Wall {out.get('wall_s', 0.0):.0f} s (last call).", ""]
+    (OUT / "bandwidth.md").write_text("\n".join(lines))
+
+
+def bandwidth_summary(out: dict) -> list[dict]:
+    """One row per (defense, power) of ``bandwidth.json``: bits at the preset's steps, the
+    protection against no defense there, and what each doubling of the steps adds."""
     rows = []
-    for p in powers:
-        got = {}
-        for name in ("no defense", "untrusted cap 1 (b)"):
-            d = DEFENSES[name]
-            a = tg.attack([(1.0, d)], {"memory": p}, split=split, seed=seed)
-            o = tg.evaluate(a, d, split=split, seed=seed)
-            got[name] = outcome_bits(o, bootstrap_weights(o.sent.shape[0], 200, seed))
-        b0, b1 = got["no defense"], got["untrusted cap 1 (b)"]
-        diff = paired_difference(b1, b0)
-        rows.append({"P": p, "none": [b0.bits, b0.lo, b0.hi], "cap1": [b1.bits, b1.lo, b1.hi],
-                     "diff": list(diff)})
-        print(rows[-1], flush=True)
-    out = {"seed": seed, "split": split, "rows": rows, "wall_s": time.perf_counter() - t0}
-    (OUT / "isolation.json").write_text(json.dumps(out, indent=1, default=float))
-    lines = [f"# Untrusted cap 1 vs no defense (preset attack, seed {seed}, {split} victims)",
-             "", "| P | no defense bits [CI] | untrusted cap 1 bits [CI] | cap minus none "
-             "(paired CI) |", "|---|---|---|---|"]
-    for r in rows:
-        n, c, d = r["none"], r["cap1"], r["diff"]
-        lines.append(f"| {r['P']} | {n[0]:.3f} [{n[1]:.3f}, {n[2]:.3f}] | {c[0]:.3f} "
-                     f"[{c[1]:.3f}, {c[2]:.3f}] | {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] |")
-    lines += ["", f"Wall {out['wall_s']:.0f} s.", ""]
-    (OUT / "isolation.md").write_text("\n".join(lines))
+    order = {n: i for i, n in enumerate(DEFENSES)}
+    for run in sorted(out["runs"].values(),
+                      key=lambda r: (order.get(r["defense"], 99), r["P"])):
+        by = {r["steps"]: r for r in run["rows"]}
+        base = by[out["steps"]]
+        rows.append({"defense": run["defense"], "P": run["P"], "bits": base,
+                     "R": base.get("R"), "vs_none": base.get("vs_none"),
+                     "doublings": [(s, by[s]["delta"]) for s in sorted(by)
+                                   if s > out["steps"] and "delta" in by[s]]})
+    return rows
 
 
 def refit(run_dirs: list[Path], caps: list[float]) -> None:
@@ -595,6 +679,14 @@ def power_report(dirs: list[Path], res: list[dict]) -> None:
                 ax.plot(grid, 1 - _model_curve(s["model"], grid, lv) / np.maximum(none, 1e-9),
                         "-", color=colors[n], lw=0.7, alpha=0.7,
                         label=f"{n} model" if j == 0 else None)
+    bw_path = OUT / "bandwidth.json"
+    if bw_path.exists():  # the bandwidth defenses measured beside the pipeline (seed 0)
+        bw = bandwidth_summary(json.loads(bw_path.read_text()))
+        for i, n in enumerate(sorted({r["defense"] for r in bw if r["R"] is not None})):
+            pts = [(r["P"], r["R"]) for r in bw if r["defense"] == n and r["R"] is not None]
+            ax.plot(*zip(*pts, strict=True), "x--", color=f"C{len(names) + i}", lw=0.8,
+                    label=f"{n} (bandwidth.md)")
+        out["bandwidth"] = bw
     ax.set_ylim(-0.5, 1.1)
     _finish(fig, ax, POWER_LABEL, "relative protection R = 1 - I_def / I_none",
             OUT / "asymmetry.png", legend=6)
@@ -671,6 +763,24 @@ def write_power_md(out: dict, names: list[str]) -> None:
                      f"{m.get('mae', float('nan')):.3f} | "
                      f"{b.get('spearman', float('nan')):.3f} | "
                      f"{b.get('mae', float('nan')):.3f} |")
+    if out.get("bandwidth"):
+        lines += ["", "## Bandwidth defenses against the preset attack", "",
+                  "Seed 0, held victims, one GCG run per defense and power scored at the "
+                  f"preset's {out['preset']['steps']} steps and at 2x (4x) with the same "
+                  "bootstrap weights "
+                  "([bandwidth.md](bandwidth.md), `python experiments/validate_memory.py "
+                  "--bandwidth 48,64,128 ...`); R and the difference to no defense at the "
+                  "preset's steps, paired on the same victims.", "",
+                  "| defense | P | bits [CI] | minus no defense (paired CI) | R | each doubling "
+                  "of the steps adds (paired CI) |", "|---|---|---|---|---|---|"]
+        for r in out["bandwidth"]:
+            b, v = r["bits"], r["vs_none"]
+            dbl = "; ".join(f"{s // 2}->{s}: {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+                            for s, d in r["doublings"])
+            lines.append(f"| {r['defense']} | {r['P']} | {b['bits']:.3f} [{b['lo']:.3f}, "
+                         f"{b['hi']:.3f}] | " + (f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
+                                                 if v else "") + " | "
+                         + (f"{r['R']:.3f}" if r["R"] is not None else "") + f" | {dbl} |")
     curves = sorted(p.name for p in OUT.glob("steps_curve_*.md"))
     lines += ["", "## Attack convergence", "",
               "Bits vs GCG steps at the preset's budget, one run per defense (seed 0, held "
@@ -745,8 +855,11 @@ if __name__ == "__main__":
                     help="entries fit on the attack victims, scored on the held ones")
     ap.add_argument("--seeds-from", type=Path, default=None, metavar="DIR",
                     help="summarise the pipeline's seeds kept in DIR/seed*/")
-    ap.add_argument("--isolation", default=None, metavar="P,P",
-                    help="untrusted cap 1 vs no defense at these powers (isolation.md)")
+    ap.add_argument("--bandwidth", default=None, metavar="P,P",
+                    help="bandwidth defenses (--defenses) vs no defense at these powers, "
+                         "scored at --marks (bandwidth.md)")
+    ap.add_argument("--longer", nargs="*", default=[], metavar="NAME=STEPS",
+                    help="--bandwidth: a longer run for these defenses")
     ap.add_argument("--refit", type=Path, nargs="+", default=None, metavar="RUN",
                     help="refit kept runs with the caps of --caps and score held-out cells")
     ap.add_argument("--caps", default="192,40,0",
@@ -754,8 +867,10 @@ if __name__ == "__main__":
     args = ap.parse_args()
     if args.refit:
         refit(args.refit, [float(c) for c in args.caps.split(",")])
-    elif args.isolation:
-        isolation([int(p) for p in args.isolation.split(",")])
+    elif args.bandwidth:
+        bandwidth([int(p) for p in args.bandwidth.split(",")], tuple(args.defenses.split(",")),
+                  tuple(int(m) for m in (args.marks or "16,32").split(",")),
+                  {k: int(v) for k, v in (x.rsplit("=", 1) for x in args.longer)})
     elif args.seeds_from:
         pipeline_seeds(args.seeds_from)
     elif args.transfer:

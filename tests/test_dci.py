@@ -223,3 +223,23 @@ def test_default_game_dci_runs_and_is_in_range():
     assert np.all(r.cover[:, injection] >= -1e-12) and np.all(r.cover[:, injection] <= 1 + 1e-12)
     # weighted-sum identity between the breakdowns
     np.testing.assert_allclose(r.dci, r.curve.mean(axis=1), rtol=1e-12)
+
+
+def test_provenance_label_names_the_target_or_the_source():
+    """Each DCI row says where its amounts come from: the validation target a measured row was
+    measured on, the first citation of an assumed row (its source up to the year)."""
+    from minimax.analysis import load_catalogue
+    from minimax.analysis._dci import provenance_label
+    from minimax.analysis._specs import DefenseSpec
+
+    base = DefenseSpec(name="x", category="system", investments=(), cost=0.0,
+                       source="Xiang et al. 2024, Certifiably Robust RAG (arXiv:2405.15556)")
+    assert provenance_label(base) == "assumed from Xiang et al. 2024"
+    measured = base._replace(provenance="measured",
+                             provenance_note="b measured on the agent-memory target: ...")
+    assert provenance_label(measured) == "measured on the agent-memory target"
+    assert provenance_label(base._replace(source="")) == "assumed"
+    labels = {s.name: provenance_label(s) for s in load_catalogue(ROOT / "conf/defense")}
+    assert labels["perplexity_filter"] == "measured on the agent-memory target"
+    assert labels["randomized_smoothing"] == "measured on the bundled digits target"
+    assert labels["sandboxing"] == "assumed from Wu et al. 2025"

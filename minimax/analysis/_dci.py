@@ -72,7 +72,7 @@ class DCIResult(NamedTuple):
     utility_loss: np.ndarray  # (J,) sum_i u_i Cleg_i lost to the defense, bits per query
     skipped: tuple[str, ...]  # classes that reach no channel of the game (left out)
     equal_budget: bool  # whether every defense was rescaled to the game's defender budget
-    provenance: tuple[str, ...] = ()  # (J,) "measured" | "assumed": where the amounts come from
+    provenance: tuple[str, ...] = ()  # (J,) "measured on T" | "assumed from S" (provenance_label)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dict (JSON-serialisable; NaN where no class reaches a flow)."""
@@ -101,6 +101,22 @@ class DCIResult(NamedTuple):
         """Mean cover-vs-power curve of each category, {"model": (T,), "system": (T,)}."""
         cats = np.asarray(self.categories)
         return {c: self.curve[cats == c].mean(axis=0) for c in sorted(set(self.categories))}
+
+
+def provenance_label(spec: DefenseSpec) -> str:
+    """Where a catalogue row's lever amounts come from, in a few words.
+
+    ``"measured on the <name> target"`` for a row whose amounts come from a validation
+    target (the phrase "measured on ... target" of its provenance note), ``"assumed from
+    <first citation>"`` (the source up to its first year) for a row set by hand.
+    """
+    import re
+
+    if spec.provenance == "measured":
+        m = re.search(r"measured on (?:the )?([\w-]+(?: [\w-]+)?) target", spec.provenance_note)
+        return f"measured on the {m.group(1)} target" if m else "measured"
+    m = re.match(r"\s*(.+?\b(?:19|20)\d\d)\b", spec.source)
+    return f"assumed from {m.group(1)}" if m else "assumed"
 
 
 def _stack(game: Game, caps: np.ndarray, powers: np.ndarray, mode: str) -> Game:
@@ -233,7 +249,7 @@ def dci(game: Game, catalogue: Sequence[DefenseSpec], taxonomy: Taxonomy,
     ])
     return DCIResult(
         defenses=tuple(s.name for s in catalogue), categories=tuple(s.category for s in catalogue),
-        provenance=tuple(s.provenance for s in catalogue),
+        provenance=tuple(provenance_label(s) for s in catalogue),
         classes=tuple(c.name for c in classes), flows=FLOWS, powers=powers, weights=weights,
         dci=dci_values, per_class=per_class, per_flow=per_flow, curve=curve, cover=cover,
         value=value, value_none=value_none, cost=costs, utility_loss=utility_loss,
