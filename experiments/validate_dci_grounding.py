@@ -45,7 +45,9 @@ def retained(pairs, imax):
 
 
 def digits_pairs(name):
-    rows = list(csv.DictReader(open(ROOT / "experiments/results/validate_quick/conditions.csv")))
+    # the digits levers' amounts in the catalogue were grounded on the earlier preset's seed 0
+    path = ROOT / "experiments/results/validate_quick/earlier/seed0/conditions.csv"
+    rows = list(csv.DictReader(open(path)))
     by = {}
     for r in rows:
         if r["kind"] != "adv" or float(r["P_text"] or 0.0) > 0:
@@ -60,7 +62,8 @@ def digits_pairs(name):
 def measured_where(tg: str, meas: str, mem: dict) -> str:
     """Which target and runs a grounded amount comes from."""
     if tg == "digits":
-        return "digits (seed 0, experiments/results/validate_quick)"
+        return ("digits (seed 0 of the earlier quick preset, "
+                "experiments/results/validate_quick/earlier)")
     if meas == "untrusted cap 1 (b)":
         bw = json.loads((OUT / "bandwidth.json").read_text())
         return f"memory (seed {bw['seed']}, bandwidth.md)"
