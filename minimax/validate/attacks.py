@@ -542,8 +542,11 @@ class _TextGroup:
         self.base = class_embeddings(side.model, side.ensemble)  # (T, D)
         self.sides: list[TextSide] = []
 
-    def embed(self, cands: torch.Tensor) -> torch.Tensor:
-        """Class-``t`` embeddings for candidate suffixes ``(T, c, k)`` -> ``(T, c, D)``."""
+    def embed(self, cands: torch.Tensor, screen: torch.dtype | None = None) -> torch.Tensor:
+        """Class-``t`` embeddings for candidate suffixes ``(T, c, k)`` -> ``(T, c, D)``.
+
+        ``screen``: run the text tower under CPU autocast to this dtype (e.g.
+        ``torch.bfloat16``); pooling and normalisation stay in float32."""
         T, c = cands.shape[:2]
         if self.kk == 0:
             return self.base[:, None].expand(T, c, -1)
@@ -552,9 +555,10 @@ class _TextGroup:
         tok = cands[..., : self.kk][:, :, None].expand(T, c, E, self.kk)
         ids.scatter_(3, self.pos[:, None].expand(T, c, E, self.kk), tok)
         mask = self.mask[:, None].expand(T, c, E, L)
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=screen or torch.bfloat16,
+                                             enabled=screen is not None):
             e = self.model.encode_text(ids.reshape(-1, L), mask.reshape(-1, L))
-        return F.normalize(e.view(T, c, E, -1).mean(2), dim=-1)
+        return F.normalize(e.float().view(T, c, E, -1).mean(2), dim=-1)
 
     def embed_onehot(self, onehot: torch.Tensor, w_emb: torch.Tensor) -> torch.Tensor:
         """Differentiable class-``t`` embeddings for one-hot suffixes ``(T, k, V)`` -> (T, D)."""
@@ -565,10 +569,10 @@ class _TextGroup:
         sfx = (onehot[:, : self.kk] @ w_emb)[:, None].expand(T, E, self.kk, -1)
         ti = torch.arange(T).view(T, 1, 1).expand(T, E, self.kk)
         ei = torch.arange(E).view(1, E, 1).expand(T, E, self.kk)
-        emb = emb.index_put((ti, ei, self.pos), sfx)
+        emb = emb.index_put((ti, ei, self.pos), sfx.to(emb.dtype))
         e = self.model.encode_text(self.ids.view(-1, L), self.mask.view(-1, L),
                                    embeds=emb.view(T * E, L, -1))
-        return F.normalize(e.view(T, E, -1).mean(1), dim=-1)
+        return F.normalize(e.float().view(T, E, -1).mean(1), dim=-1)
 
 
 def _side_terms(side: TextSide, base: torch.Tensor, scale: float):
@@ -630,7 +634,8 @@ def _combine_swaps(sfx: torch.Tensor, cand: torch.Tensor, lc: torch.Tensor, cur:
 def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: int = 40,
                 n_cand: int = 64, topk: int = 64, seed: int = 0,
                 init: dict[int, torch.Tensor] | None = None,
-                combine: Sequence[int] = (2, 4), prune: bool = True) -> GCGResult:
+                combine: Sequence[int] = (2, 4), prune: bool = True,
+                screen: torch.dtype | None = None, verify: int = 2) -> GCGResult:
     """Universal ``k``-token suffix per target against a mixture of defended text paths.
 
     The objective is the mixture's expected targeted log-likelihood over the attacker's
@@ -643,6 +648,12 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
     improving swaps (every such candidate is the current suffix, whose loss is known and
     never accepted); the result is the unpruned one (``prune=False``) up to float rounding.
     Candidate scoring runs under ``torch.inference_mode``.
+    ``screen``: score every candidate with the text tower in this lower precision (e.g.
+    ``torch.bfloat16``, about 3x cheaper on CPUs with bf16 instructions; the token
+    gradient that proposes the candidates too), then rescore the
+    ``verify`` best per target in float32 and accept the best of those only if its float32
+    objective beats the current suffix's: the objective, the trace and every acceptance
+    stay exact; only the ranking of candidates is approximate.  ``None``: float32 throughout.
     """
     if k <= 0:
         return GCGResult({}, [])
@@ -673,17 +684,18 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
         m = min(k, int(ids.numel()))
         sfx[t, :m] = ids[:m]
 
-    def losses(cands: torch.Tensor) -> torch.Tensor:
+    def losses(cands: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         with torch.inference_mode():
-            return _mixture_loss(glist, terms, [grp.embed(cands) for grp in glist], keep_w,
-                                 scale)
+            return _mixture_loss(glist, terms, [grp.embed(cands, dtype) for grp in glist],
+                                 keep_w, scale)
 
     cur = losses(sfx[:, None])[:, 0]
     trace = [float(cur.mean())]
     rows = torch.arange(T)[:, None]
     for _ in range(steps):
         onehot = F.one_hot(sfx, w_emb.shape[0]).to(w_emb.dtype).requires_grad_(True)
-        e = [grp.embed_onehot(onehot, w_emb)[:, None] for grp in glist]
+        with torch.autocast("cpu", dtype=screen or torch.bfloat16, enabled=screen is not None):
+            e = [grp.embed_onehot(onehot, w_emb)[:, None] for grp in glist]
         total = _mixture_loss(glist, terms, e, keep_w, scale).sum()
         (grad,) = torch.autograd.grad(total, onehot)
         grad = grad.masked_fill(block, float("inf"))
@@ -692,14 +704,20 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
         pick = torch.randint(topk, (T, n_cand), generator=g)
         cand = sfx[:, None].repeat(1, n_cand, 1)
         cand.scatter_(2, where[..., None], top[rows, where, pick][..., None])
-        lc = losses(cand)
+        lc = losses(cand, screen)
+        # the current suffix's objective on the candidates' scale
+        ref = cur if screen is None else losses(sfx[:, None], screen)[:, 0]
         if combine and k > 1:  # multi-coordinate: merge the best improving swaps
-            combo = _combine_swaps(sfx, cand, lc, cur, where, combine)
+            combo = _combine_swaps(sfx, cand, lc, ref, where, combine)
             if prune:  # a size where every target's combination is its current suffix
                 combo = combo[:, (combo != sfx[:, None]).any(-1).any(0)]
             if combo.shape[1]:
                 cand = torch.cat([cand, combo], 1)
-                lc = torch.cat([lc, losses(combo)], 1)
+                lc = torch.cat([lc, losses(combo, screen)], 1)
+        if screen is not None:  # rescore the best few in float32
+            top_v = lc.topk(min(verify, lc.shape[1]), dim=1, largest=False).indices
+            cand = cand[rows, top_v]
+            lc = losses(cand)
         j = lc.argmin(1)
         best = lc[torch.arange(T), j]
         better = best < cur

@@ -277,9 +277,12 @@ def build_digits_clip(split: Split, cfg: DigitsCLIPConfig | None = None) -> Digi
     projection is frozen so the class prompts do not move).
     """
     cfg = cfg or DigitsCLIPConfig()
-    key = config_hash({"model": "digits_clip", "v": 2, **asdict(cfg), "n": len(split.y_train)})
+    key = config_hash({"model": "digits_clip", "v": 3, **asdict(cfg), "n": len(split.y_train)})
     path = cache_dir() / f"digits_clip-{key}.pt"
-    model = DigitsCLIP(load_text_tower(), cfg)
+    text = load_text_tower()
+    with torch.random.fork_rng(devices=[]):  # initial weights from cfg.seed, not the process
+        torch.manual_seed(cfg.seed)
+        model = DigitsCLIP(text, cfg)
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True), strict=False)
         return model.eval()

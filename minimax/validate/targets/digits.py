@@ -60,6 +60,10 @@ log-probability ``log sum_i w_i p_i(t | x)``; a one-defense mixture is the plain
   ``text_steps`` and ``text_max`` and ``1/f`` times ``text_tol`` and ``text_atol``
   (:func:`gcg_budget`): with no image perturbation the suffix is the whole attack and
   against a fine-tuned image tower it keeps gaining after the joint attacks' plateau;
+* ``text_screen``: ``"float32"``, ``"bfloat16"`` or ``"auto"`` (bfloat16 where the CPU has
+  bf16 instructions): the precision in which GCG ranks its candidates; the ``text_verify``
+  best per target are rescored in float32 and only a float32 gain is accepted
+  (:func:`~minimax.validate.attacks.gcg_mixture`);
 * ``rounds``: joint alternations; ``norm``: ``"l2"`` or ``"linf"`` (Linf radius with the
   same L2 envelope, ``sqrt(P / 64)``).
 
@@ -108,8 +112,9 @@ RECIPES = ("auto", "apgd", "apgd-ce", "apgd-dlr", "pgd", "square")
 ATTACK_DEFAULTS: dict[str, Any] = {
     "recipe": "auto", "steps": 50, "restarts": 1, "eot": 16, "text_steps": 32,
     "n_cand": 16, "topk": 64, "rounds": 2, "norm": "l2", "text_max": 0, "text_tol": 0.0,
-    "text_atol": 0.0, "text_alone": 1,
+    "text_atol": 0.0, "text_alone": 1, "text_screen": "auto", "text_verify": 2,
 }
+SCREENS = {"float32": None, "bfloat16": torch.bfloat16}
 DEFAULT_UNITS = {"purify": "noise", "n": 0.2, "n_max": 0.8, "s": 0.5, "s_grid": 0.25,
                  "ensemble": 2.0, "keep_min": 0.2}
 MENU_PAIRS = (("n_image", "b_image"), ("s_image", "b_text"), ("n_image", "s_image"),
@@ -125,6 +130,14 @@ def gcg_budget(o: Mapping[str, Any], alone: bool) -> dict[str, Any]:
         return dict(o)
     return {**o, "text_steps": o["text_steps"] * f, "text_max": o["text_max"] * f,
             "text_tol": o["text_tol"] / f, "text_atol": o["text_atol"] / f}
+
+
+def screen_dtype(name: str) -> torch.dtype | None:
+    """GCG's candidate-screening precision: ``"auto"`` is bfloat16 where the CPU has
+    native bf16 instructions (oneDNN reports support), else float32 (``None``)."""
+    if name == "auto":
+        name = "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+    return SCREENS[name]
 
 
 class DigitsPayload(NamedTuple):
@@ -284,8 +297,11 @@ class DigitsTarget:
         if out["norm"] not in ("l2", "linf"):
             raise ValueError(f"options['norm']={out['norm']!r}; expected 'l2' or 'linf'")
         zero_ok = ("steps", "text_steps", "text_max")
+        if out["text_screen"] not in (*SCREENS, "auto"):
+            raise ValueError(f"options['text_screen']={out['text_screen']!r}; expected one of "
+                             f"{[*SCREENS, 'auto']}")
         for key in ("steps", "restarts", "eot", "text_steps", "n_cand", "topk", "rounds",
-                    "text_max", "text_alone"):
+                    "text_max", "text_alone", "text_verify"):
             v = out[key]
             if isinstance(v, bool) or int(v) != v or v < (0 if key in zero_ok else 1):
                 raise ValueError(f"options[{key!r}]={v!r}; expected an integer >= "
@@ -418,8 +434,9 @@ class DigitsTarget:
             res = atk.gcg_plateau(sides, torch.from_numpy(ya), k, steps=per,
                                   chunk=max(1, math.ceil(o["text_steps"] / 2)),
                                   extra=max(extra, 0), tol=o["text_tol"], atol=o["text_atol"],
-                                  n_cand=o["n_cand"],
-                                  topk=o["topk"], seed=seed + 31 * r, init=sfx)
+                                  n_cand=o["n_cand"], topk=o["topk"], seed=seed + 31 * r,
+                                  init=sfx, screen=screen_dtype(o["text_screen"]),
+                                  verify=o["text_verify"])
             sfx = res.suffixes
             trace += res.loss
         self._text_cache[key] = (sfx or {}, trace)
