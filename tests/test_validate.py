@@ -290,6 +290,33 @@ def test_grid_prescription_agrees_with_the_engine_where_the_model_is_a_game():
     assert raw_engine == pytest.approx(sol["value"], abs=0.02 + sol["gap"])
 
 
+def test_prescription_on_deployed_defenses_is_the_brute_force_minimax():
+    """With ``deploy`` (a target that rounds levers to its knobs), the prescription is the
+    deployed allocation with the least predicted worst case, found here by brute force
+    over every deployed allocation and every split, and its levers are deployable."""
+    from minimax.validate.empirical import split_grid
+    from minimax.validate.game_bridge import lever_grid, prescribe
+
+    p = {"B": 2.0, "S": 0.5, "N": 0.25, "alpha": 1.2, "beta": 0.3, "gamma": 0.7, "rho": 0.2}
+    m = _model(params={"image": dict(p), "text": {**p, "B": 0.5}}, caps={}, link_q=1.0)
+    levers = ("n_image", "s_image", "s_text")
+
+    def deploy(lv):  # s levers in whole halves (rounded down), noise as asked
+        return {k: (math.floor(v * 2 + 1e-9) / 2 if k.startswith("s_") else v)
+                for k, v in lv.items()}
+
+    pres = prescribe(m, levers, 2.0, 1.0, steps=8, split_steps=10, deploy=deploy)
+    assert deploy(pres.levers) == pres.levers
+    grid = lever_grid(levers, 1.0, 8)
+    powers = [{c: 2.0 * f[c] for c in ("image", "text")} for f in split_grid(("image", "text"), 10)]
+    best = min(max(float(cal.model_predict(m, "adv", pw, deploy(
+        {k: float(grid[k][i]) for k in levers}))) for pw in powers)
+        for i in range(len(grid["n_image"])))
+    assert pres.predicted_bits == pytest.approx(best, abs=1e-12)
+    plain = prescribe(m, levers, 2.0, 1.0, steps=8, split_steps=10)
+    assert plain.predicted_bits <= best + 1e-12  # rounding can only cost the defender
+
+
 # ---------------------------------------------------------------- configs and end to end
 
 

@@ -106,6 +106,21 @@ def lever_grid(levers: tuple[str, ...] | list[str], budget: float, steps: int
     return {lv: np.array([budget * f[lv] for f in g]) for lv in levers}
 
 
+def realised_grid(grid: dict[str, np.ndarray], deploy=None) -> dict[str, np.ndarray]:
+    """Each grid allocation replaced by the lever amounts of the defense that deploys it.
+
+    ``deploy(levers) -> levers``: the amounts the target actually realises (rounded to
+    its knobs: whole templates, whole tokens, its fine-tuning grid), e.g.
+    ``lambda lv: target.lever_values(target.realise_within(lv))``; ``None``: as given.
+    """
+    if deploy is None:
+        return grid
+    names = list(grid)
+    n = len(grid[names[0]])
+    rows = [deploy({lv: float(grid[lv][i]) for lv in names}) for i in range(n)]
+    return {lv: np.array([float(r.get(lv, 0.0)) for r in rows]) for lv in names}
+
+
 def _clean_cost(model: ChannelModel, grid: dict[str, np.ndarray], price: float) -> np.ndarray:
     n = len(next(iter(grid.values())))
     if price == 0:
@@ -136,12 +151,17 @@ class Prescription(NamedTuple):
 
 
 def prescribe(model: ChannelModel, levers, attacker_budget: float, defender_budget: float,
-              steps: int = 8, split_steps: int = 20, utility_price: float = 0.0
-              ) -> Prescription:
-    """``argmin_d max_a`` predicted bits over the lever grid and the split grid."""
+              steps: int = 8, split_steps: int = 20, utility_price: float = 0.0,
+              deploy=None) -> Prescription:
+    """``argmin_d max_a`` predicted bits over the lever grid and the split grid.
+
+    ``deploy``: see :func:`realised_grid`; with it every grid allocation is predicted, and
+    returned, as the defense the target deploys for it (no lever amount the knobs cannot
+    realise is ever counted).
+    """
     from minimax.validate.empirical import split_grid
 
-    grid = lever_grid(levers, defender_budget, steps)
+    grid = realised_grid(lever_grid(levers, defender_budget, steps), deploy)
     splits = split_grid(model.channels, split_steps)
     powers = [{c: attacker_budget * f[c] for c in model.channels} for f in splits]
     loss = _loss(model, grid, powers) + _clean_cost(model, grid, utility_price)[:, None]
@@ -153,14 +173,16 @@ def prescribe(model: ChannelModel, levers, attacker_budget: float, defender_budg
 
 
 def proposer(model_of, levers, defender_budget: float, steps: int = 8,
-             utility_price: float = 0.0):
+             utility_price: float = 0.0, deploy=None):
     """The defender oracle: the grid allocation minimising predicted bits against a mixture.
 
-    ``model_of()`` returns the current (possibly recalibrated) :class:`ChannelModel`.
+    ``model_of()`` returns the current (possibly recalibrated) :class:`ChannelModel`;
+    ``deploy`` as in :func:`prescribe`.
     """
+    grid = realised_grid(lever_grid(levers, defender_budget, steps), deploy)
+
     def propose(ymix):
         model = model_of()
-        grid = lever_grid(levers, defender_budget, steps)
         w = np.array([w for w, _ in ymix])
         loss = _loss(model, grid, [p for _, p in ymix]) @ w
         loss = loss + _clean_cost(model, grid, utility_price)

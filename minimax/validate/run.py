@@ -179,6 +179,13 @@ def measure_conditions(m: Measurer, cfg, res: dict) -> list[cal.Condition]:
     return conds
 
 
+def _deploy(target):
+    """Lever amounts -> those of the defense the target deploys for them (within budget
+    where the target rounds down, ``realise_within``; else its nearest, ``realise``)."""
+    realise = getattr(target, "realise_within", target.realise)
+    return lambda levers: target.lever_values(realise(levers))
+
+
 def _rows(target, cfg, engine_levers) -> list[tuple[str, Any, str]]:
     gc = cfg.game
     D = float(cfg.budget.defender)
@@ -273,7 +280,7 @@ def _run_seed(cfg, seed: int, out: Path, target, pre, t0: float, res: dict) -> d
     if model is not None:
         try:
             pres = prescribe(model, target.levers, P, D, int(gc.get("lever_steps", 8)),
-                             int(gc.get("split_steps", 20)), price)
+                             int(gc.get("split_steps", 20)), price, deploy=_deploy(target))
             engine = pres.levers
             res["prescription"] = pres._asdict()
             log.info("engine prescription %s (predicted worst case %.3f bits)",
@@ -299,7 +306,7 @@ def _run_seed(cfg, seed: int, out: Path, target, pre, t0: float, res: dict) -> d
             except Exception:
                 log.exception("recalibration failed; keeping the previous model")
         return proposer(model_of, target.levers, D, int(gc.get("lever_steps", 8)),
-                        price)(ymix)
+                        price, deploy=_deploy(target))(ymix)
 
     game: EmpiricalGame | None = None
     try:
