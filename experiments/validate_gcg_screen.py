@@ -1,0 +1,154 @@
+"""GCG's candidate ranking in bfloat16 against float32: cost and attack strength.
+
+GCG spends most of a validation run encoding candidate suffixes through the text tower.
+With ``text_screen: bfloat16`` it ranks them in bfloat16 and rescores the best
+``text_verify`` per target in float32 before accepting a swap (docs/validation.md §5.3).
+For the quick preset's model (``conf/validate/quick.yaml``, one data/model seed) this
+measures, for each attack seed and each precision, the wall time of the whole attack
+(text stage and image stage, single thread), the GCG steps, the final objective, and the
+bits on the calibration split with their 95% bootstrap CI, for a text-alone attack under
+no defense and a joint attack under an ensemble of three templates; then the mean over
+attack seeds per precision and the mean paired difference (bfloat16 - float32) with a
+bootstrap CI over images, pooled over seeds.  It also times one candidate batch
+(10 targets x 16 candidates x 2 templates) through the text tower in both precisions.
+
+Run from the repository root::
+
+    PYTHONPATH=. python experiments/validate_gcg_screen.py --seeds 0 1 2
+
+Writes ``experiments/results/validate_gcg_screen.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OUT = Path(__file__).resolve().parent / "results"
+CELLS = (("text alone, no defense", {}, {"image": 0.0, "text": 1.0}),
+         ("joint, ensemble 3", {"s_text": 1.0}, {"image": 0.5, "text": 0.5}))
+PRECISIONS = ("float32", "bfloat16")
+
+
+def _target(data_seed: int):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/validate/quick.yaml")
+    cfg.target.seed = data_seed
+    return instantiate(cfg.target)
+
+
+def _batch_time(target) -> dict[str, float]:
+    """Seconds per candidate batch through the text tower, and bf16's relative error."""
+    from minimax.validate.attacks import _prompt_batch
+
+    m = target.model(0.0)
+    ids, mask, pos = _prompt_batch(m, 2, 8)
+    T, E, L = ids.shape
+    g = torch.Generator().manual_seed(0)
+    allowed = m.candidate_tokens()
+    cands = allowed[torch.randint(len(allowed), (T, 16, 8), generator=g)]
+    x = ids[:, None].expand(T, 16, E, L).clone()
+    x.scatter_(3, pos[:, None].expand(T, 16, E, 8), cands[:, :, None].expand(T, 16, E, 8))
+    x, mk = x.reshape(-1, L), mask[:, None].expand(T, 16, E, L).reshape(-1, L)
+    out = {}
+    with torch.inference_mode():
+        for name in PRECISIONS:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bfloat16"):
+                m.encode_text(x, mk)
+                t0 = time.perf_counter()
+                for _ in range(3):
+                    e = m.encode_text(x, mk).float()
+                out[name] = (time.perf_counter() - t0) / 3
+                out[f"emb_{name}"] = e
+    e32, e16 = out.pop("emb_float32"), out.pop("emb_bfloat16")
+    out["rel_err"] = float(((e16 - e32).norm(dim=-1) / e32.norm(dim=-1)).max())
+    return out
+
+
+def _run(target, levers, power, seed: int, screen: str):
+    from minimax.validate.measure import mi_with_ci
+
+    d = target.realise(levers)
+    t0 = time.perf_counter()
+    a = target.attack([(1.0, d)], power, split="calib", seed=seed,
+                      options={"text_screen": screen})
+    dt = time.perf_counter() - t0
+    o = target.evaluate(a, d, split="calib", seed=seed)
+    return dt, a.trace["text_loss"], mi_with_ci(o.sent, o.answers, o.n_classes), o
+
+
+def _paired(outs32, outs16, k: int, n_boot: int = 200) -> tuple[float, float, float]:
+    """Mean over seeds of bits(bf16) - bits(fp32), bootstrap over images (shared draws)."""
+    from minimax.validate.measure import mutual_information
+
+    n = len(outs32[0].sent)
+    rng = np.random.default_rng(0)
+
+    def diff(idx):
+        return float(np.mean([mutual_information(b.sent[idx], b.answers[idx], k)
+                              - mutual_information(a.sent[idx], a.answers[idx], k)
+                              for a, b in zip(outs32, outs16, strict=True)]))
+
+    est = diff(np.arange(n))
+    boots = np.array([diff(rng.integers(0, n, n)) for _ in range(n_boot)])
+    lo, hi = np.quantile(boots - boots.mean() + est, [0.025, 0.975])
+    return est, float(lo), float(hi)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="attack seeds")
+    ap.add_argument("--data-seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=OUT / "validate_gcg_screen.md")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    target = _target(a.data_seed)
+    bt = _batch_time(target)
+    lines = [
+        "# GCG candidate ranking: bfloat16 screening vs float32", "",
+        f"`PYTHONPATH=. python experiments/validate_gcg_screen.py --seeds "
+        f"{' '.join(map(str, a.seeds))}` (quick preset model, data seed {a.data_seed}, "
+        "one thread; calibration split).", "",
+        f"One candidate batch (10 targets x 16 candidates x 2 templates) through the text "
+        f"tower: float32 {bt['float32']:.3f} s, bfloat16 {bt['bfloat16']:.3f} s "
+        f"({bt['float32'] / bt['bfloat16']:.1f}x); largest relative error of a bfloat16 "
+        f"embedding {bt['rel_err']:.4f}.", "",
+        "| attack | attack seed | precision | wall (s) | GCG steps | final objective (nats) "
+        "| bits [95% CI] |", "|---|---:|---|---:|---:|---:|---|"]
+    summary = []
+    for label, levers, power in CELLS:
+        outs = {p: [] for p in PRECISIONS}
+        times = {p: [] for p in PRECISIONS}
+        bits = {p: [] for p in PRECISIONS}
+        for s in a.seeds:
+            for p in PRECISIONS:
+                dt, trace, est, o = _run(target, levers, power, s, p)
+                outs[p].append(o)
+                times[p].append(dt)
+                bits[p].append(est.bits)
+                lines.append(f"| {label} | {s} | {p} | {dt:.1f} | {len(trace) - 1} | "
+                             f"{trace[-1]:.4f} | {est.bits:.3f} [{est.lo:.3f}, {est.hi:.3f}] |")
+                print(lines[-1], flush=True)
+        d = _paired(outs["float32"], outs["bfloat16"], outs["float32"][0].n_classes)
+        summary.append(
+            f"| {label} | {np.mean(times['float32']):.1f} | {np.mean(times['bfloat16']):.1f} | "
+            f"{np.mean(times['float32']) / np.mean(times['bfloat16']):.2f}x | "
+            f"{np.mean(bits['float32']):.3f} | {np.mean(bits['bfloat16']):.3f} | "
+            f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] |")
+    lines += ["", "Means over attack seeds; the difference is bfloat16 minus float32, paired "
+              "on the same images, bootstrap over images:", "",
+              "| attack | wall float32 (s) | wall bfloat16 (s) | speed-up | bits float32 | "
+              "bits bfloat16 | difference [95% CI] |", "|---|---:|---:|---:|---:|---:|---|",
+              *summary, ""]
+    a.out.write_text("\n".join(lines))
+    print("\n".join(lines[-len(summary) - 2:]))
+
+
+if __name__ == "__main__":
+    main()
