@@ -1,4 +1,4 @@
-"""GCG's candidate ranking in bfloat16 against float32: cost and attack strength.
+"""GCG side by side over attack seeds: bfloat16 ranking vs float32, or twice the budget.
 
 GCG spends most of a validation run encoding candidate suffixes through the text tower.
 With ``text_screen: bfloat16`` it ranks them in bfloat16 and rescores the best
@@ -12,11 +12,18 @@ attack seeds per precision and the mean paired difference (bfloat16 - float32) w
 bootstrap CI over images, pooled over seeds.  It also times one candidate batch
 (10 targets x 16 candidates x 2 templates) through the text tower in both precisions.
 
+``--vary budget`` compares the preset's GCG budget with twice it (``text_steps``,
+``text_max`` doubled, ``text_tol`` and ``text_atol`` halved: the checks preset's "2x GCG")
+instead, both in the preset's precision: a budget check that averages over GCG's own
+randomness (its candidate draws move a joint attack's bits by about 0.1) rather than
+comparing one run of each.
+
 Run from the repository root::
 
     PYTHONPATH=. python experiments/validate_gcg_screen.py --seeds 0 1 2
+    PYTHONPATH=. python experiments/validate_gcg_screen.py --vary budget --cells joint-none
 
-Writes ``experiments/results/validate_gcg_screen.md``.
+Writes ``experiments/results/validate_gcg_screen.md`` (``validate_gcg_budget.md``).
 """
 
 from __future__ import annotations
@@ -29,9 +36,21 @@ import numpy as np
 import torch
 
 OUT = Path(__file__).resolve().parent / "results"
-CELLS = (("text alone, no defense", {}, {"image": 0.0, "text": 1.0}),
-         ("joint, ensemble 3", {"s_text": 1.0}, {"image": 0.5, "text": 0.5}))
+CELLS = {"text-none": ("text alone, no defense", {}, {"image": 0.0, "text": 1.0}),
+         "joint-ens3": ("joint, ensemble 3", {"s_text": 1.0}, {"image": 0.5, "text": 0.5}),
+         "joint-none": ("joint, no defense", {}, {"image": 0.5, "text": 0.5})}
 PRECISIONS = ("float32", "bfloat16")
+BUDGETS = ("preset", "2x GCG")
+
+
+def _options(vary: str, arm: str, defaults: dict) -> dict:
+    """Attack options of one arm: a precision, or the preset's GCG budget or twice it."""
+    if vary == "screen":
+        return {"text_screen": arm}
+    if arm == "preset":
+        return {}
+    return {"text_steps": 2 * defaults["text_steps"], "text_max": 2 * defaults["text_max"],
+            "text_tol": defaults["text_tol"] / 2, "text_atol": defaults["text_atol"] / 2}
 
 
 def _target(data_seed: int):
@@ -71,20 +90,20 @@ def _batch_time(target) -> dict[str, float]:
     return out
 
 
-def _run(target, levers, power, seed: int, screen: str):
+def _run(target, levers, power, seed: int, options: dict):
     from minimax.validate.measure import mi_with_ci
 
     d = target.realise(levers)
     t0 = time.perf_counter()
-    a = target.attack([(1.0, d)], power, split="calib", seed=seed,
-                      options={"text_screen": screen})
+    a = target.attack([(1.0, d)], power, split="calib", seed=seed, options=options)
     dt = time.perf_counter() - t0
     o = target.evaluate(a, d, split="calib", seed=seed)
     return dt, a.trace["text_loss"], mi_with_ci(o.sent, o.answers, o.n_classes), o
 
 
 def _paired(outs32, outs16, k: int, n_boot: int = 200) -> tuple[float, float, float]:
-    """Mean over seeds of bits(bf16) - bits(fp32), bootstrap over images (shared draws)."""
+    """Mean over seeds of bits(second arm) - bits(first), bootstrap over images (shared
+    draws)."""
     from minimax.validate.measure import mutual_information
 
     n = len(outs32[0].sent)
@@ -105,48 +124,62 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="attack seeds")
     ap.add_argument("--data-seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=OUT / "validate_gcg_screen.md")
+    ap.add_argument("--vary", choices=("screen", "budget"), default="screen")
+    ap.add_argument("--cells", nargs="+", choices=sorted(CELLS),
+                    default=["text-none", "joint-ens3"])
+    ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
+    out = a.out or OUT / ("validate_gcg_screen.md" if a.vary == "screen"
+                          else "validate_gcg_budget.md")
+    arms = PRECISIONS if a.vary == "screen" else BUDGETS
     torch.set_num_threads(1)
     target = _target(a.data_seed)
-    bt = _batch_time(target)
-    lines = [
-        "# GCG candidate ranking: bfloat16 screening vs float32", "",
-        f"`PYTHONPATH=. python experiments/validate_gcg_screen.py --seeds "
-        f"{' '.join(map(str, a.seeds))}` (quick preset model, data seed {a.data_seed}, "
-        "one thread; calibration split).", "",
-        f"One candidate batch (10 targets x 16 candidates x 2 templates) through the text "
-        f"tower: float32 {bt['float32']:.3f} s, bfloat16 {bt['bfloat16']:.3f} s "
-        f"({bt['float32'] / bt['bfloat16']:.1f}x); largest relative error of a bfloat16 "
-        f"embedding {bt['rel_err']:.4f}.", "",
-        "| attack | attack seed | precision | wall (s) | GCG steps | final objective (nats) "
-        "| bits [95% CI] |", "|---|---:|---|---:|---:|---:|---|"]
+    cmd = (f"`PYTHONPATH=. python experiments/validate_gcg_screen.py --vary {a.vary} --cells "
+           f"{' '.join(a.cells)} --seeds {' '.join(map(str, a.seeds))}` (quick preset model, "
+           f"data seed {a.data_seed}, one thread; calibration split).")
+    if a.vary == "screen":
+        bt = _batch_time(target)
+        lines = [
+            "# GCG candidate ranking: bfloat16 screening vs float32", "", cmd, "",
+            f"One candidate batch (10 targets x 16 candidates x 2 templates) through the text "
+            f"tower: float32 {bt['float32']:.3f} s, bfloat16 {bt['bfloat16']:.3f} s "
+            f"({bt['float32'] / bt['bfloat16']:.1f}x); largest relative error of a bfloat16 "
+            f"embedding {bt['rel_err']:.4f}.", ""]
+    else:
+        lines = ["# GCG budget over attack seeds: the preset vs twice its GCG budget", "", cmd,
+                 ""]
+    lines += ["| attack | attack seed | arm | wall (s) | GCG steps | final objective (nats) "
+              "| bits [95% CI] |", "|---|---:|---|---:|---:|---:|---|"]
     summary = []
-    for label, levers, power in CELLS:
-        outs = {p: [] for p in PRECISIONS}
-        times = {p: [] for p in PRECISIONS}
-        bits = {p: [] for p in PRECISIONS}
+    for name in a.cells:
+        label, levers, power = CELLS[name]
+        outs = {p: [] for p in arms}
+        times = {p: [] for p in arms}
+        bits = {p: [] for p in arms}
         for s in a.seeds:
-            for p in PRECISIONS:
-                dt, trace, est, o = _run(target, levers, power, s, p)
+            for p in arms:
+                dt, trace, est, o = _run(target, levers, power, s,
+                                         _options(a.vary, p, target.defaults))
                 outs[p].append(o)
                 times[p].append(dt)
                 bits[p].append(est.bits)
                 lines.append(f"| {label} | {s} | {p} | {dt:.1f} | {len(trace) - 1} | "
                              f"{trace[-1]:.4f} | {est.bits:.3f} [{est.lo:.3f}, {est.hi:.3f}] |")
                 print(lines[-1], flush=True)
-        d = _paired(outs["float32"], outs["bfloat16"], outs["float32"][0].n_classes)
+        x, y = arms
+        d = _paired(outs[x], outs[y], outs[x][0].n_classes)
         summary.append(
-            f"| {label} | {np.mean(times['float32']):.1f} | {np.mean(times['bfloat16']):.1f} | "
-            f"{np.mean(times['float32']) / np.mean(times['bfloat16']):.2f}x | "
-            f"{np.mean(bits['float32']):.3f} | {np.mean(bits['bfloat16']):.3f} | "
+            f"| {label} | {np.mean(times[x]):.1f} | {np.mean(times[y]):.1f} | "
+            f"{np.mean(times[x]) / np.mean(times[y]):.2f}x | "
+            f"{np.mean(bits[x]):.3f} | {np.mean(bits[y]):.3f} | "
             f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] |")
-    lines += ["", "Means over attack seeds; the difference is bfloat16 minus float32, paired "
+    x, y = arms
+    lines += ["", f"Means over attack seeds; the difference is {y} minus {x}, paired "
               "on the same images, bootstrap over images:", "",
-              "| attack | wall float32 (s) | wall bfloat16 (s) | speed-up | bits float32 | "
-              "bits bfloat16 | difference [95% CI] |", "|---|---:|---:|---:|---:|---:|---|",
+              f"| attack | wall {x} (s) | wall {y} (s) | ratio | bits {x} | "
+              f"bits {y} | difference [95% CI] |", "|---|---:|---:|---:|---:|---:|---|",
               *summary, ""]
-    a.out.write_text("\n".join(lines))
+    out.write_text("\n".join(lines))
     print("\n".join(lines[-len(summary) - 2:]))
 
 
