@@ -158,19 +158,37 @@ def _convex_min_lb(fun, s_max, cfg: BoundConfig):
     sign of the derivative (``cfg.grid`` points per round, ``cfg.bisect_s`` rounds: the bracket
     shrinks by ``cfg.grid - 1`` each round); the bound is the minimum over the bracket of the
     larger of the two tangents at its ends, valid because a convex function lies above its tangents.
+    A round's end points were evaluated in the round before, so their derivatives' signs are
+    carried and only the ``grid - 2`` interior points are evaluated: ``grid + (bisect_s - 1)
+    (grid - 2) + 2`` evaluations in place of ``bisect_s grid + 2`` (53 against 65 at 9 points x
+    7 rounds), the same bracket.
     """
     grid = cfg.grid
     ticks = jnp.linspace(0.0, 1.0, grid).reshape((grid,) + (1,) * jnp.ndim(s_max))
+    take = lambda v, i: jnp.take_along_axis(v, i[None], axis=0)[0]  # noqa: E731
+
+    def ends(pts, negative):
+        j = jnp.sum(negative, axis=0)
+        lo, hi = jnp.maximum(j - 1, 0), jnp.minimum(j, grid - 1)
+        return take(pts, lo), take(pts, hi), take(negative, lo), take(negative, hi)
+
+    first = ticks * s_max  # = 0 + ticks (s_max - 0): the first round evaluates every point
 
     def body(_, bracket):
-        lo, hi = bracket
+        # the ends were evaluated in the round before: only the grid - 2 interior points are new
+        lo, hi, neg_lo, neg_hi = bracket
         pts = lo + ticks * (hi - lo)
-        _, slope = fun(pts)
-        j = jnp.sum(slope < 0, axis=0)
-        take = lambda i: jnp.take_along_axis(pts, i[None], axis=0)[0]  # noqa: E731
-        return take(jnp.maximum(j - 1, 0)), take(jnp.minimum(j, grid - 1))
+        negative = jnp.concatenate([neg_lo[None], fun(pts[1:-1])[1] < 0, neg_hi[None]])
+        return ends(pts, negative)
 
-    lo, hi = jax.lax.fori_loop(0, cfg.bisect_s, body, (jnp.zeros_like(s_max), s_max))
+    lo, hi, _, _ = jax.lax.fori_loop(1, cfg.bisect_s, body, ends(first, fun(first)[1] < 0))
+    return _tangent_bound(fun, lo, hi)
+
+
+def _tangent_bound(fun, lo, hi):
+    """(lower bound, upper estimate, argmin) of a convex ``fun`` whose minimiser on [0, s_max]
+    lies in the bracket [lo, hi] (the derivative is < 0 at lo unless lo = 0, >= 0 at hi unless
+    hi = s_max): the smaller of the two tangents' crossing and the ends' values."""
     f_lo, g_lo = fun(lo)
     f_hi, g_hi = fun(hi)
     width = hi - lo
