@@ -74,13 +74,24 @@ def test_bracket_bound_is_below_a_brute_force_minimum_and_within_its_resolution(
     np.testing.assert_allclose(est, f, rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.parametrize("bisect_s", [1, 4, 7])
-def test_bracket_search_matches_the_previous_search_with_fewer_evaluations(bisect_s):
+def test_bisection_default_gives_the_bound_of_nine_points_per_round():
+    # 21 halvings (the default) and 7 rounds of 9 points: the same 2^21 shrink, the same bound
+    rng = np.random.default_rng(9)
+    params = _random_convex(rng, 64)
+    s_max = jnp.asarray(rng.uniform(0.5, 4, 64))
+    default = C._convex_min_lb(_convex(*params), s_max, C.BoundConfig())
+    nine = C._convex_min_lb(_convex(*params), s_max, C.BoundConfig(grid=9, bisect_s=7))
+    for a, b in zip(default, nine, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("grid", "bisect_s"), [(9, 1), (9, 4), (9, 7), (3, 21)])
+def test_bracket_search_matches_the_previous_search_with_fewer_evaluations(grid, bisect_s):
     rng = np.random.default_rng(bisect_s)
     size = 48
     params = _random_convex(rng, size)
     s_max = jnp.asarray(rng.uniform(0.5, 4, size))
-    cfg = C.BoundConfig(bisect_s=bisect_s)
+    cfg = C.BoundConfig(bisect_s=bisect_s, grid=grid)
     counted = []
 
     def counting(fun):
@@ -96,7 +107,6 @@ def test_bracket_search_matches_the_previous_search_with_fewer_evaluations(bisec
     jax.effects_barrier()
     for a, b in zip(new, old, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # the same bracket
-    grid = cfg.grid
     assert evaluated == grid + (bisect_s - 1) * (grid - 2) + 2
     assert sum(counted) == bisect_s * grid + 2  # the previous search's evaluations
 
