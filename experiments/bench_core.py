@@ -116,14 +116,18 @@ k, n, sample, opts = {k}, {n}, {sample}, {opts!r}
 rng = np.random.default_rng(2026 + k)
 games = [random_game(rng, k, utility_price=float(rng.uniform(0, 0.3))) for _ in range(n)]
 t = time.perf_counter(); minimax.solve_batch(games, **opts); cold = time.perf_counter() - t
-t = time.perf_counter(); sols = minimax.solve_batch(games, **opts); warm = time.perf_counter() - t
+warm = np.inf
+for _ in range(2):  # the faster of two warm calls (the machine is shared)
+    t = time.perf_counter(); sols = minimax.solve_batch(games, **opts)
+    warm = min(warm, time.perf_counter() - t)
 minimax.solve(games[0], method="gradient", **opts)
 t = time.perf_counter()
 for i in range(sample):
     minimax.solve(games[i], method="gradient", **opts)
 loop = (time.perf_counter() - t) / sample
 print(json.dumps({{"cold": cold / n, "warm": warm / n, "loop": loop,
-                  "values": [s.value for s in sols], "gaps": [s.gap for s in sols]}}))
+                  "values": [s.value for s in sols], "gaps": [s.gap for s in sols],
+                  "lowers": [s.lower for s in sols]}}))
 """
 
 
@@ -150,6 +154,7 @@ def bench_k(k, n_games, args):
 
     _, cold = timed(lambda: minimax.solve_batch(games, **opts))
     batch, warm = timed(lambda: minimax.solve_batch(games, **opts))
+    warm = min(warm, timed(lambda: minimax.solve_batch(games, **opts))[1])  # faster of two
     _, old_cold = timed(lambda: _vmapped_while(games, opts))
     old_cert, old_warm = timed(lambda: _vmapped_while(games, opts))
 
@@ -233,6 +238,12 @@ def bench_k(k, n_games, args):
             f"min {diff_before.min():.2e}; <= before + 1e-6 on "
             f"{int(np.sum(diff_before <= 1e-6))}/{n_games}",
         ]
+        if "lowers" in before:
+            b_low = np.array([s.lower for s in batch])
+            d_low = b_low - np.array(before["lowers"])
+            lines.append(f"- certified lower bound, solve_batch - before: max {d_low.max():.2e}, "
+                         f"min {d_low.min():.2e}, max |difference| relative to 1 + |lower| "
+                         f"{np.max(np.abs(d_low) / (1 + np.abs(b_low))):.2e}")
     return "\n".join(lines), {
         "k": k, "games": n_games, "batch_warm_s_per_game": warm / n_games,
         "batch_cold_s_per_game": cold / n_games, "previous_batch_warm_s_per_game":

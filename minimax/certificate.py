@@ -65,7 +65,9 @@ class BoundConfig(NamedTuple):
     §3.4).
     """
 
-    bisect_s: int = 7  # rounds of the parallel bracket search (grid - 1 = 8x shrink per round)
+    # rounds of the parallel bracket search (a (grid - 1)-fold shrink per round): 21 halvings,
+    # the 2^21 = 8^7 shrink of the earlier 7 rounds of 9 points
+    bisect_s: int = 21
     boxes: int = 24  # intervals kept in the branch-and-bound pool
     # intervals refined per round (the lowest bounds of the pool, each split into
     # boxes // refine); the unrefined ones stay in the pool. With the pool, 6 rounds of 4 (3/4
@@ -77,10 +79,10 @@ class BoundConfig(NamedTuple):
     rounds: int = 6  # refinement rounds
     # rounds of the bracket search in the boxes of the refinement rounds (bisect_s in the first
     # round's boxes and everywhere else). The b intervals, not the bracket of s, set the bound:
-    # 4 rounds (8^4 = 4096x shrink) in place of 7 cut the bound's time by ~30% and moved g(nu)
-    # by at most -8.5e-8 (median -5.5e-9) on 64 random games K = 6, leaving the gaps' median and
-    # 90th percentile where they were (experiments/profile_core.py)
-    refine_bisect: int = 4
+    # a 4096x shrink (12 halvings, as 4 rounds of 9 points) in place of 8^7 cut the bound's time
+    # by ~30% and moved g(nu) by at most -8.5e-8 (median -5.5e-9) on 64 random games K = 6,
+    # leaving the gaps' median and 90th percentile where they were (experiments/profile_core.py)
+    refine_bisect: int = 12
     # bisection steps on log nu over a width of 40 (1e-8 resolution: 20 steps left a gap of
     # 2.6e-5 on a convex game whose gap closes to 1e-10 with 32)
     nu_steps: int = 32
@@ -94,13 +96,16 @@ class BoundConfig(NamedTuple):
     hint_steps: int = 22
     search_grid: int = 24  # outer-lever grid of the (heuristic) multiplier search
     # rounds of the bracket search inside the multiplier search (a heuristic, so coarser than
-    # bisect_s): 4 rounds of 9 points (4096x shrink) in place of 6 of 17 cut the certificate's
-    # time by a third on 64 random games K = 6 and moved no gap by more than 2e-6 (either way)
-    search_bisect: int = 4
-    # points per round of the bracket search of a convex 1-D minimum (>= 3): 9 points x 7
-    # rounds (8^7 = 2.1e6 shrink) in place of 17 x 5 (16^5 = 1.0e6) cost 25% fewer evaluations
-    # and moved no bound on 64 random games K = 6 (experiments/profile_core.py)
-    grid: int = 9
+    # bisect_s): a 4096x shrink (12 halvings) in place of 16^6 cut the certificate's time by a
+    # third on 64 random games K = 6 and moved no gap by more than 2e-6 (either way)
+    search_bisect: int = 12
+    # points per round of the bracket search of a convex 1-D minimum (>= 3). A round's ends
+    # were evaluated in the round before, so a round costs grid - 2 evaluations for a
+    # (grid - 1)-fold shrink: 3 points (bisection, 1 evaluation per halving) reach the shrink of
+    # 9 points (7 evaluations per 3 halvings) with 3/7 of the evaluations and, on 64 random
+    # games K = 6, the same bounds to 2.2e-16 and the same multipliers, for a certificate 2x
+    # faster (experiments/bench_core.py --before)
+    grid: int = 3
     # Rounding margin subtracted from the bound, relative to the magnitude of its terms (harm,
     # utility and budget terms, not only their sum); 1e-12 is ~4,500 ulps of each term.
     margin: float = 1e-12
@@ -158,19 +163,37 @@ def _convex_min_lb(fun, s_max, cfg: BoundConfig):
     sign of the derivative (``cfg.grid`` points per round, ``cfg.bisect_s`` rounds: the bracket
     shrinks by ``cfg.grid - 1`` each round); the bound is the minimum over the bracket of the
     larger of the two tangents at its ends, valid because a convex function lies above its tangents.
+    A round's end points were evaluated in the round before, so their derivatives' signs are
+    carried and only the ``grid - 2`` interior points are evaluated: ``grid + (bisect_s - 1)
+    (grid - 2) + 2`` evaluations in place of ``bisect_s grid + 2`` (53 against 65 at 9 points x
+    7 rounds; 23 at the default 3 points x 21 rounds, the same shrink), the same bracket.
     """
     grid = cfg.grid
     ticks = jnp.linspace(0.0, 1.0, grid).reshape((grid,) + (1,) * jnp.ndim(s_max))
+    take = lambda v, i: jnp.take_along_axis(v, i[None], axis=0)[0]  # noqa: E731
+
+    def ends(pts, negative):
+        j = jnp.sum(negative, axis=0)
+        lo, hi = jnp.maximum(j - 1, 0), jnp.minimum(j, grid - 1)
+        return take(pts, lo), take(pts, hi), take(negative, lo), take(negative, hi)
+
+    first = ticks * s_max  # = 0 + ticks (s_max - 0): the first round evaluates every point
 
     def body(_, bracket):
-        lo, hi = bracket
+        # the ends were evaluated in the round before: only the grid - 2 interior points are new
+        lo, hi, neg_lo, neg_hi = bracket
         pts = lo + ticks * (hi - lo)
-        _, slope = fun(pts)
-        j = jnp.sum(slope < 0, axis=0)
-        take = lambda i: jnp.take_along_axis(pts, i[None], axis=0)[0]  # noqa: E731
-        return take(jnp.maximum(j - 1, 0)), take(jnp.minimum(j, grid - 1))
+        negative = jnp.concatenate([neg_lo[None], fun(pts[1:-1])[1] < 0, neg_hi[None]])
+        return ends(pts, negative)
 
-    lo, hi = jax.lax.fori_loop(0, cfg.bisect_s, body, (jnp.zeros_like(s_max), s_max))
+    lo, hi, _, _ = jax.lax.fori_loop(1, cfg.bisect_s, body, ends(first, fun(first)[1] < 0))
+    return _tangent_bound(fun, lo, hi)
+
+
+def _tangent_bound(fun, lo, hi):
+    """(lower bound, upper estimate, argmin) of a convex ``fun`` whose minimiser on [0, s_max]
+    lies in the bracket [lo, hi] (the derivative is < 0 at lo unless lo = 0, >= 0 at hi unless
+    hi = s_max): the smaller of the two tangents' crossing and the ends' values."""
     f_lo, g_lo = fun(lo)
     f_hi, g_hi = fun(hi)
     width = hi - lo

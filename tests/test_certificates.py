@@ -28,7 +28,7 @@ from minimax.runtime import conf_dir
 
 # the options (and K = 2 shapes) of the fuzz suite's CI profile: compiled once per session
 OPTIONS = dict(method="gradient", starts=2, steps=12, boxes=8, refine=2, rounds=2, nu_steps=10,
-               bisect_s=3, search_grid=8)
+               bisect_s=9, search_grid=8)
 
 
 def _game(mode, effect, **over):

@@ -67,7 +67,7 @@ else:  # compilation dominates the CI budget: two shapes, every mode/effect pair
 
 # light solver settings: the invariants must hold at any resolution
 OPTIONS = dict(method="gradient", starts=2, steps=12, boxes=8, refine=2, rounds=2, nu_steps=10,
-               bisect_s=3, search_grid=8)
+               bisect_s=9, search_grid=8)
 COUNTS: Counter = Counter()
 SOLVER_ERRORS: list[str] = []  # accepted games the solver refused (reported, should be rare)
 

@@ -121,7 +121,8 @@ def test_bound_config_holds_the_certificate_constants():
     assert rows[0].value == with_margin[0].value
     assert 0 < rows[0].lower - with_margin[0].lower < 1e-9
     assert rows[0].lower == pytest.approx(bare.lower, rel=1e-9)
-    for coarse in (BoundConfig(grid=3), BoundConfig(jamming_widen=1)):
+    for coarse in (BoundConfig(bisect_s=7, refine_bisect=4, search_bisect=4),
+                   BoundConfig(jamming_widen=1)):
         assert float(certify(game, sol.defense, cfg=coarse).lower) < base - 1e-5
 
 
