@@ -110,7 +110,8 @@ def test_pool_branch_and_bound_is_no_looser_than_dropping_the_unrefined_interval
     batch = stack_games(games)
     attack = jnp.asarray([[g.attacker_budget / 3] * 3 for g in games])
     nu = jnp.asarray(rng.uniform(0.05, 0.5, len(games)))
-    previous = C.BoundConfig(refine=6, rounds=8, refine_bisect=7)  # the resolution of then
+    # the resolution of then: 9-point brackets, 7 rounds each
+    previous = C.BoundConfig(refine=6, rounds=8, refine_bisect=7, bisect_s=7, grid=9)
     old = np.asarray(jax.jit(jax.vmap(lambda g, a, n: _dropping_bnb(g, a, n, previous)))(
         batch, attack, nu))
     new = np.asarray(jax.jit(jax.vmap(lambda g, a, n: C._channel_minimum(
