@@ -189,6 +189,23 @@ def test_apgd_at_least_as_strong_as_pgd_and_square_never_stronger(target):
 
 
 @pytest.mark.slow
+def test_gcg_bfloat16_ranking_accepts_only_float32_gains(target):
+    """With ``screen=bfloat16`` the trace is float32: it never rises, and its last value is
+    the float32 objective of the returned suffixes (evaluated afresh, 0 steps); the float32
+    objective of the first suffix before any step equals the unscreened start."""
+    xa, ya = target.images("attack")
+    y = torch.from_numpy(ya)
+    sides = target.text_sides([(1.0, Knobs(ensemble=2))], xa, False, 1, seed=0)
+    res = atk.gcg_mixture(sides, y, 3, steps=4, n_cand=8, topk=32, screen=torch.bfloat16)
+    exact = atk.gcg_mixture(sides, y, 3, steps=0, init=res.suffixes).loss[0]
+    start = atk.gcg_mixture(sides, y, 3, steps=0).loss[0]
+    assert res.loss[0] == pytest.approx(start, rel=1e-6)
+    assert all(b <= a + 1e-6 for a, b in zip(res.loss, res.loss[1:], strict=False))
+    assert res.loss[-1] == pytest.approx(exact, rel=1e-5)
+    assert res.loss[-1] < res.loss[0]
+
+
+@pytest.mark.slow
 def test_gcg_against_an_ensemble_beats_a_transferred_suffix(target):
     ens = Knobs(ensemble=3)
     xa, ya = target.images("attack")

@@ -533,6 +533,11 @@ def _prompt_batch(model, ensemble: int, kk: int):
             pos.view(n_t, ensemble, kk))
 
 
+def _autocast(screen: torch.dtype | None):
+    """CPU autocast to ``screen`` (a no-op context for ``None``: float32 throughout)."""
+    return torch.autocast("cpu", dtype=screen or torch.bfloat16, enabled=screen is not None)
+
+
 class _TextGroup:
     """Sides sharing a text path, ensemble and effective suffix length ``kk``."""
 
@@ -555,8 +560,7 @@ class _TextGroup:
         tok = cands[..., : self.kk][:, :, None].expand(T, c, E, self.kk)
         ids.scatter_(3, self.pos[:, None].expand(T, c, E, self.kk), tok)
         mask = self.mask[:, None].expand(T, c, E, L)
-        with torch.no_grad(), torch.autocast("cpu", dtype=screen or torch.bfloat16,
-                                             enabled=screen is not None):
+        with torch.no_grad(), _autocast(screen):
             e = self.model.encode_text(ids.reshape(-1, L), mask.reshape(-1, L))
         return F.normalize(e.float().view(T, c, E, -1).mean(2), dim=-1)
 
@@ -694,7 +698,7 @@ def gcg_mixture(sides: Sequence[TextSide], labels: torch.Tensor, k: int, steps: 
     rows = torch.arange(T)[:, None]
     for _ in range(steps):
         onehot = F.one_hot(sfx, w_emb.shape[0]).to(w_emb.dtype).requires_grad_(True)
-        with torch.autocast("cpu", dtype=screen or torch.bfloat16, enabled=screen is not None):
+        with _autocast(screen):
             e = [grp.embed_onehot(onehot, w_emb)[:, None] for grp in glist]
         total = _mixture_loss(glist, terms, e, keep_w, scale).sum()
         (grad,) = torch.autograd.grad(total, onehot)
