@@ -524,13 +524,7 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
                 for t in ((), ("kappa",), ("cross",), ("cross", "kappa"),
                           *((("crosssat",), ("crosssat", "kappa"))
                             if cross_intensities(conds, channels) >= 2 else ()))]
-        n = len(conds)
-
-        def aic(m: ChannelModel) -> float:
-            k = len(_free_names(conds, channels, caps, False, set(m.terms)))
-            return n * np.log(max(m.rms, 1e-9) ** 2) + 2 * k
-
-        return min(fits, key=aic)
+        return min(fits, key=lambda m: aic(m, conds))
     tset = set() if blind else set(terms or ())
     names = _free_names(conds, channels, caps, blind, tset)
     y = np.array([c.bits for c in conds])
@@ -568,6 +562,22 @@ def fit_model(conds: Sequence[Condition], channels: Sequence[str], *,
                         or (t == "crossthr" and n.startswith(("cross.", "onset.")))
                         for n in names))
     return m._replace(rms=rms, n_fit=len(conds), terms=used)
+
+
+def n_free(model: ChannelModel, conds: Sequence[Condition]) -> int:
+    """How many parameters ``model``'s form fits on ``conds`` (its terms, caps and levers)."""
+    conds = [c for c in conds if np.isfinite(c.bits)]
+    return len(_free_names(conds, model.channels, model.caps, model.blind, set(model.terms)))
+
+
+def aic(model: ChannelModel, conds: Sequence[Condition]) -> float:
+    """Akaike information criterion ``n ln(RMS^2) + 2 k`` of a least-squares fit on ``conds``.
+
+    ``n``: conditions with finite bits, ``k``: :func:`n_free`.  Lower is better; it uses the
+    calibration conditions only, so it can choose a model form without the held-out ones.
+    """
+    n = sum(np.isfinite(c.bits) for c in conds)
+    return float(n * np.log(max(model.rms, 1e-9) ** 2) + 2 * n_free(model, conds))
 
 
 # ---------------------------------------------------------------- scores

@@ -144,6 +144,7 @@ def rescore(run_dir: str | Path, *, power: float = 1.5, caps: dict[str, float] |
              "predicted": cal.worst_case(model, lv, power)[0],
              "predicted_blind": cal.worst_case(blind, lv, power)[0]} for name, lv, b in allocs]
     return {"run": str(run_dir), "terms": list(model.terms), "fit_rms": model.rms,
+            "k": cal.n_free(model, calib), "aic": cal.aic(model, calib),
             "held": held_score(model)._asdict(), "held_blind": held_score(blind)._asdict(),
             "allocations": dec._asdict(), "allocations_blind": dec_b._asdict(),
             "allocation_ceiling": allocation_ceiling(allocs, cis), "allocation_rows": rows,
@@ -177,6 +178,32 @@ def diagnosis(r: dict[str, Any]) -> str:
     return "\n".join(md) + "\n"
 
 
+def compare_terms(runs: Sequence[str | Path], choices: Sequence[Sequence[str]],
+                  **kw: Any) -> str:
+    """A Markdown table per run: each allowed set of interaction terms fitted on the run's
+    calibration conditions, with its AIC (calibration only: what a fit can choose by) beside
+    the scores that decide (held-out MAE and Spearman, allocations' Spearman and MAE), and
+    the defense-blind baseline.  ``kw`` goes to :func:`rescore`."""
+    md = []
+    for run in runs:
+        rs = [rescore(run, terms=tuple(t), **kw) for t in choices]
+        best = min(range(len(rs)), key=lambda i: rs[i]["aic"])
+        md += [f"### {run}", "",
+               "| terms allowed | kept | k | AIC | fit RMS | held-out MAE | held-out Spearman "
+               "| allocations Spearman | allocations MAE |",
+               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for i, (t, r) in enumerate(zip(choices, rs, strict=True)):
+            h, a = r["held"], r["allocations"]
+            md.append(f"| {','.join(t) or '(none)'}{' (AIC best)' if i == best else ''} | "
+                      f"{','.join(r['terms']) or '-'} | {r['k']} | {r['aic']:.1f} | "
+                      f"{r['fit_rms']:.3f} | {h['mae']:.3f} | {h['spearman']:.3f} | "
+                      f"{a['spearman']:.3f} | {a['mae']:.3f} |")
+        hb, ab = rs[0]["held_blind"], rs[0]["allocations_blind"]
+        md += [f"| defense-blind | - | | | | {hb['mae']:.3f} | {hb['spearman']:.3f} | "
+               f"{ab['spearman']:.3f} | {ab['mae']:.3f} |", ""]
+    return "\n".join(md)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+")
@@ -195,7 +222,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "continuous cap, held even at b_text = 0")
     ap.add_argument("--diagnose", action="store_true",
                     help="also print each row and held-out condition, measured vs predicted")
+    ap.add_argument("--compare", default=None, metavar="T,T;T,T,...",
+                    help="semicolon-separated sets of terms: fit each on every run and print "
+                         "one Markdown table per run (AIC beside the held-out and allocation "
+                         "scores)")
     args = ap.parse_args(argv)
+    if args.compare is not None:
+        choices = [tuple(t for t in c.split(",") if t) for c in args.compare.split(";")]
+        print(compare_terms(args.runs, choices, power=args.power, extra=args.extra,
+                            skip=args.skip, cap=args.cap))
+        return
     terms = (None if args.terms in ("run", "auto")
              else tuple(t for t in args.terms.split(",") if t))
     for run in args.runs:
