@@ -53,6 +53,40 @@ def test_store_reuses_every_result_and_keys_on_identity(tmp_path):
     assert other.levers == ("n_image", "b_text")  # everything else is the target's
 
 
+
+def test_store_refuses_results_measured_on_another_build(tmp_path):
+    class Built(Counting):
+        fingerprint = "towers v3"
+
+    Counting.calls = 0
+    first = StoredTarget(Built(), tmp_path, ("synthetic", 0))
+    _measure(first)
+    again = StoredTarget(Built(), tmp_path, ("synthetic", 0))  # same build: reused
+    _measure(again)
+    assert again.hits == 4 and Counting.calls == 4
+    Built.fingerprint = "towers v4"  # new code builds another model for the same config
+    with pytest.raises(ValueError, match=r"validate.store=.*towers v3.*towers v4"):
+        StoredTarget(Built(), tmp_path, ("synthetic", 0))
+    StoredTarget(Built(), tmp_path, ("synthetic", 1))  # another identity: its own record
+
+
+def test_targets_name_their_build():
+    from minimax.validate.model import MODEL_VERSION
+    from minimax.validate.targets.combined import CombinedTarget
+    from minimax.validate.targets.digits import DigitsTarget
+    from minimax.validate.targets.hf_clip import HFClipTarget
+
+    assert DigitsTarget.fingerprint == f"digits towers v{MODEL_VERSION}"
+    assert HFClipTarget.fingerprint is None
+    units = {"vision": 1.0, "agent": 1.0}
+    plain = CombinedTarget({"vision": SyntheticTarget(), "agent": SyntheticTarget()}, units)
+    assert plain.fingerprint is None
+    built = SyntheticTarget()
+    built.fingerprint = "towers v3"
+    both = CombinedTarget({"vision": built, "agent": SyntheticTarget()}, units)
+    assert both.fingerprint == (("vision", "towers v3"), ("agent", None))
+
+
 def test_seeds_table_reads_every_seed_and_averages(tmp_path):
     import json
 

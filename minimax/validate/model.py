@@ -269,6 +269,12 @@ def _train(model: DigitsCLIP, split: Split, cfg: DigitsCLIPConfig) -> None:
     model.eval()
 
 
+# How the digits towers are built; bumped when a change of code changes the weights a config
+# gives (3: initial weights drawn from cfg.seed).  Part of the model cache's key and of the
+# digits target's fingerprint (minimax.validate.store).
+MODEL_VERSION = 3
+
+
 def build_digits_clip(split: Split, cfg: DigitsCLIPConfig | None = None) -> DigitsCLIP:
     """Train (or load from the cache) the digits dual encoder for ``cfg``.
 
@@ -277,7 +283,8 @@ def build_digits_clip(split: Split, cfg: DigitsCLIPConfig | None = None) -> Digi
     projection is frozen so the class prompts do not move).
     """
     cfg = cfg or DigitsCLIPConfig()
-    key = config_hash({"model": "digits_clip", "v": 3, **asdict(cfg), "n": len(split.y_train)})
+    key = config_hash({"model": "digits_clip", "v": MODEL_VERSION, **asdict(cfg),
+                       "n": len(split.y_train)})
     path = cache_dir() / f"digits_clip-{key}.pt"
     text = load_text_tower()
     with torch.random.fork_rng(devices=[]):  # initial weights from cfg.seed, not the process

@@ -13,6 +13,12 @@ call order must not be stored.
 Keys hash ``repr`` of the arguments: defense knobs and mixtures must have a deterministic
 ``repr`` (dataclasses and named tuples do).
 
+A target whose results can change under the same configuration (new code builds its model
+differently) names what it builds in a ``fingerprint`` attribute (e.g. the digits towers'
+build version).  The store writes it beside the identity's results the first time and
+refuses to reuse them under another fingerprint, so a store filled by older code is never
+read as measurements of the new model.
+
 Several processes may share one store (:mod:`minimax.validate.parallel`): a result is
 computed under a per-key file lock (a second process waits, then reads it) and written
 to a temporary file of its own before it is renamed into place, so nobody reads a
@@ -52,6 +58,23 @@ class StoredTarget:
         self._att_keys: dict[int, tuple[str, Attack]] = {}
         self.hits = 0
         self.misses = 0
+        self._check_fingerprint(getattr(target, "fingerprint", None))
+
+    def _check_fingerprint(self, fp: Any) -> None:
+        if fp is None:
+            return
+        path = self._root / f"fingerprint-{call_key(self._id)}.txt"
+        if path.exists():
+            old = path.read_text()
+            if old != repr(fp):
+                raise ValueError(
+                    f"validate.store={self._root}: its results for this target configuration "
+                    f"were measured on {old}, this code builds {fp!r}; use a new store (or "
+                    f"remove this one) to measure the new model")
+            return
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(repr(fp))
+        os.replace(tmp, path)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._t, name)

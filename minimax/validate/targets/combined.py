@@ -128,6 +128,9 @@ class CombinedTarget:
             raise ValueError(f"power_units={dict(power_units)}; expected a finite value > 0 "
                              f"for every part {list(parts)} (missing {missing})")
         self.parts = dict(parts)
+        fps = {p: getattr(t, "fingerprint", None) for p, t in self.parts.items()}
+        self.fingerprint = (tuple(fps.items()) if any(v is not None for v in fps.values())
+                            else None)
         self.one_lever_rows = bool(one_lever_rows)
         self.units = {p: float(power_units[p]) for p in parts}
         self.channels = tuple(f"{p}_{c}" for p, t in parts.items() for c in t.channels)

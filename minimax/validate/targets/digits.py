@@ -100,7 +100,7 @@ from minimax.validate import attacks as atk
 from minimax.validate.data import load_digits_split
 from minimax.validate.game_bridge import realise as realise_levers
 from minimax.validate.knobs import Knobs, lever_values, pixel_order
-from minimax.validate.model import DigitsCLIPConfig, build_digits_clip
+from minimax.validate.model import MODEL_VERSION, DigitsCLIPConfig, build_digits_clip
 from minimax.validate.pipeline import MixturePipeline, Pipeline
 from minimax.validate.target import Attack, Outcome
 
@@ -172,6 +172,9 @@ class DigitsTarget:
     n_classes = K
     channels = ("image", "text")
     levers = LEVERS
+
+    #: what a stored result was measured on (minimax.validate.store): the towers' build
+    fingerprint: str | None = f"digits towers v{MODEL_VERSION}"
 
     def __init__(self, *, seed: int = 0, data: Mapping[str, int] | None = None,
                  model: Mapping[str, Any] | None = None,

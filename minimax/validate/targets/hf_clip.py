@@ -147,6 +147,8 @@ def tiny_clip(seed: int = 0, image_size: int = 8, channels: int = 1):
 class HFClipTarget(DigitsTarget):
     """A user's CLIP (or the tiny random one) under the digits target's levers and attacks."""
 
+    fingerprint = None  # the user's checkpoint: its path is in the configuration
+
     name = "hf_clip"
 
     def __init__(self, *, path: str | None = None, images: str | None = None,
