@@ -422,6 +422,37 @@ def bandwidth(powers: list[int], names: tuple[str, ...], marks: tuple[int, ...],
         bandwidth_report(out)
 
 
+def bandwidth_clean(names: tuple[str, ...], seed: int = 0, split: str = "held") -> None:
+    """What each defense costs clean use: legitimate bits ``I(truth; answer)`` on clean memory
+    (no attacker entries) beside no defense, paired on the same questions; added to
+    ``bandwidth.json`` under ``clean`` and shown in ``bandwidth.md``.  A provenance partition
+    (untrusted cap 0) never retrieves a fact written by an untrusted source, so it pays here
+    for what it blocks in the attack table."""
+    from minimax.validate.measure import bootstrap_weights, outcome_bits, paired_difference
+    from minimax.validate.targets.memory import make_memory_target
+
+    torch.set_num_threads(1)
+    tg = make_memory_target(seed=seed, **_preset_target())
+    path = OUT / "bandwidth.json"
+    out = json.loads(path.read_text())
+    if (out["seed"], out["split"]) != (seed, split):
+        raise ValueError(f"{path}: seed {out['seed']} split {out['split']}; expected seed "
+                         f"{seed} split {split}")
+    scored = {}
+    for name in ("no defense", *[n for n in names if n != "no defense"]):
+        o = tg.clean(DEFENSES[name], split=split, seed=seed)
+        scored[name] = outcome_bits(o, bootstrap_weights(o.sent.shape[0], 200, seed))
+    ref = scored["no defense"]
+    clean = out.setdefault("clean", {})
+    for name, b in scored.items():
+        clean[name] = {"bits": b.bits, "lo": b.lo, "hi": b.hi,
+                       "vs_none": None if name == "no defense"
+                       else list(paired_difference(b, ref))}
+        print(name, clean[name], flush=True)
+    path.write_text(json.dumps(out, default=float))
+    bandwidth_report(out)
+
+
 def bandwidth_report(out: dict) -> None:
     """``bandwidth.md`` from :func:`bandwidth`'s results."""
     base = out["steps"]
@@ -449,6 +480,18 @@ def bandwidth_report(out: dict) -> None:
                          f"{ci(r.get('delta'))} | {ci(r.get('vs_none'))} | {rr} | "
                          f"{run['seconds']:.0f} |")
     lines += ["", f"Wall {out.get('wall_s', 0.0):.0f} s (last call).", ""]
+    if out.get("clean"):
+        lines += ["## What each defense costs clean use", "",
+                  "`python experiments/validate_memory.py --bandwidth-clean --defenses NAMES`: "
+                  "legitimate bits I(truth; answer) on clean memory, same questions, paired "
+                  "against no defense.", "",
+                  "| defense | clean bits [CI] | minus no defense (paired CI) |",
+                  "|---|---|---|"]
+        for name in sorted(out["clean"], key=lambda n: order.get(n, 99)):
+            c = out["clean"][name]
+            lines.append(f"| {name} | {c['bits']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}] | "
+                         f"{ci(c.get('vs_none'))} |")
+        lines.append("")
     (OUT / "bandwidth.md").write_text("\n".join(lines))
 
 
@@ -781,6 +824,14 @@ def write_power_md(out: dict, names: list[str]) -> None:
                          f"{b['hi']:.3f}] | " + (f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
                                                  if v else "") + " | "
                          + (f"{r['R']:.3f}" if r["R"] is not None else "") + f" | {dbl} |")
+        clean = json.loads((OUT / "bandwidth.json").read_text()).get("clean") or {}
+        if clean:
+            def cost(c):
+                v = c.get("vs_none")
+                return f" ({v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}])" if v else ""
+            lines += ["", "What each costs clean use (legitimate bits on clean memory, paired "
+                      "against no defense; `--bandwidth-clean`): " + "; ".join(
+                          f"{n} {c['bits']:.3f}{cost(c)}" for n, c in clean.items()) + "."]
     curves = sorted(p.name for p in OUT.glob("steps_curve_*.md"))
     lines += ["", "## Attack convergence", "",
               "Bits vs GCG steps at the preset's budget, one run per defense (seed 0, held "
@@ -858,6 +909,9 @@ if __name__ == "__main__":
     ap.add_argument("--bandwidth", default=None, metavar="P,P",
                     help="bandwidth defenses (--defenses) vs no defense at these powers, "
                          "scored at --marks (bandwidth.md)")
+    ap.add_argument("--bandwidth-clean", action="store_true",
+                    help="legitimate bits of --defenses on clean memory beside no defense, "
+                         "added to bandwidth.json / bandwidth.md")
     ap.add_argument("--longer", nargs="*", default=[], metavar="NAME=STEPS",
                     help="--bandwidth: a longer run for these defenses")
     ap.add_argument("--refit", type=Path, nargs="+", default=None, metavar="RUN",
@@ -867,6 +921,8 @@ if __name__ == "__main__":
     args = ap.parse_args()
     if args.refit:
         refit(args.refit, [float(c) for c in args.caps.split(",")])
+    elif args.bandwidth_clean:
+        bandwidth_clean(tuple(args.defenses.split(",")))
     elif args.bandwidth:
         bandwidth([int(p) for p in args.bandwidth.split(",")], tuple(args.defenses.split(",")),
                   tuple(int(m) for m in (args.marks or "16,32").split(",")),
