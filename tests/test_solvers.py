@@ -296,7 +296,7 @@ def test_screen_keeps_the_structured_starts_and_the_random_ones_with_the_smalles
     state = state._replace(value=value, history=jnp.tile(value, (STALL_WINDOW, 1)))
     kept = descent_screen(state, GradientOptions(starts=9, keep=6))
     np.testing.assert_array_equal(kept.x[:, 0, 0], [0, 1, 6, 8, 7, 4])
-    assert GradientOptions().pinned == 2 and GradientOptions().keep == 3
+    assert (GradientOptions().pinned, GradientOptions().keep, GradientOptions().screen) == (2, 3, 1)
 
 
 @pytest.mark.slow
