@@ -9,13 +9,17 @@ gathers between descent pieces, building the results); plus the work counts that
 descent iterations (mean / max) and line-search trials (every start during the screen, the
 kept ones after it).
 
-    python experiments/profile_core.py [--k 6 12] [--games 256 128] [--repeat 2]
+    python experiments/profile_core.py [--k 6 12] [--games 256 128] [--repeat 2] [--out FILE]
+
+With ``--out`` the table (and the load average before and after) is also written to FILE, e.g.
+``experiments/results/profile_core.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import time
 from pathlib import Path
 
@@ -161,7 +165,9 @@ def main() -> None:
     ap.add_argument("--sweep-chunk", type=int, default=0,
                     help="also time one chunk of this many points of sweep=budgets_10k")
     ap.add_argument("--sweep-sample", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = ap.parse_args()
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     if args.sweep_chunk:
         print(sweep_chunk(args.sweep_chunk, args.repeat, args.sweep_sample), flush=True)
     _, opts, cfg = parse_options("gradient", {})
@@ -169,6 +175,16 @@ def main() -> None:
                                                                     strict=False) if k > 0]
     if rows:  # --k 0: the sweep chunk only
         print(table(rows))
+    if rows and args.out:
+        after = " ".join(f"{v:.1f}" for v in os.getloadavg())
+        args.out.write_text("\n".join([
+            "# Per-phase profile of `solve_batch` (channel games)", "",
+            f"`python experiments/profile_core.py --k {' '.join(map(str, args.k))} --games "
+            f"{' '.join(map(str, args.games))} --repeat {args.repeat}`; jax {jax.__version__}; "
+            f"default options {opts}; load average before {load}, after {after} (shares within "
+            f"one run are comparable; absolute times are not). Each phase is timed as its own "
+            f"compiled call (best of the repeats), so the parts need not add up exactly.", "",
+            table(rows), ""]))
 
 
 if __name__ == "__main__":

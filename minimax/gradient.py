@@ -46,12 +46,16 @@ class GradientOptions(NamedTuple):
     learning_rate: float = 0.1  # initial step, in units of defender_budget / mean cost
     final_learning_rate: float = 1e-9  # smallest step (descent) / final step (saddle methods)
     seed: int = 0
-    # Starts that go on after the screen: the structured ones (no defense, each lever spread
-    # evenly, all spread evenly) and the random ones with the smallest phi. On 128 random games
-    # K = 6 and 64 at K = 12 the best of the first 4 starts was the best of 32 (to 1e-6) on
-    # every game (experiments/profile_core.py), so 6 of 16 lose nothing measured there.
-    keep: int = 6
-    screen: int = 2  # iterations every start runs before the screen
+    # Starts that go on after the screen: the first `pinned` structured ones (no defense, then
+    # noise spread evenly; the structured starts are no defense, each lever spread evenly, all
+    # spread evenly) and, of all the others, the ones with the smallest phi after the screen.
+    # With every start descended to the end on 704 random games (K = 6 and 12, caps), keeping
+    # no defense, the noise start and the best one screened after 1 iteration reached the
+    # value of the earlier 6 (the five structured and the best random one after 2 iterations)
+    # on every game; docs/solution-concepts.md §2.9.1.
+    keep: int = 3
+    screen: int = 1  # iterations every start runs before the screen
+    pinned: int = 2  # structured starts kept whatever their phi after the screen
     # A start has stalled when phi fell by at most stall_tol (1 + |phi|) over its last
     # STALL_WINDOW iterations; the descent stops when every start has stalled or collapsed.
     # 1e-12 cut the iterations ~20% and moved no best value by more than 3e-10 (same games).
@@ -63,7 +67,8 @@ class GradientOptions(NamedTuple):
 
 def check_gradient_options(opts: GradientOptions) -> GradientOptions:
     """Validate the options (raises :class:`SolverError` naming the field, value and range)."""
-    for field, least in (("starts", 1), ("steps", 1), ("keep", 1), ("screen", 0)):
+    for field, least in (("starts", 1), ("steps", 1), ("keep", 1), ("screen", 0),
+                         ("pinned", 0)):
         value = getattr(opts, field)
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise SolverError(f"solver option {field}: got {value!r}; expected an integer >= "
@@ -91,6 +96,7 @@ def check_gradient_options(opts: GradientOptions) -> GradientOptions:
                           f"[0, 2**32)")
     return opts._replace(starts=int(opts.starts), steps=int(opts.steps), seed=int(opts.seed),
                          keep=int(opts.keep), screen=int(opts.screen),
+                         pinned=int(opts.pinned),
                          stall_tol=float(opts.stall_tol),
                          quasi_newton=bool(opts.quasi_newton),
                          learning_rate=float(opts.learning_rate),
@@ -185,8 +191,9 @@ def descent_step(game: Game, state: DescentState, opts: GradientOptions) -> Desc
 
 
 def descent_screen(state: DescentState, opts: GradientOptions) -> DescentState:
-    """Keep ``opts.keep`` starts: the structured ones (the first
-    :data:`~minimax.projection.STRUCTURED_STARTS`) and the random ones with the smallest phi.
+    """Keep ``opts.keep`` starts: the first ``opts.pinned`` structured ones (of the
+    :data:`~minimax.projection.STRUCTURED_STARTS`) and, of all the others, those with the
+    smallest phi (ties: the earlier start).
 
     Screening costs ``opts.screen`` iterations of every start; the rest of the descent runs
     only the kept ones. Identity when ``keep >= starts``.
@@ -194,7 +201,7 @@ def descent_screen(state: DescentState, opts: GradientOptions) -> DescentState:
     starts = state.value.shape[0]
     if opts.keep >= starts:
         return state
-    fixed = min(STRUCTURED_STARTS, opts.keep)
+    fixed = min(STRUCTURED_STARTS, opts.pinned, opts.keep)
     rest = state.value[fixed:]
     best = fixed + jnp.argsort(rest)[: opts.keep - fixed]
     idx = jnp.concatenate([jnp.arange(fixed), best])

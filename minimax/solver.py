@@ -37,7 +37,7 @@ from minimax.certificate import (
     BoundConfig,
     Certificate,
     centre_bound,
-    combine_bounds,
+    combined_value,
     kkt_multiplier,
     zero_bound,
 )
@@ -142,25 +142,26 @@ def _batch_certify_centre(games: Game, x, cfg: BoundConfig):
         defense = Defense(n=x[0], s=x[1], b=x[2])
         attack = best_response_attack(game, defense)
         hint = kkt_multiplier(game, defense, attack)
-        return defense, attack, payoff(game, defense, attack), centre_bound(game, attack, cfg,
-                                                                            hint)
+        centre = centre_bound(game, attack, cfg, hint)
+        # the per-channel minimisers at nu are informative only (no certificate field reads
+        # them): left out, the compiled program does not carry them through the branch-and-bound
+        return defense, attack, payoff(game, defense, attack), centre._replace(defense=None)
 
     return jax.vmap(one)(games, x)
 
 
 @partial(jax.jit, static_argnames=("cfg",))
 def _batch_zero_bound(games: Game, attacks, cfg: BoundConfig):
-    return jax.vmap(lambda g, a: zero_bound(g, a, cfg))(games, attacks)
+    return jax.vmap(lambda g, a: zero_bound(g, a, cfg)[0])(games, attacks)
 
 
 @jax.jit
-def _batch_combine(games: Game, attacks, upper, centre, zero_value, zero_defense):
-    def one(game, attack, upper, centre, zero_value, zero_defense):
-        bound = combine_bounds(game, attack, centre, zero_value, zero_defense)
-        return Certificate(upper=upper, lower=bound.value, gap=upper - bound.value,
-                           attack=attack, nu=bound.nu)
+def _batch_combine(games: Game, attacks, upper, centre, zero_value):
+    def one(game, attack, upper, centre, zero_value):
+        lower, nu = combined_value(game, attack, centre, zero_value)
+        return Certificate(upper=upper, lower=lower, gap=upper - lower, attack=attack, nu=nu)
 
-    return jax.vmap(one)(games, attacks, upper, centre, zero_value, zero_defense)
+    return jax.vmap(one)(games, attacks, upper, centre, zero_value)
 
 
 def _batch_certify(games: Game, count: int, x, cfg: BoundConfig):
@@ -171,17 +172,14 @@ def _batch_certify(games: Game, count: int, x, cfg: BoundConfig):
     defense, attacks, upper, centre = _batch_certify_centre(games, x, cfg)
     need = np.flatnonzero(np.asarray(centre.need_zero))
     zero_value = np.full(count, -np.inf)
-    zero_defense = jax.tree_util.tree_map(np.array, centre.defense)
     if need.size:
         size = _bucket(need.size, count)
         idx = np.concatenate([need, np.full(size - need.size, need[0])])
         games_np = jax.tree_util.tree_map(np.asarray, games)
         sub = jax.tree_util.tree_map(lambda v: v[idx], games_np)
-        value, zx = _batch_zero_bound(sub, np.asarray(attacks)[idx], cfg)
+        value = _batch_zero_bound(sub, np.asarray(attacks)[idx], cfg)
         zero_value[need] = np.asarray(value)[: need.size]
-        for field, part in zip(zero_defense, zx, strict=True):
-            field[need] = np.asarray(part)[: need.size]
-    return defense, _batch_combine(games, attacks, upper, centre, zero_value, zero_defense)
+    return defense, _batch_combine(games, attacks, upper, centre, zero_value)
 
 
 def _bucket(active: int, count: int) -> int:
