@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from minimax.config import SweepAppConfig, solver_options, validate_config
 from minimax.errors import GameSpecError, MinimaxError
 from minimax.methods import BOUND_OPTIONS, METHODS, get_method, parse_options, readers
+from minimax.sweep._compile import Program, chunk_programs, compile_program, precompiles
 from minimax.sweep._grid import Point, expand
 from minimax.sweep._progress import Progress
 from minimax.sweep._status import FAILED, GAP_ABOVE_TOL, of_solution
@@ -251,9 +252,15 @@ def _solve_all(app: SweepAppConfig, good: list[Point], out: Path, progress: Prog
     else:
         from joblib import Parallel, delayed
 
+        tasks = [delayed(compile_program)(good[:1], solver, size, program)
+                 for program in _shared_programs(solver, size, len(jobs))]
+        tasks += [delayed(solve_chunk)(c, solver, size, p) for c, p in jobs]
         parallel = Parallel(n_jobs=app.sweep.n_jobs, return_as="generator_unordered")
-        for rows in parallel(delayed(solve_chunk)(c, solver, size, p) for c, p in jobs):
-            progress.update(len(rows), _status_note(rows))
+        for result in parallel(tasks):
+            if isinstance(result, tuple):  # a (Program, seconds) of the shared compilation
+                log.debug("sweep: program %s ready in %s s", *result)
+            else:
+                progress.update(len(result), _status_note(result))
     log.info("sweep: solved %d points in %.1f s (%d chunk(s) of up to %d games, n_jobs=%d)",
              sum(len(c) for c, _ in jobs), time.perf_counter() - t0, len(jobs), size,
              app.sweep.n_jobs)
@@ -262,6 +269,17 @@ def _solve_all(app: SweepAppConfig, good: list[Point], out: Path, progress: Prog
             f"sweep.stop_after_chunks={limit}: stopped after {limit} of {len(chunks)} chunks "
             f"(re-run the same command to resume)"
         )
+
+
+def _shared_programs(solver: dict[str, Any], size: int, chunks: int) -> list[Program]:
+    """The chunk programs the workers compile once between them before solving (longest first),
+    or none: with caching off a program compiled in one worker cannot reach the others, and
+    only the compacted batched descent has them (:mod:`minimax.sweep._compile`)."""
+    from minimax.runtime import cache_root
+
+    if not chunks or cache_root() is None or not precompiles(solver["method"]):
+        return []
+    return chunk_programs(size)
 
 
 def _status_note(rows: Sequence[dict[str, Any]]) -> str:
