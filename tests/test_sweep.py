@@ -149,6 +149,28 @@ def test_invalid_points_are_reported_and_the_rest_solved(tmp_path):
     assert (tmp_path / "results.parquet").is_file()
 
 
+@pytest.mark.slow
+def test_each_game_is_built_once_in_the_chunk_that_solves_it(tmp_path, monkeypatch):
+    """The sweep's own process builds no game ahead of the chunks (building 10,000 games took
+    seconds there, before any worker started): every point's game is built once, an invalid
+    one gives its failed row in its chunk's file, and the rest of the chunk is solved."""
+    from minimax.game import Game
+
+    built = []
+    original = Game.from_dict.__func__
+    monkeypatch.setattr(Game, "from_dict",
+                        classmethod(lambda cls, d: built.append(d) or original(cls, d)))
+    axes = ("sweep.axes=[{param: attacker_budget, values: [2, 4]},"
+            " {param: defender_budget, values: [1, -1]}]")
+    table = run_sweep(_cfg("sweep.name=t", axes, "sweep.chunk_size=2"), tmp_path)
+    assert len(built) == 4
+    assert len(chunk_files(tmp_path)) == 2
+    bad = table[table["status"] == "failed"]
+    assert list(bad["defender_budget"]) == [-1.0, -1.0]
+    assert bad["error"].str.contains("GameSpecError: game.defender_budget: got -1.0").all()
+    assert table.loc[table["status"] != "failed", "gap"].notna().all()
+
+
 def test_sharding_partitions_the_points():
     _, all_points = plan(_cfg(*GRID))
     shards = [plan(_cfg(*GRID, "sweep.num_shards=4", f"sweep.shard={k}"))[1] for k in range(4)]

@@ -7,9 +7,10 @@ per process (and cached on disk by JAX's persistent compilation cache, so later 
 re-runs skip compilation). The per-point cost is then close to the solver's own.
 
 Every point gets a row (its params, resolved config, certificate, status and error) in a chunk
-file written atomically; invalid points get ``status="failed"`` rows with the
-:class:`~minimax.GameSpecError` message and the sweep goes on; a chunk whose batched solve fails
-is retried point by point so that only the failing points are marked. Re-running the same sweep
+file written atomically; invalid points (their game is built in the chunk's worker) get
+``status="failed"`` rows with the :class:`~minimax.GameSpecError` message and the sweep goes
+on; a chunk whose batched solve fails is retried point by point so that only the failing points
+are marked. Re-running the same sweep
 in the same directory solves only the points that have no row yet.
 """
 
@@ -121,55 +122,60 @@ def _games(points: Sequence[Point]):
 
 def solve_chunk(points: Sequence[Point], solver: dict[str, Any], pad_to: int,
                 path: str | None = None) -> list[dict[str, Any]]:
-    """Solve one chunk of valid points (padded to ``pad_to`` games so that every chunk has one
-    compiled shape); write its rows to ``path`` (atomically) if given; return the rows.
+    """Solve one chunk of points (its valid games padded to ``pad_to`` so that every chunk has
+    one compiled shape); write its rows to ``path`` (atomically) if given; return the rows, in
+    the order of ``points``. A point whose game does not build gets a ``failed`` row.
 
-    Runs in the sweep's process or in a joblib worker (plain-data arguments)."""
+    Runs in the sweep's process or in a joblib worker (plain-data arguments): the games are
+    built (and so validated) here, once, in parallel over the workers."""
     from minimax.runtime import enable_compilation_cache
     from minimax.solver import solve, solve_batch
 
     enable_compilation_cache()
     options = dict(solver)
     method = options.pop("method")
-    games = _games(points)
-    rows: list[dict[str, Any]] | None = None
-    if METHODS[method].batched:
+    built, failed = _build(points)
+    valid = [p for p in points if p.point_id in built]
+    games = [built[p.point_id] for p in valid]
+    solved: dict[str, dict[str, Any]] | None = None
+    if METHODS[method].batched and games:
         try:
             padded = games + [games[0]] * max(pad_to - len(games), 0)
             sols = solve_batch(padded, method=method, **options)
-            rows = [_ok_row(p, s) for p, s in zip(points, sols, strict=False)]
+            solved = {p.point_id: _ok_row(p, s) for p, s in zip(valid, sols, strict=False)}
         except Exception:  # noqa: BLE001 -- retried point by point below, errors kept per point
             log.warning("sweep: batched solve of a chunk failed; retrying its %d points one by "
-                        "one\n%s", len(points), traceback.format_exc())
-    if rows is None:
-        rows = []
-        for p, g in zip(points, games, strict=True):
+                        "one\n%s", len(valid), traceback.format_exc())
+    if solved is None:
+        solved = {}
+        for p, g in zip(valid, games, strict=True):
             try:
-                rows.append(_ok_row(p, solve(g, method=method, **options)))
+                solved[p.point_id] = _ok_row(p, solve(g, method=method, **options))
             except Exception as err:  # noqa: BLE001 -- a failing point is recorded, sweep goes on
-                rows.append(_error_row(p, err))
+                solved[p.point_id] = _error_row(p, err)
+    rows = [solved[p.point_id] if p.point_id in solved else failed[p.point_id] for p in points]
     if path is not None:
         write_rows_atomic(Path(path), rows)
     return rows
 
 
-def _validate_points(points: Sequence[Point]) -> tuple[list[Point], list[dict[str, Any]]]:
-    """Split into points whose game builds and error rows for those that do not."""
+def _build(points: Sequence[Point]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The games of the points whose game builds, and error rows for those that do not (with
+    the :class:`~minimax.GameSpecError` message and traceback), both by point id."""
     from minimax.game import Game
 
-    good, bad = [], []
+    built, failed = {}, {}
     for p in points:
         try:
-            Game.from_dict(p.config["game"])
-            good.append(p)
+            built[p.point_id] = Game.from_dict(p.config["game"])
         except Exception as err:  # noqa: BLE001 -- recorded with its traceback
-            bad.append(_error_row(p, err))
-    return good, bad
+            failed[p.point_id] = _error_row(p, err)
+    return built, failed
 
 
-def _chunk_name(points: Sequence[Point], prefix: str = "chunk") -> str:
+def _chunk_name(points: Sequence[Point]) -> str:
     digest = hashlib.sha256("".join(p.point_id for p in points).encode()).hexdigest()[:16]
-    return f"{prefix}-{points[0].index:07d}-{digest}.jsonl"
+    return f"chunk-{points[0].index:07d}-{digest}.jsonl"
 
 
 def _pad_size(todo: int, chunk_size: int) -> int:
@@ -216,15 +222,9 @@ def run_sweep(cfg: DictConfig | dict, out_dir: str | Path = ".") -> Any:
         log.info("sweep %r: %d points, %d already done, %d to solve (solver %s)",
                  app.sweep.name, len(points), len(points) - len(todo), len(todo),
                  points[0].config["solver"] if points else {})
-        good, bad = _validate_points(todo)
-        if bad:
-            path = chunk_dir(out) / _chunk_name([_as_point(r) for r in bad], "invalid")
-            write_rows_atomic(path, bad)
-            log.warning("sweep: %d invalid point(s) recorded with status=failed, e.g. %s",
-                        len(bad), bad[0]["error"])
-        progress = Progress(len(points), len(points) - len(good), app.sweep.name)
-        if good:
-            _solve_all(app, good, out, progress)
+        progress = Progress(len(points), len(points) - len(todo), app.sweep.name)
+        if todo:
+            _solve_all(app, todo, out, progress)
         ids = {p.point_id for p in points}
         rows = [r for r in read_rows(chunk_files(out)) if r["point_id"] in ids]
         table = tidy(rows, source=str(out))
@@ -232,14 +232,10 @@ def run_sweep(cfg: DictConfig | dict, out_dir: str | Path = ".") -> Any:
     return table
 
 
-def _as_point(row: dict[str, Any]) -> Point:
-    return Point(row["index"], row["point_id"], row["params"], row["config"])
-
-
-def _solve_all(app: SweepAppConfig, good: list[Point], out: Path, progress: Progress) -> None:
-    size = _pad_size(len(good), app.sweep.chunk_size)
-    chunks = [good[i:i + size] for i in range(0, len(good), size)]
-    solver = good[0].config["solver"]
+def _solve_all(app: SweepAppConfig, todo: list[Point], out: Path, progress: Progress) -> None:
+    size = _pad_size(len(todo), app.sweep.chunk_size)
+    chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+    solver = todo[0].config["solver"]
     limit = app.sweep.stop_after_chunks
     jobs = [(c, str(chunk_dir(out) / _chunk_name(c))) for c in chunks]
     if limit is not None:
@@ -252,8 +248,9 @@ def _solve_all(app: SweepAppConfig, good: list[Point], out: Path, progress: Prog
     else:
         from joblib import Parallel, delayed
 
-        tasks = [delayed(compile_program)(good[:1], solver, size, program)
-                 for program in _shared_programs(solver, size, len(jobs))]
+        first = next((p for p in todo if _build([p])[0]), None)  # one valid game: its shape
+        tasks = [delayed(compile_program)([first], solver, size, program)
+                 for program in (_shared_programs(solver, size, len(jobs)) if first else [])]
         tasks += [delayed(solve_chunk)(c, solver, size, p) for c, p in jobs]
         parallel = Parallel(n_jobs=app.sweep.n_jobs, return_as="generator_unordered")
         for result in parallel(tasks):
