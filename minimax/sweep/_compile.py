@@ -10,7 +10,10 @@ is instead one task of its own, lowered for the chunk's shapes and compiled
 (:mod:`minimax.runtime`); the tasks go first, longest compile first, so the workers share them
 out, and the chunks that follow load the programs from the cache instead of compiling them
 again (``docs/usage.md`` §6.3). The programs and their inputs are exactly those of
-``solve_batch``: nothing a chunk computes changes, only who compiles it and when.
+``solve_batch``: nothing a chunk computes changes, only who compiles it and when. The bound at
+nu = 0 (``minimax.solver._batch_zero_bound``) is left to the chunks: only some games need it,
+at sizes known only once their certificates are under way (the 10,000-point budget sweep needs
+it for none).
 """
 
 from __future__ import annotations
