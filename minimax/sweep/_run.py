@@ -10,8 +10,8 @@ Every point gets a row (its params, resolved config, certificate, status and err
 file written atomically; invalid points (their game is built in the chunk's worker) get
 ``status="failed"`` rows with the :class:`~minimax.GameSpecError` message and the sweep goes
 on; a chunk whose batched solve fails is retried point by point so that only the failing points
-are marked. Re-running the same sweep
-in the same directory solves only the points that have no row yet.
+are marked. Re-running the same sweep in the same directory solves only the points that have no
+row yet.
 """
 
 from __future__ import annotations
@@ -249,13 +249,19 @@ def _solve_all(app: SweepAppConfig, todo: list[Point], out: Path, progress: Prog
         from joblib import Parallel, delayed
 
         first = next((p for p in todo if _build([p])[0]), None)  # one valid game: its shape
+        programs = _shared_programs(solver, size, len(jobs)) if first else []
         tasks = [delayed(compile_program)([first], solver, size, program)
-                 for program in (_shared_programs(solver, size, len(jobs)) if first else [])]
+                 for program in programs]
         tasks += [delayed(solve_chunk)(c, solver, size, p) for c, p in jobs]
         parallel = Parallel(n_jobs=app.sweep.n_jobs, return_as="generator_unordered")
+        ready = 0
         for result in parallel(tasks):
             if isinstance(result, tuple):  # a (Program, seconds) of the shared compilation
+                ready += 1
                 log.debug("sweep: program %s ready in %s s", *result)
+                if ready == len(programs):
+                    log.info("sweep: %d chunk programs compiled or loaded, shared by the "
+                             "workers, %.1f s after the start", ready, time.perf_counter() - t0)
             else:
                 progress.update(len(result), _status_note(result))
     log.info("sweep: solved %d points in %.1f s (%d chunk(s) of up to %d games, n_jobs=%d)",
