@@ -122,20 +122,26 @@ def saddle_gradient_options(opts: SaddleOptions) -> GradientOptions:
                                                   final_learning_rate=opts.final_learning_rate))
 
 
-@partial(jax.jit, static_argnames=("kernel", "opts", "cfg"))
-def gradient_pipeline(game: Game, kernel: str, opts: GradientOptions, cfg: BoundConfig):
-    """One compiled call: the descent (``kernel="gradient"``) or a saddle kernel (``"gda"``,
-    ``"extragradient"``, ``"optimistic"``) on an unlabelled game, then
-    :func:`~minimax.certificate.certify` of its defense. Returns (defense, certificate,
-    iterations)."""
+def _kernel_run(game: Game, kernel: str, opts: GradientOptions):
+    """The descent (``kernel="gradient"``) or a saddle kernel (``"gda"``, ``"extragradient"``,
+    ``"optimistic"``) on an unlabelled game: (defense, iterations)."""
     if kernel == "gradient":
         x, _, iterations = descent_run(game, opts)
     else:
         x, _, iterations = saddle_run(game, kernel, opts)
-    defense = Defense(n=x[0], s=x[1], b=x[2])
+    return Defense(n=x[0], s=x[1], b=x[2]), iterations
+
+
+@partial(jax.jit, static_argnames=("kernel", "opts", "cfg"))
+def gradient_pipeline(game: Game, kernel: str, opts: GradientOptions, cfg: BoundConfig):
+    """One compiled call: :func:`_kernel_run`, then :func:`~minimax.certificate.certify` of
+    its defense. Returns (defense, certificate, iterations). (The vmapped batch runs this;
+    one game runs the two halves as two compiled calls, :func:`_gradient_family`.)"""
+    defense, iterations = _kernel_run(game, kernel, opts)
     return defense, certify(game, defense, cfg=cfg), iterations
 
 
+_kernel_jit = jax.jit(_kernel_run, static_argnames=("kernel", "opts"))
 _certify_jit = jax.jit(certify, static_argnames=("cfg",))
 
 
@@ -152,11 +158,18 @@ def solution_from(defense, cert, method: str, iterations, seconds: float, reason
 
 
 def _gradient_family(kernel: str, reason: Callable[[Game], str] | None = None):
+    """The runner of one game by a gradient kernel. The kernel and the certificate are two
+    compiled calls (solver options and bound options are static arguments of one each), so a
+    change of the solver options recompiles only the kernel and a change of the bound options
+    only the certificate: compiling the certificate took 1.5 times as long as the descent (one
+    channel, default options), and the two in one program as long as both apart
+    (docs/solution-concepts.md §2.10)."""
     def run(game: Game, opts: GradientOptions, cfg: BoundConfig,
             gap_tol: float | None) -> Solution:
         start = time.perf_counter()
-        defense, cert, iterations = gradient_pipeline(game.view(), kernel, opts, cfg)
-        jax.block_until_ready(cert)
+        view = game.view()
+        defense, iterations = _kernel_jit(view, kernel, opts)
+        cert = jax.block_until_ready(_certify_jit(view, defense, cfg=cfg))
         why = reason(game) if reason is not None else ""
         sol = solution_from(defense, cert, kernel, iterations, time.perf_counter() - start, why)
         sol = sol._replace(termination=gradient_termination(kernel, sol.iterations, opts))

@@ -125,6 +125,16 @@ def test_pool_branch_and_bound_is_no_looser_than_dropping_the_unrefined_interval
     assert np.mean(new > old + 1e-9 * scale) >= 0.25  # and it is often strictly tighter
 
 
+# compiled once each (called eagerly, every bisection loop was traced and compiled per call)
+_multiplier = jax.jit(C._multiplier, static_argnames=("cfg",))
+
+
+@jax.jit
+def _attack_and_kkt(game, defense):
+    attack = best_response_attack(game, defense)
+    return attack, C.kkt_multiplier(game, defense, attack)
+
+
 @pytest.mark.slow
 def test_hinted_multiplier_search_finds_the_crossing_of_the_plain_bisection():
     rng = np.random.default_rng(3)
@@ -133,11 +143,10 @@ def test_hinted_multiplier_search_finds_the_crossing_of_the_plain_bisection():
         game = random_game(rng, 3, utility_price=float(rng.uniform(0, 0.3))).view()
         defense = Defense(*(jnp.full(3, float(game.defender_budget) / 9) / c for c in
                             (game.cost_n, game.cost_s, game.cost_b)))
-        attack = best_response_attack(game, defense)
-        plain = float(C._multiplier(game, attack, cfg._replace(nu_steps=40)))
-        kkt = C.kkt_multiplier(game, defense, attack)
+        attack, kkt = _attack_and_kkt(game, defense)
+        plain = float(_multiplier(game, attack, cfg._replace(nu_steps=40)))
         for hint in (kkt, kkt * 1.01, kkt * 1e3, kkt * 1e-3, jnp.nan, 0.0):
-            found = float(C._multiplier(game, attack, cfg, jnp.asarray(hint)))
+            found = float(_multiplier(game, attack, cfg, jnp.asarray(hint)))
             # without a usable window the side bracket is at most 40 wide (40 / 2^22); the
             # estimate's spend is monotone only up to its coarse inner search (~1e-7 here)
             assert abs(found - plain) <= 1e-5, (hint, found, plain)

@@ -215,7 +215,7 @@ def _check_solution(game: minimax.Game, sol: minimax.Solution, rng) -> None:
     weights[0] = 0.0
     weights[1] = mask * 1.0 / max(mask.sum() * k, 1)
     xs = weights * mask * p_d / cost
-    values = np.asarray(_phis(game, xs))
+    values = np.asarray(_phis(game.view(), xs))  # unlabelled: one program per shape
     checks.append(bool(np.all(np.isfinite(values))))
     slack = 1e-9 * (1.0 + scale)
     checks.append(sol.lower <= float(np.min(values)) + slack)

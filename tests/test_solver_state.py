@@ -108,7 +108,8 @@ def test_bound_config_holds_the_certificate_constants():
     rounding margin, a coarser grid or a narrower jamming start gives a looser valid bound;
     solve and solve_batch pass them through (solve_batch combines the bounds apart)."""
     certify = jax.jit(minimax.certify, static_argnames=("cfg",))
-    game = random_game(np.random.default_rng(1), 3, mode="jamming", utility_price=0.5)
+    # unlabelled, as solve certifies it: the default BoundConfig's program is compiled once
+    game = random_game(np.random.default_rng(1), 3, mode="jamming", utility_price=0.5).view()
     sol = minimax.solve(game, starts=2, steps=30)
     base = float(certify(game, sol.defense, cfg=BoundConfig()).lower)
     assert base == pytest.approx(sol.lower, rel=1e-13, abs=1e-13) and base <= sol.value
