@@ -352,3 +352,23 @@ def test_text_alone_budget_scales_only_attacks_without_image_power(target):
     with pytest.raises(ValueError, match="text_alone"):
         target.attack([(1.0, Knobs())], {"text": 1.0}, split="calib", seed=0,
                       options={"text_alone": 0})
+
+
+def test_random_scale_multiplies_the_image_budget_only_against_randomised_defenses(target):
+    """``random_scale = f``: against noise purification the ``auto`` image attack is fixed-step
+    PGD-EOT at f times ``steps`` and ``eot`` (the same images as ``pgd`` given that budget);
+    against a deterministic defense ``f`` changes nothing."""
+    x, t = _batch(target, 8)
+    eps = target._eps(0.7, "l2")
+    def run(knobs, **over):  # a fresh pipeline each time: its noise draws start alike
+        pipe = target._pipes([(1.0, knobs)], {}, seed=5)
+        return target._image_attack(pipe, x, t, eps, {**o, **over}, seed=1).x_adv
+
+    noise, mask = Knobs(purify="noise", level=0.4, draws=4), Knobs(pixel_keep=0.5)
+    o = target._options({"steps": 3, "eot": 2, "random_scale": 2})
+    scaled = run(noise)
+    assert torch.equal(scaled, run(noise, recipe="pgd", random_scale=1, steps=6, eot=4))
+    assert not torch.equal(scaled, run(noise, random_scale=1))
+    assert torch.equal(run(mask), run(mask, random_scale=1))
+    with pytest.raises(ValueError, match="random_scale"):
+        target._options({"random_scale": 0})

@@ -356,28 +356,6 @@ def pgd_result(pipe, x: torch.Tensor, targets: torch.Tensor, eps: float, norm: s
     return ImageAttackResult(xa, m, [float(m.mean())])
 
 
-def best_of(pipe, x: torch.Tensor, targets: torch.Tensor,
-            results: Sequence[ImageAttackResult], eot: int | None = None) -> ImageAttackResult:
-    """Per image, the candidate attack with the largest target margin (AutoAttack's rule).
-
-    Against a randomised pipeline the margins are re-estimated on fresh draws (``4 eot``),
-    so no candidate wins on the luck of its own draws.
-    """
-    if not results:
-        raise ValueError("best_of needs at least one ImageAttackResult")
-    xs = [r.x_adv for r in results]
-    if getattr(pipe, "randomised", False):
-        with torch.no_grad():
-            ms = [target_margin(pipe.log_probs(z, targets, 4 * (eot or 8)), targets) for z in xs]
-    else:
-        ms = [r.margin for r in results]
-    m = torch.stack(ms)  # (candidates, n)
-    j = m.argmax(0)
-    x_adv = torch.stack(xs)[j, torch.arange(len(x))]
-    trace = [v for r in results for v in r.trace]
-    return ImageAttackResult(x_adv, m[j, torch.arange(len(x))], trace)
-
-
 # ---------------------------------------------------------------- Square attack
 
 
